@@ -1,0 +1,1 @@
+"""Benchmarks behind `xrd-agent bench`; results go to bench/results/."""

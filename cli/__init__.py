@@ -1,0 +1,1 @@
+"""The `xrd-agent` command line: one module per subcommand, registered in `cli.main`."""

@@ -1,0 +1,66 @@
+"""Entry point of the `xrd-agent` console script.
+
+Each subcommand lives in its own module of this package and exposes
+``register(subparsers) -> None``, which adds its parser and sets ``func``
+(a callable taking the parsed ``argparse.Namespace`` and returning an exit code).
+Modules are imported lazily by name so that `xrd-agent --help` stays fast and a
+subcommand's heavy imports (torch, prefect, tiled) cost only when it runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from cli.errors import UserError
+
+# Subcommand modules, in the order `--help` lists them.
+COMMAND_MODULES: tuple[str, ...] = (
+    "cli.demo",
+    "cli.scan",
+    "cli.shell",
+    "cli.classify",
+    "cli.train",
+    "cli.bench",
+    "cli.serve_agent",
+    "cli.report",
+    "cli.storage",
+    "cli.flows",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="xrd-agent",
+        description="Closed-loop X-ray diffraction agent: adaptive Bluesky scans steered by a 1D CNN.",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name == name:  # subcommand not written yet
+                continue
+            raise
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (UserError, ValueError, FileNotFoundError, KeyError) as exc:
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        print(f"xrd-agent {args.command}: error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"xrd-agent {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""xrd-agent: storage (tiled catalog, labels)."""

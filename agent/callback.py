@@ -1,0 +1,277 @@
+"""The agent as a bluesky callback: documents in, decisions out.
+
+`ScanAgent` holds one classifier and answers ``decide(run_uid, n_points)`` for the runs it has
+seen. It watches runs through `ScanAgent.factory`, a RunRouter factory: for every adaptive run
+(a start document with ``"adaptive"`` metadata) it makes one `AgentRunCallback`, a
+`bluesky.callbacks.core.CallbackBase` that rebuilds the partial scan from the primary stream's
+events. On a decision the run callback classifies the partial scan (the classifier's own
+preprocessing, on the best device: CUDA when present, CPU otherwise), applies the pure policy with
+the thresholds the plan wrote into the start document, and times the whole thing.
+
+`LocalAgent` is the in-process channel the plan talks to (``ask`` / ``describe`` /
+``document_callback``); `agent.remote` provides the same channel across processes.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from typing import Any, Protocol
+
+import numpy as np
+from bluesky.callbacks.core import CallbackBase
+from event_model import RunRouter
+
+from agent.decision import Decision
+from agent.partial_scan import PartialScanBuilder
+from agent.policy import PolicyConfig, PredictionSummary, decide
+
+MIN_POINTS_FOR_PREDICTION = 4
+"""Below this many points the model is not run (a handful of points carries no class evidence)."""
+
+KEEP_FINISHED_RUNS = 4
+"""How many finished runs the agent remembers (late questions about a just-closed run)."""
+
+
+class ClassifierLike(Protocol):
+    """What the agent needs from `models.classifier.Classifier`."""
+
+    version: str
+    classes: tuple[str, ...]
+    task: str
+
+    def predict(self, two_theta: np.ndarray, intensity: np.ndarray) -> Any: ...
+
+
+class AgentNotReady(RuntimeError):
+    """The agent has not (yet) seen the documents a decision was asked about."""
+
+
+def best_device() -> str:
+    """``"cuda"`` when a CUDA device is usable, else ``"cpu"``."""
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def place_on_best_device(classifier: ClassifierLike) -> str:
+    """Move the classifier's network to the best device when it supports ``to(device)``.
+
+    Returns the device name used.
+    """
+    device = best_device()
+    mover = getattr(classifier, "to", None)
+    if callable(mover):
+        mover(device)
+    return device
+
+
+class AgentRunCallback(CallbackBase):
+    """Rebuild one adaptive run's partial scan from its documents and decide on request.
+
+    Parameters
+    ----------
+    start_doc : dict
+        The run's start document (with ``"adaptive"`` metadata, see `PartialScanBuilder`).
+    classifier : ClassifierLike
+        The model.
+    grid : np.ndarray
+        Angles of the classifier's CAM, degrees.
+    """
+
+    def __init__(self, start_doc: dict[str, Any], classifier: ClassifierLike, grid: np.ndarray) -> None:
+        super().__init__()
+        self.builder = PartialScanBuilder(start_doc)
+        self.config = PolicyConfig.from_dict(start_doc["adaptive"].get("policy", {}))
+        self.classifier = classifier
+        self.grid = grid
+        self.history: list[PredictionSummary] = []
+        self.latencies_ms: list[float] = []
+        self.stopped = False
+        self._new_points = threading.Condition()
+
+    # -- documents -------------------------------------------------------------------------------
+    def descriptor(self, doc: dict[str, Any]) -> dict[str, Any]:
+        self.builder.descriptor(doc)
+        return doc
+
+    # Documents may arrive on a dispatcher thread while a decision is computed on another (remote
+    # agent): the condition's lock serialises adding points and reading them.
+    def event(self, doc: dict[str, Any]) -> dict[str, Any]:
+        with self._new_points:
+            if self.builder.event(doc):
+                self._new_points.notify_all()
+        return doc
+
+    def event_page(self, doc: dict[str, Any]) -> dict[str, Any]:
+        with self._new_points:
+            if self.builder.event_page(doc):
+                self._new_points.notify_all()
+        return doc
+
+    def stop(self, doc: dict[str, Any]) -> dict[str, Any]:
+        self.stopped = True
+        with self._new_points:
+            self._new_points.notify_all()
+        return doc
+
+    # -- decisions -------------------------------------------------------------------------------
+    def wait_for_points(self, n_points: int, timeout: float) -> bool:
+        """Block (at most `timeout` s) until `n_points` primary events were seen; returns success."""
+        deadline = time.monotonic() + timeout
+        with self._new_points:
+            while self.builder.scan.n_points < n_points and not self.stopped:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._new_points.wait(remaining)
+        return self.builder.scan.n_points >= n_points
+
+    def decide(self, n_points: int) -> Decision:
+        """Classify the partial scan and apply the policy.
+
+        Parameters
+        ----------
+        n_points : int
+            How many points the plan has measured; the decision is refused when the callback has
+            seen fewer (the documents are late), so plan and agent never talk past each other.
+
+        Raises
+        ------
+        AgentNotReady
+            If fewer than `n_points` points have arrived.
+        """
+        with self._new_points:
+            return self._decide(n_points)
+
+    def _decide(self, n_points: int) -> Decision:
+        started = time.perf_counter()
+        scan = self.builder.scan
+        if scan.n_points < n_points:
+            raise AgentNotReady(f"run {self.builder.run_uid}: {scan.n_points} of {n_points} points seen")
+        prediction = None
+        if scan.n_points >= MIN_POINTS_FOR_PREDICTION:
+            two_theta, counts = scan.sorted()
+            prediction = self.classifier.predict(two_theta, counts)
+        decision = decide(scan, prediction, self.history, self.config, self.grid)
+        if prediction is not None:
+            self.history.append(PredictionSummary(str(prediction.label), float(prediction.confidence)))
+        latency_ms = 1e3 * (time.perf_counter() - started)
+        self.latencies_ms.append(latency_ms)
+        return _with(decision, model_version=str(self.classifier.version), latency_ms=latency_ms)
+
+
+def _with(decision: Decision, **changes: Any) -> Decision:
+    """A copy of a frozen decision with some fields replaced."""
+    from dataclasses import replace
+
+    return replace(decision, **changes)
+
+
+class ScanAgent:
+    """One classifier serving decisions for the adaptive runs it watches.
+
+    Parameters
+    ----------
+    classifier : ClassifierLike
+        The model (e.g. ``models.load_default("space_group")``); moved to the best device.
+    grid : np.ndarray, optional
+        Angles of the classifier's CAM, degrees; default `models.grid.GRID`.
+    """
+
+    def __init__(self, classifier: ClassifierLike, grid: np.ndarray | None = None) -> None:
+        if grid is None:
+            from models.grid import GRID
+
+            grid = GRID
+        self.classifier = classifier
+        self.grid = np.asarray(grid, dtype=np.float64)
+        self.device = place_on_best_device(classifier)
+        self._runs: OrderedDict[str, AgentRunCallback] = OrderedDict()
+        self._lock = threading.Lock()
+        self._run_added = threading.Condition(self._lock)
+        self.router = RunRouter([self.factory])
+
+    def factory(self, name: str, start_doc: dict[str, Any]) -> tuple[list[Any], list[Any]]:
+        """RunRouter factory: a callback for each adaptive run, nothing for other runs."""
+        if "adaptive" not in start_doc:
+            return [], []
+        callback = AgentRunCallback(start_doc, self.classifier, self.grid)
+        with self._run_added:
+            self._runs[start_doc["uid"]] = callback
+            while len(self._runs) > KEEP_FINISHED_RUNS and next(iter(self._runs.values())).stopped:
+                self._runs.popitem(last=False)
+            self._run_added.notify_all()
+        return [callback], []
+
+    def __call__(self, name: str, doc: dict[str, Any]) -> None:
+        """Feed one document (subscribe the agent itself to a RunEngine or a RemoteDispatcher)."""
+        self.router(name, doc)
+
+    def run(self, run_uid: str, timeout: float = 0.0) -> AgentRunCallback:
+        """The callback of a run, waiting at most `timeout` s for its start document."""
+        deadline = time.monotonic() + timeout
+        with self._run_added:
+            while run_uid not in self._runs:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise AgentNotReady(f"no start document seen for run {run_uid}")
+                self._run_added.wait(remaining)
+            return self._runs[run_uid]
+
+    def describe(self) -> dict[str, Any]:
+        """Model identity for the run's start document."""
+        return {
+            "model_version": str(self.classifier.version),
+            "model_task": str(getattr(self.classifier, "task", "")),
+            "classes": [str(c) for c in self.classifier.classes],
+            "device": self.device,
+        }
+
+    def decide(self, run_uid: str, n_points: int, timeout: float = 0.0) -> Decision:
+        """The decision after `n_points` points of run `run_uid`, waiting up to `timeout` s for documents."""
+        run = self.run(run_uid, timeout)
+        if not run.wait_for_points(n_points, timeout):
+            raise AgentNotReady(f"run {run_uid}: {run.builder.scan.n_points} of {n_points} points seen")
+        return run.decide(n_points)
+
+
+class LocalAgent:
+    """The in-process plan/agent channel: the agent runs synchronously inside the RunEngine's thread.
+
+    The RunEngine hands every document to ``document_callback`` before the plan resumes, so by the
+    time the plan asks, the agent has seen the point; no waiting is involved.
+
+    Parameters
+    ----------
+    classifier : ClassifierLike
+        The model.
+    grid : np.ndarray, optional
+        Angles of the classifier's CAM, degrees.
+    """
+
+    kind = "local"
+
+    def __init__(self, classifier: ClassifierLike, grid: np.ndarray | None = None) -> None:
+        self.agent = ScanAgent(classifier, grid)
+
+    @property
+    def document_callback(self) -> ScanAgent:
+        """Subscribe this to the run (the plan does so for the run's duration)."""
+        return self.agent
+
+    def describe(self, timeout: float = 1.0) -> dict[str, Any]:
+        """Model identity (never blocks)."""
+        return {**self.agent.describe(), "agent": self.kind}
+
+    def ask(self, run_uid: str, n_points: int, timeout: float = 1.0) -> Decision:
+        """The next decision; raises (AgentNotReady, model errors) instead of hanging."""
+        return self.agent.decide(run_uid, n_points, timeout=0.0)
+
+    def latencies_ms(self, run_uid: str) -> list[float]:
+        """Agent-side latencies of a run's decisions, milliseconds."""
+        return list(self.agent.run(run_uid).latencies_ms)
+
+    def close(self) -> None:
+        """Nothing to release in-process."""

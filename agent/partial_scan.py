@@ -1,0 +1,188 @@
+"""The partial scan: the points a run has measured so far, rebuilt from bluesky event documents.
+
+`PartialScan` is plain numpy (append-only arrays with amortised growth, a cached sorted view), so
+the policy can be tested without a RunEngine. `PartialScanBuilder` fills one from the documents of
+a run: it reads the motor and detector field names the plan wrote into the start document
+(``start["adaptive"]["motor_field"]`` / ``["counts_field"]``) and accepts only events of the
+``"primary"`` stream (the plan's own ``"decisions"`` stream is provenance, not data).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+PRIMARY_STREAM = "primary"
+"""Name of the event stream that holds the measured points."""
+
+
+class PartialScan:
+    """Points measured so far in one forward scan from `start` to `stop`.
+
+    Parameters
+    ----------
+    start : float
+        First angle of the scan range, degrees 2-theta.
+    stop : float
+        Last angle of the scan range, degrees 2-theta; must exceed `start`.
+    capacity : int
+        Initial array capacity (points); arrays grow by doubling.
+
+    Raises
+    ------
+    ValueError
+        If the range is empty or not finite.
+    """
+
+    def __init__(self, start: float, stop: float, capacity: int = 512) -> None:
+        if not (math.isfinite(start) and math.isfinite(stop)) or stop <= start:
+            raise ValueError(f"scan range must satisfy start < stop, got start={start}, stop={stop}")
+        self.start = float(start)
+        self.stop = float(stop)
+        self._two_theta = np.empty(max(capacity, 8), dtype=np.float64)
+        self._counts = np.empty(max(capacity, 8), dtype=np.float64)
+        self._n = 0
+        self._sorted: tuple[np.ndarray, np.ndarray] | None = None
+        self._frontier = -math.inf
+
+    def add(self, two_theta: float, counts: float) -> None:
+        """Append one measured point.
+
+        Parameters
+        ----------
+        two_theta : float
+            Motor position, degrees.
+        counts : float
+            Detector counts at that position (finite, >= 0).
+
+        Raises
+        ------
+        ValueError
+            On a non-finite position or non-finite/negative counts.
+        """
+        two_theta, counts = float(two_theta), float(counts)
+        if not math.isfinite(two_theta):
+            raise ValueError(f"measured position must be finite, got {two_theta}")
+        if not math.isfinite(counts) or counts < 0:
+            raise ValueError(f"counts must be finite and >= 0, got {counts} at {two_theta} deg")
+        if self._n == self._two_theta.size:
+            self._two_theta = np.resize(self._two_theta, 2 * self._n)
+            self._counts = np.resize(self._counts, 2 * self._n)
+        self._two_theta[self._n] = two_theta
+        self._counts[self._n] = counts
+        self._n += 1
+        self._sorted = None
+        self._frontier = max(self._frontier, two_theta)
+
+    @property
+    def n_points(self) -> int:
+        """Number of measured points."""
+        return self._n
+
+    @property
+    def two_theta(self) -> np.ndarray:
+        """Positions in measurement order, degrees (a read-only view)."""
+        view = self._two_theta[: self._n]
+        view.flags.writeable = False
+        return view
+
+    @property
+    def counts(self) -> np.ndarray:
+        """Counts in measurement order (a read-only view)."""
+        view = self._counts[: self._n]
+        view.flags.writeable = False
+        return view
+
+    def sorted(self) -> tuple[np.ndarray, np.ndarray]:
+        """Positions (degrees) and counts sorted by angle; cached until the next `add`."""
+        if self._sorted is None:
+            order = np.argsort(self._two_theta[: self._n], kind="stable")
+            self._sorted = (self._two_theta[: self._n][order], self._counts[: self._n][order])
+        return self._sorted
+
+    @property
+    def frontier(self) -> float:
+        """The furthest position measured, degrees (-inf before the first point)."""
+        return self._frontier
+
+    @property
+    def last_position(self) -> float:
+        """Position of the most recently measured point, degrees (NaN before the first point)."""
+        return float(self._two_theta[self._n - 1]) if self._n else math.nan
+
+    def measured_fraction(self) -> float:
+        """Fraction of the range ``[start, stop]`` already passed by the frontier, 0-1."""
+        if self._n == 0:
+            return 0.0
+        span = (self._frontier - self.start) / (self.stop - self.start)
+        return float(min(max(span, 0.0), 1.0))
+
+    def has_point_near(self, two_theta: float, tolerance: float) -> bool:
+        """Whether a point was measured within `tolerance` degrees of `two_theta`."""
+        if self._n == 0:
+            return False
+        positions, _ = self.sorted()
+        i = int(np.searchsorted(positions, two_theta))
+        for j in (i - 1, i):
+            if 0 <= j < positions.size and abs(positions[j] - two_theta) <= tolerance:
+                return True
+        return False
+
+
+class PartialScanBuilder:
+    """Rebuild a `PartialScan` from the documents of one run.
+
+    Parameters
+    ----------
+    start_doc : dict
+        The run's start document; must carry ``start_doc["adaptive"]`` with ``"start"``, ``"stop"``
+        (degrees), ``"motor_field"`` and ``"counts_field"`` (data keys of the primary stream).
+
+    Raises
+    ------
+    ValueError
+        If the start document does not describe an adaptive scan.
+    """
+
+    def __init__(self, start_doc: dict[str, Any]) -> None:
+        adaptive = start_doc.get("adaptive")
+        if not isinstance(adaptive, dict):
+            raise ValueError(f"run {start_doc.get('uid')!r} is not an adaptive scan (no 'adaptive' metadata)")
+        try:
+            self.motor_field = str(adaptive["motor_field"])
+            self.counts_field = str(adaptive["counts_field"])
+            self.scan = PartialScan(float(adaptive["start"]), float(adaptive["stop"]))
+        except KeyError as exc:
+            raise ValueError(f"adaptive metadata lacks {exc.args[0]!r}") from exc
+        self.run_uid: str = start_doc["uid"]
+        self._primary_descriptors: set[str] = set()
+        self.closed = False
+
+    def descriptor(self, doc: dict[str, Any]) -> None:
+        """Note a descriptor; only the primary stream's descriptors feed the scan."""
+        if doc.get("name") == PRIMARY_STREAM:
+            keys = doc.get("data_keys", {})
+            missing = {self.motor_field, self.counts_field} - set(keys)
+            if missing:
+                raise ValueError(f"primary stream of run {self.run_uid} lacks data keys {sorted(missing)}")
+            self._primary_descriptors.add(doc["uid"])
+
+    def event(self, doc: dict[str, Any]) -> bool:
+        """Add the point of a primary event; returns whether the event was a measured point."""
+        if doc.get("descriptor") not in self._primary_descriptors:
+            return False
+        data = doc["data"]
+        self.scan.add(data[self.motor_field], data[self.counts_field])
+        return True
+
+    def event_page(self, doc: dict[str, Any]) -> int:
+        """Add the points of a primary event page; returns how many were added."""
+        if doc.get("descriptor") not in self._primary_descriptors:
+            return 0
+        positions = doc["data"][self.motor_field]
+        counts = doc["data"][self.counts_field]
+        for two_theta, value in zip(positions, counts, strict=True):
+            self.scan.add(two_theta, value)
+        return len(positions)

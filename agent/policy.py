@@ -1,0 +1,342 @@
+"""The decision: a pure function of the partial scan, the latest prediction and the configuration.
+
+`decide` never touches a device, a socket or a model; the same inputs give the same `Decision`, so
+every rule below is tested without a RunEngine (tests/test_agent_policy.py).
+
+The rules, in the order they are checked after each point:
+
+1. **Settled -> stop.** The class is *settled* when, with ``early_stop`` on,
+   (a) the frontier has passed at least ``min_fraction`` of the range, and
+   (b) the calibrated confidence of the same label has been at least ``confidence`` for the last
+   ``stable_decisions`` predictions (this one included).
+   Calibrated means the probability is an honest estimate of being right, so (b) asks for a run of
+   agreeing, confident answers rather than one lucky one; (a) keeps a short, featureless start of
+   the range from settling anything.
+2. **Peak crossed at the coarse step -> back-step.** If the last interval behind the frontier was
+   crossed at the coarse step and either of its end points stands above the local background
+   (``peak_sigma`` Poisson standard deviations and ``peak_relative`` of the background), the agent
+   goes back and measures that interval at the fine step. Positions already measured are never
+   proposed again.
+3. **High-CAM region crossed at the coarse step -> back-step.** While the class is not yet confident,
+   a coarse interval within ``backstep_window`` degrees behind the frontier whose mean CAM is at
+   least ``cam_fraction`` of the CAM maximum over the measured range is filled at the fine step:
+   the model says its evidence lies there, so it is worth measuring well.
+4. **Inside a peak -> fine step; else -> coarse step.** The frontier point above background means
+   the scan is on a peak: keep the fine step until the signal falls back.
+5. **End of range -> stop.**
+
+Steps are clipped to the range, so the plan never asks the motor past ``stop``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from agent.decision import ActionKind, CamSummary, Decision
+from agent.partial_scan import PartialScan
+
+
+class PredictionLike(Protocol):
+    """What the policy reads from a model prediction (`models.classifier.Prediction`)."""
+
+    probabilities: np.ndarray
+    label: str
+    confidence: float
+    cam: np.ndarray
+    coverage: float
+    classes: Sequence[str]
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    """Thresholds of the policy; all recorded in the start document of every adaptive run.
+
+    Parameters
+    ----------
+    start, stop : float
+        Scan range, degrees 2-theta (``start < stop``).
+    coarse_step : float
+        Step where nothing is happening, degrees.
+    fine_step : float
+        Step inside peaks and for back-step fills, degrees (``0 < fine_step < coarse_step``).
+    confidence : float
+        Calibrated probability at or above which a prediction counts as confident, 0-1.
+    min_fraction : float
+        Fraction of the range the frontier must have passed before the class may settle, 0-1.
+    stable_decisions : int
+        Number of consecutive confident predictions of the same label needed to settle.
+    early_stop : bool
+        Whether a settled class stops the scan (else the scan always runs to `stop`).
+    peak_sigma : float
+        A point is above background when it exceeds the local background by this many Poisson
+        standard deviations (sqrt of the background counts) ...
+    peak_relative : float
+        ... and by at least this fraction of the background (guards against high-count
+        backgrounds, where a few sigma is a tiny relative change).
+    background_window : float
+        Width of the window behind a point whose median counts is the local background, degrees.
+    cam_fraction : float
+        A coarse interval is "high-CAM" when its mean CAM is at least this fraction of the CAM
+        maximum over the measured range, 0-1.
+    backstep_window : float
+        Only coarse intervals this close behind the frontier are filled because of the CAM, degrees
+        (bounds the motor travel a back-step costs).
+    """
+
+    start: float = 5.0
+    stop: float = 60.0
+    coarse_step: float = 0.16
+    fine_step: float = 0.04
+    confidence: float = 0.9
+    min_fraction: float = 0.35
+    stable_decisions: int = 8
+    early_stop: bool = True
+    peak_sigma: float = 5.0
+    peak_relative: float = 0.25
+    background_window: float = 2.0
+    cam_fraction: float = 0.6
+    backstep_window: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.start) and math.isfinite(self.stop)) or self.stop <= self.start:
+            raise ValueError(f"scan range must satisfy start < stop, got {self.start}..{self.stop} deg")
+        if not 0 < self.fine_step < self.coarse_step:
+            raise ValueError(
+                f"steps must satisfy 0 < fine_step < coarse_step, got fine_step={self.fine_step}, "
+                f"coarse_step={self.coarse_step} deg"
+            )
+        if self.coarse_step > self.stop - self.start:
+            raise ValueError(f"coarse_step {self.coarse_step} deg exceeds the range {self.start}..{self.stop} deg")
+        if not 0 < self.confidence <= 1:
+            raise ValueError(f"confidence must be in (0, 1], got {self.confidence}")
+        if not 0 <= self.min_fraction <= 1:
+            raise ValueError(f"min_fraction must be in [0, 1], got {self.min_fraction}")
+        if self.stable_decisions < 1:
+            raise ValueError(f"stable_decisions must be >= 1, got {self.stable_decisions}")
+        for name in ("peak_sigma", "peak_relative", "background_window", "backstep_window"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if not 0 < self.cam_fraction <= 1:
+            raise ValueError(f"cam_fraction must be in (0, 1], got {self.cam_fraction}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The thresholds as a plain dictionary (start-document metadata)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, record: dict[str, Any]) -> PolicyConfig:
+        """Rebuild from :meth:`to_dict` output, ignoring unknown keys."""
+        known = cls.__dataclass_fields__
+        return cls(**{key: value for key, value in record.items() if key in known})
+
+
+@dataclass(frozen=True)
+class PredictionSummary:
+    """Label and calibrated confidence of one earlier prediction (the policy's only memory)."""
+
+    label: str
+    confidence: float
+
+
+def is_settled(
+    scan: PartialScan,
+    prediction: PredictionLike | None,
+    history: Sequence[PredictionSummary],
+    config: PolicyConfig,
+) -> bool:
+    """Whether the class is settled (rule 1 of the module docstring).
+
+    Parameters
+    ----------
+    scan : PartialScan
+        The points measured so far.
+    prediction : PredictionLike or None
+        The prediction on `scan` (None when the model was not run).
+    history : sequence of PredictionSummary
+        Earlier predictions of this run, oldest first (the current one not included).
+    config : PolicyConfig
+        Thresholds.
+    """
+    if prediction is None or scan.measured_fraction() < config.min_fraction:
+        return False
+    recent = [*history[-(config.stable_decisions - 1) :], PredictionSummary(prediction.label, prediction.confidence)]
+    if config.stable_decisions > 1 and len(history) < config.stable_decisions - 1:
+        return False
+    return all(p.label == prediction.label and p.confidence >= config.confidence for p in recent)
+
+
+def above_background(positions: np.ndarray, counts: np.ndarray, index: int, config: PolicyConfig) -> bool:
+    """Whether the point at `index` of a sorted scan stands above its local background.
+
+    The background is the median of the points in the ``background_window`` degrees before it (the
+    point itself excluded), so a rising flank does not raise its own reference.
+    """
+    x = positions[index]
+    lo = int(np.searchsorted(positions, x - config.background_window))
+    window = counts[lo:index]
+    if window.size < 3:
+        return False
+    background = float(np.median(window))
+    excess = counts[index] - background
+    return bool(excess > config.peak_sigma * math.sqrt(max(background, 1.0)) and excess > config.peak_relative * background)
+
+
+def summarise_cam(cam: np.ndarray | None, grid: np.ndarray, measured: np.ndarray | None = None) -> CamSummary:
+    """Describe a class-activation map on `grid` (degrees) in a few numbers.
+
+    Parameters
+    ----------
+    cam : np.ndarray or None
+        Non-negative CAM values on `grid`; None gives an empty summary.
+    grid : np.ndarray
+        Angles of the CAM values, degrees.
+    measured : np.ndarray, optional
+        Boolean mask of grid points backed by measurement; the CAM elsewhere is ignored.
+    """
+    if cam is None or cam.size != grid.size:
+        return CamSummary()
+    values = np.where(measured, cam, 0.0) if measured is not None else np.asarray(cam)
+    peak = int(np.argmax(values))
+    if values[peak] <= 0:
+        return CamSummary()
+    high = values >= 0.5 * values[peak]
+    # the widest contiguous high region
+    edges = np.flatnonzero(np.diff(np.concatenate(([0], high.astype(np.int8), [0]))))
+    starts, ends = edges[::2], edges[1::2]
+    widest = int(np.argmax(ends - starts))
+    # local maxima, strongest first
+    interior = (values[1:-1] > values[:-2]) & (values[1:-1] >= values[2:]) & (values[1:-1] > 0)
+    maxima = np.flatnonzero(interior) + 1
+    top = maxima[np.argsort(values[maxima])[::-1][:3]]
+    return CamSummary(
+        peak_two_theta=float(grid[peak]),
+        high_low=float(grid[starts[widest]]),
+        high_high=float(grid[ends[widest] - 1]),
+        top_two_theta=tuple(float(grid[i]) for i in top),
+    )
+
+
+def _fill_positions(lo: float, hi: float, scan: PartialScan, config: PolicyConfig) -> tuple[float, ...]:
+    """Fine-step positions strictly inside (lo, hi) that were not measured yet, ascending."""
+    tolerance = 0.25 * config.fine_step
+    n = int(math.floor((hi - lo) / config.fine_step + 1e-9))
+    candidates = (lo + config.fine_step * k for k in range(1, n + 1))
+    return tuple(
+        round(x, 6) for x in candidates if x < hi - tolerance and not scan.has_point_near(x, tolerance)
+    )
+
+
+def _cam_on_interval(cam: np.ndarray, grid: np.ndarray, lo: float, hi: float) -> float:
+    """Mean CAM over grid points in [lo, hi] (0 when none)."""
+    i, j = np.searchsorted(grid, lo), np.searchsorted(grid, hi, side="right")
+    return float(cam[i:j].mean()) if j > i else 0.0
+
+
+def decide(
+    scan: PartialScan,
+    prediction: PredictionLike | None,
+    history: Sequence[PredictionSummary],
+    config: PolicyConfig,
+    grid: np.ndarray | None = None,
+) -> Decision:
+    """Choose the next action after the latest point (rules in the module docstring).
+
+    Parameters
+    ----------
+    scan : PartialScan
+        The points measured so far (at least one).
+    prediction : PredictionLike or None
+        The model's prediction on `scan`; None when no model was run (then only the peak rules
+        and the range decide).
+    history : sequence of PredictionSummary
+        Earlier predictions of this run, oldest first.
+    config : PolicyConfig
+        Thresholds.
+    grid : np.ndarray, optional
+        Angles of ``prediction.cam``, degrees (the model grid); needed for the CAM rules.
+
+    Returns
+    -------
+    Decision
+        The action and positions; evidence fields (probabilities, CAM summary) are filled from
+        `prediction`, latency and model version are left for the caller.
+    """
+    evidence: dict[str, Any] = {"n_points": scan.n_points, "position": scan.last_position}
+    if prediction is not None:
+        probabilities = tuple(float(p) for p in np.asarray(prediction.probabilities).ravel())
+        evidence.update(
+            label=str(prediction.label),
+            confidence=float(prediction.confidence),
+            probabilities=probabilities,
+            classes=tuple(str(c) for c in prediction.classes),
+            coverage=float(prediction.coverage),
+        )
+    if scan.n_points == 0:
+        return Decision(ActionKind.COARSE, (config.start,), "first point", **evidence)
+
+    positions, counts = scan.sorted()
+    cam = None if prediction is None or grid is None else np.asarray(prediction.cam, dtype=np.float64)
+    measured_on_grid = None
+    if cam is not None and grid is not None:
+        measured_on_grid = (grid >= positions[0] - 1e-9) & (grid <= scan.frontier + 1e-9)
+        evidence["cam"] = summarise_cam(cam, grid, measured_on_grid)
+
+    def decision(kind: ActionKind, where: tuple[float, ...], reason: str) -> Decision:
+        return Decision(kind, where, reason, **evidence)
+
+    if config.early_stop and is_settled(scan, prediction, history, config):
+        return decision(ActionKind.STOP, (), f"settled: {prediction.label} at confidence {prediction.confidence:.3f}")
+
+    coarse_gap = 1.5 * config.fine_step
+    front = int(np.searchsorted(positions, scan.frontier))  # index of the frontier point
+    confident = prediction is not None and prediction.confidence >= config.confidence
+
+    # Rule 2: the last interval was crossed at the coarse step and one of its ends is on a peak.
+    if front >= 1 and positions[front] - positions[front - 1] > coarse_gap:
+        if above_background(positions, counts, front, config) or above_background(positions, counts, front - 1, config):
+            fill = _fill_positions(positions[front - 1], positions[front], scan, config)
+            if fill:
+                return decision(ActionKind.BACKSTEP, fill, "peak crossed at coarse step")
+
+    # Rule 3: a high-CAM coarse interval just behind the frontier, while not yet confident.
+    if cam is not None and grid is not None and not confident and measured_on_grid is not None:
+        cam_max = float(np.max(np.where(measured_on_grid, cam, 0.0)))
+        if cam_max > 0:
+            lo_index = int(np.searchsorted(positions, scan.frontier - config.backstep_window))
+            for k in range(front, max(lo_index, 1) - 1, -1):
+                lo, hi = positions[k - 1], positions[k]
+                if hi - lo > coarse_gap and _cam_on_interval(cam, grid, lo, hi) >= config.cam_fraction * cam_max:
+                    fill = _fill_positions(lo, hi, scan, config)
+                    if fill:
+                        return decision(ActionKind.BACKSTEP, fill, "high-CAM region crossed at coarse step")
+
+    # Rules 4 and 5: step forward, fine inside a peak, until the end of the range.
+    remaining = config.stop - scan.frontier
+    if remaining <= 0.25 * config.fine_step:
+        return decision(ActionKind.STOP, (), "range complete")
+    on_peak = front >= 1 and above_background(positions, counts, front, config)
+    kind, step = (ActionKind.FINE, config.fine_step) if on_peak else (ActionKind.COARSE, config.coarse_step)
+    reason = "on a peak" if on_peak else "background"
+    next_position = min(scan.frontier + step, config.stop)
+    return decision(kind, (round(next_position, 6),), reason)
+
+
+def fallback_decision(scan: PartialScan, config: PolicyConfig, reason: str) -> Decision:
+    """The plan's decision when the agent cannot answer: a fine step forward (or stop at the end).
+
+    Fine steps are the safe choice: they measure everything a uniform fine scan would, so a lost
+    agent costs time, never data.
+    """
+    if scan.n_points == 0:
+        return Decision(ActionKind.FINE, (config.start,), reason, fallback=True)
+    if config.stop - scan.frontier <= 0.25 * config.fine_step:
+        return Decision(ActionKind.STOP, (), f"{reason}; range complete", n_points=scan.n_points,
+                        position=scan.last_position, fallback=True)
+    next_position = round(min(scan.frontier + config.fine_step, config.stop), 6)
+    return Decision(ActionKind.FINE, (next_position,), reason, n_points=scan.n_points,
+                    position=scan.last_position, fallback=True)

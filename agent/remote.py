@@ -1,0 +1,265 @@
+"""The agent in another process: documents over bluesky's zmq Publisher/Proxy/RemoteDispatcher,
+decisions over a zmq REQ/REP socket, msgpack on both (never pickle).
+
+Wiring (all addresses explicit ``tcp://127.0.0.1:PORT``)::
+
+    plan process                                  agent process (`xrd-agent serve-agent`)
+    RunEngine -> Publisher --(documents)--> Proxy in | Proxy out --> RemoteDispatcher -> ScanAgent
+    plan: RemoteAgent.ask --(REQ: run uid, n points)-------------> REP: ScanAgent.decide
+          <------------------------------------------(REP: decision record)--
+
+The two paths are independent, so the agent answers a question only once it has seen the points
+the question is about (`ScanAgent.decide` waits for them, within the request's timeout).
+
+The client never hangs: every request is polled with a timeout; after a timeout the REQ socket is
+closed with ``linger=0`` and a fresh one made (a REQ socket whose reply was lost refuses to send
+again), and `AgentTimeout` is raised for the plan to fall back on fine steps.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from typing import Any
+
+import msgpack
+import msgpack_numpy
+import zmq
+from bluesky.callbacks.zmq import Proxy, Publisher, RemoteDispatcher
+
+from agent.callback import AgentNotReady, ScanAgent
+from agent.decision import Decision
+
+DEFAULT_DOCUMENTS_IN = "tcp://127.0.0.1:5577"
+"""Where the plan's Publisher sends documents (the proxy's input)."""
+DEFAULT_DOCUMENTS_OUT = "tcp://127.0.0.1:5578"
+"""Where the agent's RemoteDispatcher reads documents (the proxy's output)."""
+DEFAULT_DECISIONS = "tcp://127.0.0.1:5579"
+"""The agent's REP socket for decisions."""
+DEFAULT_TIMEOUT_S = 1.0
+"""How long the plan waits for a decision before falling back, seconds."""
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost")
+
+
+class AgentTimeout(TimeoutError):
+    """The remote agent did not answer in time (dead, stuck or unreachable)."""
+
+
+class AgentError(RuntimeError):
+    """The remote agent answered with an error."""
+
+
+def loopback_address(address: str) -> str:
+    """Validate a ``tcp://127.0.0.1:PORT`` address and return it.
+
+    Raises
+    ------
+    ValueError
+        If the address is not TCP on the loopback interface with a port in 1-65535 (the agent
+        binds nothing else: no 0.0.0.0, no integer-only ports, which bluesky maps to 0.0.0.0).
+    """
+    if not isinstance(address, str) or not address.startswith("tcp://"):
+        raise ValueError(f"address must look like tcp://127.0.0.1:PORT, got {address!r}")
+    host, _, port = address[len("tcp://") :].rpartition(":")
+    if host not in LOOPBACK_HOSTS:
+        raise ValueError(f"address must be on the loopback interface (127.0.0.1), got {address!r}")
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"address needs a port in 1-65535, got {address!r}")
+    return f"tcp://127.0.0.1:{int(port)}"
+
+
+def pack(message: Any) -> bytes:
+    """msgpack with numpy support (documents carry numpy scalars and arrays)."""
+    return msgpack.packb(message, default=msgpack_numpy.encode, use_bin_type=True)
+
+
+def unpack(payload: bytes) -> Any:
+    """Inverse of `pack`; raises ValueError on bytes that are not msgpack."""
+    try:
+        return msgpack.unpackb(payload, object_hook=msgpack_numpy.decode, raw=False)
+    except (msgpack.UnpackException, ValueError, TypeError) as exc:
+        raise ValueError(f"not a msgpack message: {exc}") from exc
+
+
+class AgentServer:
+    """Serve a `ScanAgent` to plans in other processes.
+
+    Parameters
+    ----------
+    agent : ScanAgent
+        The agent (model + policy).
+    documents_in : str
+        Proxy input the plans' Publishers connect to (``tcp://127.0.0.1:PORT``).
+    documents_out : str
+        Proxy output the agent's RemoteDispatcher reads.
+    decisions : str
+        Address the REP socket binds.
+    run_proxy : bool
+        Start the bluesky zmq Proxy in this process (else one must already run at those addresses).
+    """
+
+    def __init__(
+        self,
+        agent: ScanAgent,
+        *,
+        documents_in: str = DEFAULT_DOCUMENTS_IN,
+        documents_out: str = DEFAULT_DOCUMENTS_OUT,
+        decisions: str = DEFAULT_DECISIONS,
+        run_proxy: bool = True,
+    ) -> None:
+        self.agent = agent
+        self.documents_in = loopback_address(documents_in)
+        self.documents_out = loopback_address(documents_out)
+        self.decisions = loopback_address(decisions)
+        self.requests_served = 0
+        self._stop = threading.Event()
+        self._context = zmq.Context()
+        self._rep = self._context.socket(zmq.REP)
+        self._rep.setsockopt(zmq.LINGER, 0)
+        self._rep.bind(self.decisions)  # bind first: a busy port fails before anything starts
+        if run_proxy:
+            self._proxy = Proxy(self.documents_in, self.documents_out)
+            threading.Thread(target=self._proxy.start, name="xrd-agent-proxy", daemon=True).start()
+        self._dispatcher = RemoteDispatcher(self.documents_out, deserializer=unpack)
+        self._dispatcher.subscribe(self.agent)
+        threading.Thread(target=self._run_dispatcher, name="xrd-agent-dispatcher", daemon=True).start()
+
+    def _run_dispatcher(self) -> None:
+        try:
+            self._dispatcher.start()
+        except BaseException:  # a cancelled task on stop() is the normal way out
+            if not self._stop.is_set():
+                raise
+
+    def handle(self, request: Any) -> dict[str, Any]:
+        """Answer one decoded request; never raises (errors become ``{"ok": False, "error": ...}``)."""
+        if not isinstance(request, dict) or "op" not in request:
+            return {"ok": False, "error": "request must be a map with an 'op' key"}
+        op = request["op"]
+        try:
+            if op == "hello":
+                return {"ok": True, "agent": self.agent.describe()}
+            if op == "decide":
+                run_uid = str(request["run_uid"])
+                n_points = int(request["n_points"])
+                # answer before the client gives up: leave it a margin for the reply to travel
+                wait = max(0.0, 0.8 * float(request.get("timeout", DEFAULT_TIMEOUT_S)))
+                decision = self.agent.decide(run_uid, n_points, timeout=wait)
+                return {"ok": True, "decision": decision.to_dict()}
+            return {"ok": False, "error": f"unknown op {op!r}"}
+        except (KeyError, TypeError, ValueError, AgentNotReady) as exc:
+            return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+        except Exception as exc:  # noqa: BLE001 - a model failure must reach the plan, not kill the server
+            return {"ok": False, "error": f"agent failed: {type(exc).__name__}: {exc}"}
+
+    def serve_forever(self, poll_ms: int = 100) -> None:
+        """Answer requests until `stop` is called (or the process is killed)."""
+        poller = zmq.Poller()
+        poller.register(self._rep, zmq.POLLIN)
+        while not self._stop.is_set():
+            if not poller.poll(poll_ms):
+                continue
+            payload = self._rep.recv()
+            try:
+                reply = self.handle(unpack(payload))
+            except ValueError as exc:
+                reply = {"ok": False, "error": str(exc)}
+            self._rep.send(pack(reply))
+            self.requests_served += 1
+        self._rep.close()
+
+    def stop(self) -> None:
+        """Ask `serve_forever` to return (within one poll interval)."""
+        self._stop.set()
+        loop = self._dispatcher.loop
+        # RemoteDispatcher.stop() from another thread is unsafe; cancel its task in its own loop
+        if self._dispatcher._task is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._dispatcher._task.cancel)
+
+
+class RemoteAgent:
+    """The plan's side of a remote agent: publishes documents, asks for decisions.
+
+    Parameters
+    ----------
+    decisions : str
+        The agent's REP address (``tcp://127.0.0.1:PORT``).
+    documents_in : str
+        The proxy input to publish documents to.
+    connect_wait : float
+        Seconds to wait after connecting the Publisher, so the first documents are not dropped
+        (a zmq PUB socket drops messages until the connection is up).
+    """
+
+    kind = "remote"
+
+    def __init__(
+        self,
+        decisions: str = DEFAULT_DECISIONS,
+        documents_in: str = DEFAULT_DOCUMENTS_IN,
+        *,
+        connect_wait: float = 0.3,
+    ) -> None:
+        self.decisions = loopback_address(decisions)
+        self.documents_in = loopback_address(documents_in)
+        self._publisher = Publisher(self.documents_in, serializer=pack)
+        self._context = zmq.Context()
+        self._socket: zmq.Socket | None = None
+        self._new_socket()
+        self.roundtrips_ms: list[float] = []
+        time.sleep(connect_wait)
+
+    def _new_socket(self) -> None:
+        if self._socket is not None:
+            self._socket.close(linger=0)
+        self._socket = self._context.socket(zmq.REQ)
+        self._socket.setsockopt(zmq.LINGER, 0)
+        self._socket.connect(self.decisions)
+
+    @property
+    def document_callback(self) -> Publisher:
+        """The Publisher; the plan subscribes it for the run's duration."""
+        return self._publisher
+
+    def request(self, message: dict[str, Any], timeout: float) -> dict[str, Any]:
+        """Send one request and wait at most `timeout` s for the reply.
+
+        Raises
+        ------
+        AgentTimeout
+            No reply in time (the socket is replaced so the next request can be sent).
+        AgentError
+            The agent replied with an error or with something that is not a reply.
+        """
+        if not (math.isfinite(timeout) and timeout > 0):
+            raise ValueError(f"timeout must be a positive number of seconds, got {timeout}")
+        assert self._socket is not None
+        self._socket.send(pack(message))
+        if not self._socket.poll(int(math.ceil(timeout * 1e3)), zmq.POLLIN):
+            self._new_socket()
+            raise AgentTimeout(f"no answer from the agent at {self.decisions} within {timeout:g} s")
+        reply = unpack(self._socket.recv())
+        if not isinstance(reply, dict) or not reply.get("ok"):
+            error = reply.get("error") if isinstance(reply, dict) else repr(reply)
+            raise AgentError(f"agent at {self.decisions}: {error}")
+        return reply
+
+    def describe(self, timeout: float = DEFAULT_TIMEOUT_S) -> dict[str, Any]:
+        """The agent's model identity (raises AgentTimeout / AgentError)."""
+        return {**self.request({"op": "hello"}, timeout)["agent"], "agent": self.kind, "address": self.decisions}
+
+    def ask(self, run_uid: str, n_points: int, timeout: float = DEFAULT_TIMEOUT_S) -> Decision:
+        """The decision after `n_points` points of run `run_uid` (raises AgentTimeout / AgentError)."""
+        started = time.perf_counter()
+        reply = self.request({"op": "decide", "run_uid": run_uid, "n_points": int(n_points), "timeout": timeout}, timeout)
+        self.roundtrips_ms.append(1e3 * (time.perf_counter() - started))
+        return Decision.from_dict(reply["decision"])
+
+    def close(self) -> None:
+        """Close the sockets."""
+        if self._socket is not None:
+            self._socket.close(linger=0)
+            self._socket = None
+        self._context.term()
+        self._publisher.close()

@@ -1,0 +1,83 @@
+"""`xrd-agent scan`: one adaptive scan of a simulated sample, with a LiveTable and a summary.
+
+Runs ``adaptive_scan`` on the configured beamline (`plans.beamline`; ``--sample`` / ``--seed``
+override it), prints the BestEffortCallback's LiveTable, stores the run in the tiled catalog
+(unless ``--no-store``) and ends with one summary line: uid, class, confidence, points and
+simulated acquisition time. ``--report PATH`` also writes the report PNG.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser("scan", help="run one adaptive scan of a simulated sample", description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sample", default=None, help="sample name (see sim_devices.list_samples); default configured")
+    parser.add_argument("--seed", type=int, default=None, help="noise seed; default configured")
+    parser.add_argument("--start", type=float, default=5.0, help="first position, degrees")
+    parser.add_argument("--stop", type=float, default=60.0, help="last position, degrees")
+    parser.add_argument("--coarse-step", type=float, default=0.16, help="coarse step, degrees")
+    parser.add_argument("--fine-step", type=float, default=0.04, help="fine step, degrees")
+    parser.add_argument("--dwell", type=float, default=None, help="counting time per point, seconds")
+    parser.add_argument("--confidence", type=float, default=0.9, help="settle threshold, calibrated probability")
+    parser.add_argument("--no-early-stop", action="store_true", help="always scan to --stop")
+    parser.add_argument("--remote", action="store_true", help="ask an agent started with `xrd-agent serve-agent`")
+    parser.add_argument("--timeout", type=float, default=None, help="decision timeout, seconds (default 1)")
+    parser.add_argument("--no-store", action="store_true", help="do not write the run to the tiled catalog")
+    parser.add_argument("--report", type=Path, default=None, help="write the report PNG here")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from bluesky import RunEngine
+    from bluesky.callbacks.best_effort import BestEffortCallback
+
+    from plans import beamline as configured
+    from plans.adaptive import adaptive_scan
+    from plans.report import render_report
+    from plans.run_record import RunCollector
+    from sim_devices import get_sample, make_beamline
+
+    config = configured.load_config()
+    config = dataclasses.replace(
+        config,
+        sample=args.sample or config.sample,
+        seed=config.seed if args.seed is None else args.seed,
+        agent="remote" if args.remote else config.agent,
+    )
+    get_sample(config.sample)  # an unknown sample fails here with the list of names
+    beamline = make_beamline(sample=config.sample, seed=config.seed)
+    agent = configured.get_agent(config)
+    RE = RunEngine({})
+    bec = BestEffortCallback()
+    bec.disable_plots()
+    RE.subscribe(bec)
+    collector = RunCollector()
+    RE.subscribe(collector)
+    if not args.no_store:
+        from storage.catalog import open_catalog, subscribe_writer
+
+        subscribe_writer(RE, open_catalog())
+    began = beamline.clock.time()
+    (uid,) = RE(adaptive_scan(
+        [beamline.detector], beamline.motor, start=args.start, stop=args.stop, coarse_step=args.coarse_step,
+        fine_step=args.fine_step, dwell=args.dwell, confidence=args.confidence,
+        early_stop=not args.no_early_stop, agent=agent, timeout=args.timeout,
+    ))
+    record = collector.records[uid]
+    final = record.final()
+    print(
+        f"run {uid}: {config.sample} -> {final['label'] or '?'} (confidence {final['confidence']:.3f}), "
+        f"{record.n_points} points, {beamline.clock.time() - began:.1f} s simulated acquisition, "
+        f"exit {record.stop.get('exit_status')}" + (f" ({record.stop['reason']})" if record.stop.get("reason") else "")
+    )
+    if args.report is not None:
+        classifier = getattr(getattr(agent, "agent", None), "classifier", None)
+        print(f"report: {render_report(record, args.report, classifier)}")
+    return 0 if record.stop.get("exit_status") == "success" else 1

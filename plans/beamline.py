@@ -1,0 +1,186 @@
+"""The configured default beamline and agent, so that ``RE(adaptive_scan())`` needs no arguments.
+
+Configuration, later sources overriding earlier ones:
+
+1. Built-in defaults: the simulated beamline (`sim_devices.make_beamline`) with sample
+   ``"CsPbBr3"``, seed 0, and an in-process agent with the shipped space-group model
+   (`models.load_default("space_group")`).
+2. ``$XRD_AGENT_HOME/beamline.json`` (``XRD_AGENT_HOME`` defaults to ``~/.local/share/xrd-agent``),
+   a JSON object with any of the keys of `BeamlineConfig`, e.g.::
+
+       {"sample": "auto-xrd/MASnI3_2-Theta_Omega", "seed": 3,
+        "agent": "remote", "decisions_address": "tcp://127.0.0.1:5579",
+        "documents_address": "tcp://127.0.0.1:5577", "timeout_s": 1.0}
+
+3. Environment variables: ``XRD_AGENT_SAMPLE`` (sample name), ``XRD_AGENT_SEED`` (integer),
+   ``XRD_AGENT_AGENT`` (``local`` or ``remote``), ``XRD_AGENT_MODEL`` (a saved model directory used
+   instead of the shipped default).
+
+``agent: "remote"`` makes the plan talk to an agent started with ``xrd-agent serve-agent`` at the
+given loopback addresses.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+CONFIG_FILE_NAME = "beamline.json"
+HOME_ENV = "XRD_AGENT_HOME"
+DEFAULT_HOME = Path("~/.local/share/xrd-agent")
+
+
+@dataclass(frozen=True)
+class BeamlineConfig:
+    """What the default beamline and agent are.
+
+    Parameters
+    ----------
+    sample : str
+        Sample on the simulated beamline (a structure name such as ``"CsPbBr3"`` or a replayed
+        measured pattern ``"auto-xrd/<file stem>"``).
+    seed : int
+        Seed of the simulated counting noise.
+    task : str
+        Classification task of the default model (``"space_group"`` or ``"dimensionality"``).
+    model_path : str or None
+        A saved model directory to use instead of the shipped default.
+    agent : str
+        ``"local"`` (in-process) or ``"remote"`` (``xrd-agent serve-agent``).
+    decisions_address, documents_address : str
+        Loopback addresses of a remote agent's REP socket and of its document proxy input.
+    timeout_s : float
+        How long the plan waits for a decision before falling back to fine steps, seconds.
+    """
+
+    sample: str = "CsPbBr3"
+    seed: int = 0
+    task: str = "space_group"
+    model_path: str | None = None
+    agent: str = "local"
+    decisions_address: str = "tcp://127.0.0.1:5579"
+    documents_address: str = "tcp://127.0.0.1:5577"
+    timeout_s: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.agent not in ("local", "remote"):
+            raise ValueError(f"beamline config: agent must be 'local' or 'remote', got {self.agent!r}")
+        if not self.timeout_s > 0:
+            raise ValueError(f"beamline config: timeout_s must be > 0, got {self.timeout_s}")
+
+
+def xrd_agent_home() -> Path:
+    """``$XRD_AGENT_HOME`` or ``~/.local/share/xrd-agent`` (not created here)."""
+    return Path(os.environ.get(HOME_ENV) or DEFAULT_HOME).expanduser()
+
+
+def load_config(path: Path | None = None) -> BeamlineConfig:
+    """Read the configuration (defaults, then the JSON file, then environment variables).
+
+    Parameters
+    ----------
+    path : Path, optional
+        The JSON file; default ``$XRD_AGENT_HOME/beamline.json`` (absent is fine).
+
+    Raises
+    ------
+    ValueError
+        On a file that is not a JSON object, unknown keys, or invalid values.
+    """
+    path = path or xrd_agent_home() / CONFIG_FILE_NAME
+    config = BeamlineConfig()
+    if path.exists():
+        try:
+            record = json.loads(path.read_text())
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path}: not valid JSON ({exc})") from exc
+        if not isinstance(record, dict):
+            raise ValueError(f"{path}: expected a JSON object, got {type(record).__name__}")
+        known = {f.name for f in fields(BeamlineConfig)}
+        unknown = set(record) - known
+        if unknown:
+            raise ValueError(f"{path}: unknown keys {sorted(unknown)} (known: {sorted(known)})")
+        config = replace(config, **record)
+    overrides: dict[str, Any] = {}
+    if os.environ.get("XRD_AGENT_SAMPLE"):
+        overrides["sample"] = os.environ["XRD_AGENT_SAMPLE"]
+    if os.environ.get("XRD_AGENT_SEED"):
+        try:
+            overrides["seed"] = int(os.environ["XRD_AGENT_SEED"])
+        except ValueError as exc:
+            raise ValueError(f"XRD_AGENT_SEED must be an integer, got {os.environ['XRD_AGENT_SEED']!r}") from exc
+    if os.environ.get("XRD_AGENT_AGENT"):
+        overrides["agent"] = os.environ["XRD_AGENT_AGENT"]
+    if os.environ.get("XRD_AGENT_MODEL"):
+        overrides["model_path"] = os.environ["XRD_AGENT_MODEL"]
+    return replace(config, **overrides)
+
+
+_beamline: Any = None
+_agent: Any = None
+
+
+def get_beamline(config: BeamlineConfig | None = None) -> Any:
+    """The default beamline of this process (made on first use, then reused).
+
+    Returns
+    -------
+    sim_devices.SimulatedBeamline
+        With ``motor`` (``tth``) and ``detector`` (``det``).
+    """
+    global _beamline
+    if _beamline is None:
+        from sim_devices import make_beamline
+
+        config = config or load_config()
+        _beamline = make_beamline(sample=config.sample, seed=config.seed)
+    return _beamline
+
+
+def load_classifier(config: BeamlineConfig) -> Any:
+    """The configured classifier: ``config.model_path`` when set, else the shipped default."""
+    if config.model_path:
+        from models.classifier import Classifier
+
+        return Classifier.load(Path(config.model_path))
+    import models
+
+    return models.load_default(config.task)
+
+
+def get_agent(config: BeamlineConfig | None = None) -> Any:
+    """The default agent channel of this process (`LocalAgent` or `RemoteAgent`), made on first use."""
+    global _agent
+    if _agent is None:
+        config = config or load_config()
+        if config.agent == "remote":
+            from agent.remote import RemoteAgent
+
+            _agent = RemoteAgent(config.decisions_address, config.documents_address)
+        else:
+            from agent.callback import LocalAgent
+
+            _agent = LocalAgent(load_classifier(config))
+    return _agent
+
+
+def default_timeout() -> float:
+    """The configured decision timeout, seconds."""
+    return load_config().timeout_s
+
+
+def reset() -> None:
+    """Forget the cached beamline and agent (tests; a changed configuration)."""
+    global _beamline, _agent
+    if _agent is not None and hasattr(_agent, "close"):
+        _agent.close()
+    _beamline = None
+    _agent = None
+
+
+def describe_config(config: BeamlineConfig) -> dict[str, Any]:
+    """The configuration as a plain dictionary."""
+    return asdict(config)

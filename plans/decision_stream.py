@@ -1,0 +1,76 @@
+"""An ophyd device of soft signals whose readings are the run's ``"decisions"`` event stream.
+
+Each adaptive run reads this device once per decision into its own stream, next to ``"primary"``,
+so a run stored in tiled carries every decision with its evidence: the position it was made at,
+the action and the next positions, the class probabilities, the CAM summary, the model version,
+the latency and whether the plan fell back. Shapes are fixed for the run (the number of classes is
+known when the run opens), as a descriptor requires.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from ophyd import Component as Cpt
+from ophyd import Device, Signal
+
+from agent.decision import Decision
+
+DECISIONS_STREAM = "decisions"
+"""Name of the event stream holding the decisions."""
+
+
+class DecisionRecord(Device):
+    """Soft signals holding the latest decision (degrees, milliseconds, probabilities 0-1)."""
+
+    n_points = Cpt(Signal, value=0, kind="normal", doc="points measured when deciding")
+    at_position = Cpt(Signal, value=math.nan, kind="hinted", doc="last measured position, degrees")
+    action = Cpt(Signal, value="", kind="hinted", doc="coarse / fine / backstep / stop")
+    next_position = Cpt(Signal, value=math.nan, kind="normal", doc="first next position, degrees (NaN on stop)")
+    n_next = Cpt(Signal, value=0, kind="normal", doc="number of next positions")
+    reason = Cpt(Signal, value="", kind="normal", doc="why this action")
+    label = Cpt(Signal, value="", kind="hinted", doc="predicted class")
+    confidence = Cpt(Signal, value=math.nan, kind="hinted", doc="calibrated probability of label")
+    probabilities = Cpt(Signal, value=np.zeros(0), kind="normal", doc="class probabilities")
+    coverage = Cpt(Signal, value=0.0, kind="normal", doc="fraction of the model grid measured")
+    cam_peak = Cpt(Signal, value=math.nan, kind="normal", doc="CAM maximum, degrees")
+    cam_high_low = Cpt(Signal, value=math.nan, kind="normal", doc="widest high-CAM region start, degrees")
+    cam_high_high = Cpt(Signal, value=math.nan, kind="normal", doc="widest high-CAM region end, degrees")
+    model_version = Cpt(Signal, value="", kind="normal", doc="model content hash")
+    latency_ms = Cpt(Signal, value=math.nan, kind="normal", doc="agent-side latency, ms")
+    roundtrip_ms = Cpt(Signal, value=math.nan, kind="normal", doc="plan-side ask round trip, ms")
+    fallback = Cpt(Signal, value=0, kind="normal", doc="1 when the plan decided without the agent")
+
+    def __init__(self, n_classes: int, *, name: str = "decision", **kwargs) -> None:
+        super().__init__(name=name, **kwargs)
+        self.n_classes = int(n_classes)
+        self.probabilities.put(np.full(self.n_classes, np.nan))
+
+    def record(self, decision: Decision, roundtrip_ms: float) -> None:
+        """Put a decision into the signals (soft signals: a plain put, no hardware involved)."""
+        probabilities = np.full(self.n_classes, np.nan)
+        if len(decision.probabilities) == self.n_classes:
+            probabilities[:] = decision.probabilities
+        first = decision.positions[0] if decision.positions else math.nan
+        values = {
+            self.n_points: int(decision.n_points),
+            self.at_position: float(decision.position),
+            self.action: decision.action.value,
+            self.next_position: float(first),
+            self.n_next: len(decision.positions),
+            self.reason: decision.reason,
+            self.label: decision.label,
+            self.confidence: float(decision.confidence),
+            self.probabilities: probabilities,
+            self.coverage: float(decision.coverage),
+            self.cam_peak: float(decision.cam.peak_two_theta),
+            self.cam_high_low: float(decision.cam.high_low),
+            self.cam_high_high: float(decision.cam.high_high),
+            self.model_version: decision.model_version,
+            self.latency_ms: float(decision.latency_ms),
+            self.roundtrip_ms: float(roundtrip_ms),
+            self.fallback: int(decision.fallback),
+        }
+        for signal, value in values.items():
+            signal.put(value)

@@ -1,0 +1,151 @@
+"""One adaptive run as arrays: the measured points, the decisions and the start/stop metadata.
+
+A `RunRecord` is what the report draws and what the demo and the benchmark summarise. It is built
+either from the documents of a run (`RunCollector`, a callback subscribed while the run executes)
+or from a run stored in tiled (`record_from_tiled`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from agent.partial_scan import PRIMARY_STREAM
+from plans.decision_stream import DECISIONS_STREAM
+
+DECISION_PREFIX = "decision_"
+
+
+@dataclass
+class RunRecord:
+    """An adaptive run, flattened.
+
+    Parameters
+    ----------
+    start : dict
+        The start document.
+    stop : dict
+        The stop document ({} while the run is open).
+    two_theta : np.ndarray
+        Measured positions in measurement order, degrees.
+    counts : np.ndarray
+        Detector counts at those positions.
+    decisions : dict of str to np.ndarray
+        The ``decisions`` stream, one array per field (without the ``decision_`` prefix), in order.
+    """
+
+    start: dict[str, Any]
+    stop: dict[str, Any] = field(default_factory=dict)
+    two_theta: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    counts: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    decisions: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def uid(self) -> str:
+        return str(self.start.get("uid", ""))
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.start.get("adaptive", {}).get("classes", []))
+
+    @property
+    def n_points(self) -> int:
+        return int(self.two_theta.size)
+
+    def final(self) -> dict[str, Any]:
+        """Label and confidence of the last decision that carried a prediction."""
+        labels = self.decisions.get("label", np.array([]))
+        confidences = self.decisions.get("confidence", np.array([]))
+        for label, confidence in zip(labels[::-1], confidences[::-1], strict=True):
+            if str(label):
+                return {"label": str(label), "confidence": float(confidence)}
+        return {"label": "", "confidence": math.nan}
+
+    def fallback_used(self) -> bool:
+        fallback = self.decisions.get("fallback", np.array([]))
+        return bool(np.any(np.asarray(fallback, dtype=bool)))
+
+
+class RunCollector:
+    """A callback keeping the documents of the runs it sees, as `RunRecord`s (by uid, in order)."""
+
+    def __init__(self) -> None:
+        self.records: dict[str, RunRecord] = {}
+        self._streams: dict[str, tuple[str, str]] = {}  # descriptor uid -> (run uid, stream name)
+        self._points: dict[str, tuple[list[float], list[float]]] = {}
+        self._decisions: dict[str, dict[str, list[Any]]] = {}
+
+    def __call__(self, name: str, doc: dict[str, Any]) -> None:
+        if name == "start":
+            self.records[doc["uid"]] = RunRecord(start=doc)
+            self._points[doc["uid"]] = ([], [])
+            self._decisions[doc["uid"]] = {}
+        elif name == "descriptor":
+            self._streams[doc["uid"]] = (doc["run_start"], doc.get("name", ""))
+        elif name == "event":
+            run_uid, stream = self._streams.get(doc["descriptor"], ("", ""))
+            if run_uid not in self.records:
+                return
+            adaptive = self.records[run_uid].start.get("adaptive", {})
+            if stream == PRIMARY_STREAM:
+                positions, counts = self._points[run_uid]
+                motor = adaptive.get("motor_field") or _first_motor(self.records[run_uid].start)
+                detector = adaptive.get("counts_field")
+                positions.append(float(doc["data"][motor]))
+                counts.append(float(doc["data"][detector]) if detector else math.nan)
+            elif stream == DECISIONS_STREAM:
+                columns = self._decisions[run_uid]
+                for key, value in doc["data"].items():
+                    columns.setdefault(key.removeprefix(DECISION_PREFIX), []).append(value)
+        elif name == "stop":
+            run_uid = doc["run_start"]
+            if run_uid in self.records:
+                record = self.records[run_uid]
+                record.stop = doc
+                positions, counts = self._points.pop(run_uid)
+                record.two_theta = np.asarray(positions, dtype=np.float64)
+                record.counts = np.asarray(counts, dtype=np.float64)
+                record.decisions = {k: np.asarray(v) for k, v in self._decisions.pop(run_uid).items()}
+
+    def last(self) -> RunRecord:
+        """The most recent run."""
+        if not self.records:
+            raise LookupError("no run collected yet")
+        return next(reversed(self.records.values()))
+
+
+def _first_motor(start: dict[str, Any]) -> str:
+    return str((start.get("motors") or ["tth"])[0])
+
+
+def record_from_tiled(run: Any) -> RunRecord:
+    """A `RunRecord` from a run stored in tiled (``catalog[uid]``).
+
+    Raises
+    ------
+    ValueError
+        If the run is not an adaptive scan or lacks its primary stream.
+    """
+    start = dict(run.metadata["start"])
+    stop = dict(run.metadata.get("stop") or {})
+    adaptive = start.get("adaptive")
+    if not isinstance(adaptive, dict):
+        raise ValueError(f"run {start.get('uid')} is not an adaptive scan (no 'adaptive' metadata)")
+    if PRIMARY_STREAM not in run:
+        raise ValueError(f"run {start.get('uid')} has no primary stream")
+    primary = run[PRIMARY_STREAM].read()
+    record = RunRecord(
+        start=start,
+        stop=stop,
+        two_theta=np.asarray(primary[adaptive["motor_field"]], dtype=np.float64),
+        counts=np.asarray(primary[adaptive["counts_field"]], dtype=np.float64),
+    )
+    if DECISIONS_STREAM in run:
+        decisions = run[DECISIONS_STREAM].read()
+        record.decisions = {
+            str(key).removeprefix(DECISION_PREFIX): np.asarray(decisions[key]) for key in decisions.data_vars
+        }
+    return record

@@ -42,6 +42,7 @@ from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 __all__ = [
     "Prototype",
     "PROTOTYPES",
+    "IMPURITY_PHASES",
     "SPACE_GROUP_NUMBERS",
     "get_structure",
     "list_structures",
@@ -576,21 +577,61 @@ _ENTRIES: list[Prototype] = [
     ),
 ]
 
-#: name -> Prototype, in a fixed order.
+#: name -> Prototype, in a fixed order (the seven classes; used for training data).
 PROTOTYPES: dict[str, Prototype] = {p.name: p for p in _ENTRIES}
+
+#: Common secondary phases of metal-halide films (impurity peaks in simulated patterns):
+#: decomposition product PbI2 and the transparent-electrode substrates FTO (SnO2) and ITO (In2O3).
+#: Not training classes, even where the space group coincides (PbI2 is P-3m1).
+IMPURITY_PHASES: dict[str, Prototype] = {
+    p.name: p
+    for p in [
+        Prototype(
+            "PbI2", "P-3m1",
+            "2H-PbI2, a = 4.557, c = 6.979 A, Pb 1a, I 2d z = 0.265 (approx.): Wyckoff, Crystal "
+            "Structures vol. 1 (1963)",
+            "Wyckoff1963",
+            lambda: Structure.from_spacegroup(
+                "P-3m1", Lattice.hexagonal(4.557, 6.979), ["Pb", "I"], [[0, 0, 0], [1 / 3, 2 / 3, 0.265]]
+            ),
+        ),
+        Prototype(
+            "SnO2", "P4_2/mnm",
+            "Cassiterite (FTO substrate), a = 4.737, c = 3.186 A, O 4f x = 0.307: Baur, Acta Cryst. 9, "
+            "515 (1956)",
+            "Baur1956",
+            lambda: Structure.from_spacegroup(
+                "P4_2/mnm", Lattice.tetragonal(4.737, 3.186), ["Sn", "O"], [[0, 0, 0], [0.307, 0.307, 0]]
+            ),
+        ),
+        Prototype(
+            "In2O3", "Ia-3",
+            "Bixbyite (ITO substrate), a = 10.117 A, In2 24d x = -0.0336, O 48e (0.3905, 0.1529, 0.3832): "
+            "Marezio, Acta Cryst. 20, 723 (1966)",
+            "Marezio1966",
+            lambda: Structure.from_spacegroup(
+                "Ia-3",
+                Lattice.cubic(10.117),
+                ["In", "In", "O"],
+                [[0.25, 0.25, 0.25], [-0.0336, 0, 0.25], [0.3905, 0.1529, 0.3832]],
+            ),
+        ),
+    ]
+}
 
 
 @functools.lru_cache(maxsize=None)
 def _built(name: str) -> Structure:
-    return PROTOTYPES[name].build()
+    return get_prototype(name).build()
 
 
 def get_prototype(name: str) -> Prototype:
     """The :class:`Prototype` record (citation, class) of ``name``; ValueError if unknown."""
-    try:
-        return PROTOTYPES[name]
-    except KeyError:
-        raise ValueError(f"unknown structure {name!r}; known: {', '.join(PROTOTYPES)}") from None
+    found = PROTOTYPES.get(name) or IMPURITY_PHASES.get(name)
+    if found is None:
+        known = ", ".join([*PROTOTYPES, *IMPURITY_PHASES])
+        raise ValueError(f"unknown structure {name!r}; known: {known}")
+    return found
 
 
 def get_structure(name: str) -> Structure:
@@ -617,5 +658,6 @@ def get_structure(name: str) -> Structure:
 
 
 def list_structures() -> dict[str, str]:
-    """Name -> space-group class symbol (as in patterns.SPACE_GROUPS) of every prototype."""
-    return {name: p.space_group for name, p in PROTOTYPES.items()}
+    """Name -> space-group symbol of every structure: the class prototypes (symbols as in
+    patterns.SPACE_GROUPS) followed by the impurity phases (their own symbols)."""
+    return {name: p.space_group for name, p in [*PROTOTYPES.items(), *IMPURITY_PHASES.items()]}

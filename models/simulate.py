@@ -1,0 +1,637 @@
+"""Simulated thin-film XRD training patterns for the seven space-group classes (numpy only).
+
+The 164 simulated ICSD patterns of Oviedo et al. (2019) are not public, so training patterns are
+simulated from structures: the cited metal-halide prototypes of :mod:`crystals.prototypes` and the
+spglib-filtered CIF library of :mod:`crystals.cif_library`. Each pattern draws, from its own
+seeded generator stream:
+
+- a structure of the class (prototypes, and CIF structures for a minority ``cif_fraction``),
+- a lattice variation that keeps the crystal system (isotropic scale, c/a for uniaxial cells,
+  independent a, b, c, beta for monoclinic ones; wider for lattices flagged "estimated"/"derived"),
+- March-Dollase texture along a low-index direction with strong, widely spaced planes
+  (thin films are strongly textured: often only one (h00) or (00l) family survives), or none,
+- Caglioti instrumental plus Scherrer size broadening, pseudo-Voigt profiles, optional K-alpha2,
+- a 2theta zero shift and a sample-displacement shift (proportional to cos theta),
+- a smooth background (constant, decay at low angle, slope, optional amorphous glass hump),
+- occasional impurity phases (PbI2, FTO/SnO2, ITO/In2O3) and stray single peaks,
+- Poisson counting noise at a random count level.
+
+Intensities are raw counts (not normalised): preprocessing belongs to :mod:`models.preprocess`.
+
+The renderer is vectorised over (sample, peak) pairs: positions for strained lattices come from
+the reciprocal metric of the stored Miller indices (:func:`crystals.two_theta_for_lattice`), so
+no pymatgen call is made per pattern; each visible peak is evaluated on a window of the grid and
+accumulated with ``np.bincount``.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from crystals.cif_library import load_cif_library
+from crystals.powder import PeakList, peak_list, wavelength_angstrom
+from crystals.profiles import caglioti_fwhm, march_dollase_from_cos2, scherrer_fwhm
+from crystals.prototypes import IMPURITY_PHASES, PROTOTYPES, get_structure
+from models.grid import GRID, GRID_SIZE, GRID_START, GRID_STEP
+from patterns import DIMENSIONALITIES, SPACE_GROUP_TO_DIMENSIONALITY, SPACE_GROUPS
+
+__all__ = [
+    "LABEL_THEO_COUNTS",
+    "SimulationSettings",
+    "class_counts",
+    "simulate_training_set",
+    "structure_sources",
+]
+
+#: Class balance of the paper's 164 simulated ICSD patterns (data/auto-xrd/label_theo.csv).
+LABEL_THEO_COUNTS: dict[str, int] = {
+    "Fm-3m": 58, "I4/mcm": 8, "P2_1/a": 30, "P-3m1": 18, "P6_3/mmc": 14, "Pc": 6, "Pm-3m": 30,
+}
+
+_LAMBDA_KA1 = wavelength_angstrom("CuKa1")
+_LAMBDA_KA2 = wavelength_angstrom("CuKa2")
+_PEAK_RANGE = (2.0, 66.0)  # degrees: computed wider than the grid so shifts and strain stay inside
+_MIN_RELATIVE_INTENSITY = 0.01  # % of the strongest peak: weaker reflections are dropped once
+_VISIBLE = 5e-4  # fraction of a pattern's strongest peak below which a peak is not rendered
+
+
+@dataclass(frozen=True)
+class SimulationSettings:
+    """Ranges of the random thin-film effects (all drawn uniformly unless stated).
+
+    Attributes
+    ----------
+    lattice_strain : float
+        Half-range of the isotropic lattice scale, fraction (0.02 = +-2 %).
+    lattice_strain_uncertain : float
+        Same for structures whose lattice is "estimated" or "derived" (wider: less is known).
+    anisotropic_strain : float
+        Half-range of independent axis changes allowed by the crystal system, fraction.
+    monoclinic_beta_deg : float
+        Half-range of the change of the monoclinic angle, degrees.
+    texture_probability : float
+        Probability that a pattern is textured (else random powder, r = 1).
+    march_r : tuple of float
+        Range of the March-Dollase r (log-uniform) for textured patterns.
+    size_nm : tuple of float
+        Crystallite size range (log-uniform), nanometres.
+    caglioti_u, caglioti_v, caglioti_w : tuple of float
+        Ranges of the Caglioti parameters, degrees**2.
+    eta : tuple of float
+        Range of the Lorentzian fraction of the pseudo-Voigt.
+    kalpha2_probability : float
+        Probability of an unmonochromated beam (K-alpha2 at half the K-alpha1 intensity).
+    zero_shift_deg : float
+        Half-range of the 2theta zero shift, degrees.
+    displacement_deg : float
+        Half-range of the sample-displacement shift at 2theta = 0 (scales with cos theta), degrees.
+    peak_counts : tuple of float
+        Range of the strongest peak's height above background (log-uniform), counts.
+    background_ratio : tuple of float
+        Range of background level / strongest peak height (log-uniform).
+    hump_probability : float
+        Probability of an amorphous (glass substrate) hump at 20-30 degrees.
+    impurity_probability : float
+        Probability of an impurity phase (PbI2, SnO2, In2O3) at 2-25 % of the main phase.
+    stray_peak_probability : float
+        Probability of 1-3 stray single peaks at 1-10 % of the strongest peak.
+    cif_fraction : float
+        Fraction of each class drawn from the CIF library (when it has structures of the class).
+    """
+
+    lattice_strain: float = 0.02
+    lattice_strain_uncertain: float = 0.05
+    anisotropic_strain: float = 0.01
+    monoclinic_beta_deg: float = 1.0
+    texture_probability: float = 0.85
+    march_r: tuple[float, float] = (0.15, 0.9)
+    size_nm: tuple[float, float] = (20.0, 150.0)
+    caglioti_u: tuple[float, float] = (0.0, 0.02)
+    caglioti_v: tuple[float, float] = (-0.01, 0.0)
+    caglioti_w: tuple[float, float] = (0.001, 0.01)
+    eta: tuple[float, float] = (0.1, 0.8)
+    kalpha2_probability: float = 0.7
+    zero_shift_deg: float = 0.1
+    displacement_deg: float = 0.1
+    peak_counts: tuple[float, float] = (300.0, 300000.0)
+    background_ratio: tuple[float, float] = (0.003, 0.3)
+    hump_probability: float = 0.4
+    impurity_probability: float = 0.3
+    stray_peak_probability: float = 0.2
+    cif_fraction: float = 0.1
+
+
+# --------------------------------------------------------------------------------------------
+# Per-structure tables (built once per process)
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Source:
+    """A structure ready for rendering."""
+
+    name: str
+    space_group: str
+    citation_key: str
+    origin: str  # "prototype" or "cif"
+    uncertain: bool  # lattice estimated/derived: wider variation
+    system: str  # crystal system: decides which lattice variations keep the symmetry
+    abc: np.ndarray  # a, b, c (angstrom)
+    angles: np.ndarray  # alpha, beta, gamma (degrees)
+    hkl: np.ndarray  # [P, 3] representative Miller indices
+    intensity: np.ndarray  # [P] relative integrated intensity (max 100), K-alpha1
+    directions: np.ndarray  # [D, 3] candidate preferred (hkl)
+    direction_weights: np.ndarray  # [D] probabilities
+    cos2: np.ndarray  # [D, P, M] cos**2 to each direction per family member, NaN padded
+
+
+def _crystal_system(abc: np.ndarray, angles: np.ndarray) -> str:
+    a, b, c = abc
+    if np.allclose(angles, 90.0, atol=1e-3):
+        if np.isclose(a, b, rtol=1e-4) and np.isclose(b, c, rtol=1e-4):
+            return "cubic"
+        if np.isclose(a, b, rtol=1e-4):
+            return "tetragonal"
+        return "orthorhombic"
+    if np.isclose(angles[0], 90, atol=1e-3) and np.isclose(angles[1], 90, atol=1e-3) and np.isclose(angles[2], 120, atol=1e-3):
+        return "hexagonal"
+    return "monoclinic_or_lower"
+
+
+def _lattice_matrices(abc: np.ndarray, angles: np.ndarray) -> np.ndarray:
+    """Lattice matrices [B, 3, 3] (rows a, b, c; pymatgen's convention) from [B, 3] parameters."""
+    a, b, c = abc[:, 0], abc[:, 1], abc[:, 2]
+    al, be, ga = (np.radians(angles[:, i]) for i in range(3))
+    cos_al, cos_be, cos_ga = np.cos(al), np.cos(be), np.cos(ga)
+    sin_be = np.sin(be)
+    # pymatgen Lattice.from_parameters: a along a rotated x, c along z
+    val = np.clip((cos_al * cos_be - cos_ga) / (np.sin(al) * sin_be), -1, 1)
+    gamma_star = np.arccos(val)
+    m = np.zeros((len(a), 3, 3))
+    m[:, 0] = np.stack([a * sin_be, np.zeros_like(a), a * cos_be], axis=1)
+    m[:, 1] = np.stack([-b * np.sin(al) * np.cos(gamma_star), b * np.sin(al) * np.sin(gamma_star), b * cos_al], axis=1)
+    m[:, 2] = np.stack([np.zeros_like(a), np.zeros_like(a), c], axis=1)
+    return m
+
+
+def _preferred_directions(peaks: PeakList, keep: np.ndarray, max_index: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """Candidate texture directions: low-index reflections weighted by intensity x d**2.
+
+    Films grow with dense, strongly scattering planes parallel to the substrate; dense planes
+    have large d. Each candidate is the first family member reduced by its gcd.
+    """
+    rows, weights = [], []
+    for i in np.flatnonzero(keep):
+        h = np.asarray(peaks.hkls[i])
+        if np.abs(h).max() > max_index or peaks.two_theta[i] > 40.0:
+            continue
+        g = math.gcd(*(int(v) for v in h))
+        direction = tuple(int(v) for v in h // max(g, 1))
+        if direction in rows:
+            weights[rows.index(direction)] += peaks.intensity[i] * peaks.d_spacing[i] ** 2
+            continue
+        rows.append(direction)
+        weights.append(peaks.intensity[i] * peaks.d_spacing[i] ** 2)
+    if not rows:
+        rows, weights = [(0, 0, 1)], [1.0]
+    order = np.argsort(weights)[::-1][:6]
+    w = np.asarray(weights)[order]
+    return np.asarray(rows)[order], w / w.sum()
+
+
+def _build_source(name: str, space_group: str, citation_key: str, origin: str, uncertain: bool, structure: Any) -> _Source:
+    peaks = peak_list(structure, _PEAK_RANGE, "CuKa1")
+    keep = peaks.intensity >= _MIN_RELATIVE_INTENSITY
+    hkl = np.array([m[0] for m, k in zip(peaks.members, keep) if k], dtype=float)
+    members = [m.astype(float) for m, k in zip(peaks.members, keep) if k]
+    directions, direction_weights = _preferred_directions(peaks, keep)
+    lattice = structure.lattice
+    metric = np.linalg.inv(lattice.matrix @ lattice.matrix.T)
+    max_m = max(len(m) for m in members)
+    padded = np.full((len(members), max_m, 3), np.nan)
+    for i, m in enumerate(members):
+        padded[i, : len(m)] = m
+    g_dot_p = np.einsum("pmi,ij,dj->dpm", padded, metric, directions.astype(float))
+    g2 = np.einsum("pmi,ij,pmj->pm", padded, metric, padded)
+    p2 = np.einsum("di,ij,dj->d", directions.astype(float), metric, directions.astype(float))
+    cos2 = g_dot_p**2 / (g2[None] * p2[:, None, None])
+    abc = np.array(lattice.abc)
+    angles = np.array(lattice.angles)
+    return _Source(
+        name=name, space_group=space_group, citation_key=citation_key, origin=origin, uncertain=uncertain,
+        system=_crystal_system(abc, angles), abc=abc, angles=angles, hkl=hkl,
+        intensity=np.asarray(peaks.intensity)[keep], directions=directions,
+        direction_weights=direction_weights, cos2=cos2,
+    )
+
+
+@functools.lru_cache(maxsize=1)
+def _prototype_sources() -> dict[str, list[_Source]]:
+    by_class: dict[str, list[_Source]] = {sg: [] for sg in SPACE_GROUPS}
+    for name, proto in PROTOTYPES.items():
+        uncertain = any(flag in proto.citation for flag in ("estimated", "derived"))
+        by_class[proto.space_group].append(
+            _build_source(name, proto.space_group, proto.citation_key, "prototype", uncertain, get_structure(name))
+        )
+    return by_class
+
+
+@functools.lru_cache(maxsize=1)
+def _cif_sources() -> dict[str, list[_Source]]:
+    by_class: dict[str, list[_Source]] = {sg: [] for sg in SPACE_GROUPS}
+    for entry in load_cif_library():
+        by_class[entry.space_group].append(
+            _build_source(entry.name, entry.space_group, entry.name, "cif", False, entry.structure)
+        )
+    return by_class
+
+
+@functools.lru_cache(maxsize=1)
+def _impurity_sources() -> list[_Source]:
+    return [
+        _build_source(name, p.space_group, p.citation_key, "impurity", False, get_structure(name))
+        for name, p in IMPURITY_PHASES.items()
+    ]
+
+
+def structure_sources() -> dict[str, list[str]]:
+    """Class -> names of the structures the simulator draws from (prototypes, then CIFs)."""
+    protos, cifs = _prototype_sources(), _cif_sources()
+    return {sg: [s.name for s in protos[sg]] + [s.name for s in cifs[sg]] for sg in SPACE_GROUPS}
+
+
+# --------------------------------------------------------------------------------------------
+# Class counts
+# --------------------------------------------------------------------------------------------
+
+
+def class_counts(n_per_class: int | dict[str, int] | None, task: str = "space_group") -> dict[str, int]:
+    """Number of patterns per space group for a request.
+
+    Parameters
+    ----------
+    n_per_class : int, dict or None
+        int: that many per class of the task (for "dimensionality", split over the space groups
+        of each dimensionality in the label_theo.csv proportions). dict: class -> count (classes
+        of the task). None: the label_theo.csv balance times 10 (1640 patterns).
+    task : {"space_group", "dimensionality"}
+
+    Returns
+    -------
+    dict
+        Space group -> count (>= 0).
+    """
+    if task not in ("space_group", "dimensionality"):
+        raise ValueError(f"task must be 'space_group' or 'dimensionality', got {task!r}")
+    if n_per_class is None:
+        return {sg: 10 * LABEL_THEO_COUNTS[sg] for sg in SPACE_GROUPS}
+    classes = SPACE_GROUPS if task == "space_group" else DIMENSIONALITIES
+    if isinstance(n_per_class, dict):
+        unknown = set(n_per_class) - set(classes)
+        if unknown:
+            raise ValueError(f"unknown classes for task {task!r}: {sorted(unknown)}; known: {classes}")
+        requested = {c: n_per_class.get(c, 0) for c in classes}
+    elif isinstance(n_per_class, (int, np.integer)) and not isinstance(n_per_class, bool):
+        requested = {c: int(n_per_class) for c in classes}
+    else:
+        raise ValueError(f"n_per_class must be an int, a dict or None, got {type(n_per_class).__name__}")
+    for c, n in requested.items():
+        if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 0:
+            raise ValueError(f"count for class {c!r} must be a non-negative int, got {n!r}")
+    if task == "space_group":
+        return {sg: int(requested[sg]) for sg in SPACE_GROUPS}
+    counts = {sg: 0 for sg in SPACE_GROUPS}
+    for dim, n in requested.items():
+        groups = [sg for sg in SPACE_GROUPS if SPACE_GROUP_TO_DIMENSIONALITY[sg] == dim]
+        theo = np.array([LABEL_THEO_COUNTS[sg] for sg in groups], dtype=float)
+        share = np.floor(n * theo / theo.sum()).astype(int)
+        share[np.argsort(-(n * theo / theo.sum() - share))[: n - share.sum()]] += 1  # largest remainders
+        for sg, k in zip(groups, share):
+            counts[sg] = int(k)
+    return counts
+
+
+# --------------------------------------------------------------------------------------------
+# Sampling and rendering
+# --------------------------------------------------------------------------------------------
+
+
+def _log_uniform(rng: np.random.Generator, lo: float, hi: float, size: int | None = None) -> np.ndarray:
+    return np.exp(rng.uniform(np.log(lo), np.log(hi), size))
+
+
+def _varied_lattice(src: _Source, rng: np.random.Generator, s: SimulationSettings, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """[n, 3] abc and [n, 3] angles varied without breaking the crystal system."""
+    half = s.lattice_strain_uncertain if src.uncertain else s.lattice_strain
+    scale = 1.0 + rng.uniform(-half, half, n)
+    abc = src.abc[None, :] * scale[:, None]
+    angles = np.repeat(src.angles[None, :], n, axis=0)
+    aniso = s.anisotropic_strain
+    if src.system in ("tetragonal", "hexagonal"):
+        abc[:, 2] *= 1.0 + rng.uniform(-aniso, aniso, n)
+    elif src.system == "orthorhombic":
+        abc *= 1.0 + rng.uniform(-aniso, aniso, (n, 3))
+    elif src.system == "monoclinic_or_lower":
+        abc *= 1.0 + rng.uniform(-aniso, aniso, (n, 3))
+        # vary only the angles that differ from 90 (the monoclinic one)
+        oblique = ~np.isclose(src.angles, 90.0, atol=1e-3)
+        angles[:, oblique] += rng.uniform(-s.monoclinic_beta_deg, s.monoclinic_beta_deg, (n, int(oblique.sum())))
+    return abc, angles
+
+
+def _bragg_two_theta(hkl: np.ndarray, abc: np.ndarray, angles: np.ndarray, wavelength: float) -> np.ndarray:
+    """[n, P] Bragg angles (degrees) of ``hkl`` for n lattices; NaN beyond the limiting sphere."""
+    m = _lattice_matrices(abc, angles)
+    metric = np.linalg.inv(m @ np.swapaxes(m, 1, 2))
+    q2 = np.einsum("pi,nij,pj->np", hkl, metric, hkl)
+    s = wavelength * np.sqrt(q2) / 2.0
+    with np.errstate(invalid="ignore"):
+        return np.degrees(2.0 * np.arcsin(np.where(s < 1.0, s, np.nan)))
+
+
+def _phase_peaks(
+    src: _Source, n: int, rng: np.random.Generator, s: SimulationSettings
+) -> tuple[np.ndarray, np.ndarray, list[dict[str, Any]]]:
+    """Positions [n, P] (degrees, K-alpha1) and textured intensities [n, P] for n samples of src."""
+    abc, angles = _varied_lattice(src, rng, s, n)
+    two_theta = _bragg_two_theta(src.hkl, abc, angles, _LAMBDA_KA1)
+    textured = rng.random(n) < s.texture_probability
+    r = np.where(textured, _log_uniform(rng, *s.march_r, n), 1.0)
+    direction = rng.choice(len(src.directions), size=n, p=src.direction_weights)
+    cos2 = src.cos2[direction]  # [n, P, M]
+    weights = march_dollase_from_cos2(np.nan_to_num(cos2, nan=0.0), r[:, None, None])
+    valid = ~np.isnan(cos2)
+    texture = (weights * valid).sum(axis=2) / valid.sum(axis=2)
+    intensity = src.intensity[None, :] * texture
+    info = [
+        {
+            "lattice_abc": [round(float(v), 4) for v in abc[i]],
+            "lattice_angles": [round(float(v), 3) for v in angles[i]],
+            "preferred_hkl": [int(v) for v in src.directions[direction[i]]] if textured[i] else None,
+            "march_r": round(float(r[i]), 4),
+        }
+        for i in range(n)
+    ]
+    return two_theta, intensity, info
+
+
+_WINDOW_BUCKETS = (4, 8, 16, 32, 64)  # half-widths (grid points) a peak's window is rounded up to
+_TAIL_TOLERANCE = 5e-4  # truncation error allowed at a window's edge, fraction of the pattern's maximum
+
+
+def _render(
+    centers: np.ndarray, heights: np.ndarray, fwhm: np.ndarray, eta: np.ndarray, sample: np.ndarray, n_samples: int
+) -> np.ndarray:
+    """Sum pseudo-Voigt peaks (integrated intensity ``heights``) onto the grid, per sample.
+
+    All arguments except n_samples are flat arrays over (sample, peak) pairs. Each peak is
+    evaluated on a window just wide enough that the profile left outside is below
+    ``_TAIL_TOLERANCE`` of the strongest peak (weak, narrow peaks get short windows), with
+    windows bucketed so each bucket is one vectorised evaluation.
+    """
+    out = np.zeros(n_samples * GRID_SIZE)
+    if centers.size == 0:
+        return out.reshape(n_samples, GRID_SIZE)
+    # peak maximum of a pseudo-Voigt of unit area ~ (eta * 2/pi + (1-eta) * 0.94) / fwhm
+    peak_value = heights * (eta * 0.6366 + (1.0 - eta) * 0.9394) / fwhm
+    # the Lorentzian tail falls below the tolerance beyond fwhm/2 sqrt(h eta / tol); the
+    # Gaussian core needs ~1.5 fwhm
+    reach = np.maximum(1.5 * fwhm, 0.5 * fwhm * np.sqrt(np.maximum(peak_value * eta / _TAIL_TOLERANCE, 1.0)))
+    half_points = np.ceil(reach / GRID_STEP)
+    bucket = np.searchsorted(np.asarray(_WINDOW_BUCKETS), np.minimum(half_points, _WINDOW_BUCKETS[-1]))
+    centre_index = np.rint((centers - GRID_START) / GRID_STEP).astype(np.int64)
+    four_ln2 = 4.0 * math.log(2.0)
+    gauss_norm = 2.0 * math.sqrt(math.log(2.0) / math.pi)
+    for b, half in enumerate(_WINDOW_BUCKETS):
+        sel = np.flatnonzero(bucket == b)
+        if sel.size == 0:
+            continue
+        offsets = np.arange(-half, half + 1)
+        index = centre_index[sel, None] + offsets[None, :]  # [K, W]
+        inside = (index >= 0) & (index < GRID_SIZE)
+        f = fwhm[sel, None]
+        dx2 = ((GRID_START + GRID_STEP * index - centers[sel, None]) / f) ** 2
+        e = eta[sel, None]
+        profile = e * (2.0 / math.pi) / (f * (1.0 + 4.0 * dx2)) + (1.0 - e) * (gauss_norm / f) * np.exp(-four_ln2 * dx2)
+        values = (heights[sel, None] * profile)[inside]
+        flat = (sample[sel, None] * GRID_SIZE + index)[inside]
+        out += np.bincount(flat, weights=values, minlength=n_samples * GRID_SIZE)
+    return out.reshape(n_samples, GRID_SIZE)
+
+
+def simulate_training_set(
+    n_per_class: int | dict[str, int] | None,
+    seed: int,
+    task: str = "space_group",
+    settings: SimulationSettings | None = None,
+    include_cifs: bool = True,
+) -> tuple[np.ndarray, np.ndarray, list[dict[str, Any]]]:
+    """Simulate raw thin-film XRD patterns on :data:`models.grid.GRID`.
+
+    Parameters
+    ----------
+    n_per_class : int, dict or None
+        Patterns per class (see :func:`class_counts`); None follows label_theo.csv x 10.
+    seed : int
+        Seed of the only random generator used: equal seeds give identical output.
+    task : {"space_group", "dimensionality"}
+        Which labels ``y`` holds: indices into patterns.SPACE_GROUPS or patterns.DIMENSIONALITIES.
+    settings : SimulationSettings, optional
+        Ranges of the random effects; defaults to :class:`SimulationSettings`.
+    include_cifs : bool
+        Draw ``settings.cif_fraction`` of each class from the CIF library.
+
+    Returns
+    -------
+    X : numpy.ndarray float32 [N, 1376]
+        Raw intensity (counts, with background and Poisson noise) on GRID (5-60 deg, 0.04 deg).
+    y : numpy.ndarray int64 [N]
+        Class indices of the task.
+    meta : list of dict
+        Per pattern: structure, space_group, dimensionality, citation_key, origin
+        ("prototype"/"cif"), lattice_abc, lattice_angles, preferred_hkl (None = random powder),
+        march_r, size_nm, caglioti_uvw, eta, kalpha2, zero_shift_deg, displacement_deg,
+        peak_counts, background, impurity, stray_peaks.
+
+    Raises
+    ------
+    ValueError
+        For an unknown task, unknown classes or negative counts.
+    """
+    s = settings or SimulationSettings()
+    counts = class_counts(n_per_class, task)
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
+        raise ValueError(f"seed must be an int, got {seed!r}")
+    rng = np.random.default_rng(int(seed))
+    protos = _prototype_sources()
+    cifs = _cif_sources() if include_cifs else {sg: [] for sg in SPACE_GROUPS}
+    impurities = _impurity_sources()
+
+    # 1. assign a structure to every pattern (class order, then shuffled at the end)
+    assigned: list[_Source] = []
+    for sg in SPACE_GROUPS:
+        n = counts[sg]
+        if n == 0:
+            continue
+        if not protos[sg]:
+            raise RuntimeError(f"no prototype structure for class {sg}")
+        n_cif = int(rng.binomial(n, s.cif_fraction)) if cifs[sg] else 0
+        picks = [protos[sg][i] for i in rng.integers(0, len(protos[sg]), n - n_cif)]
+        picks += [cifs[sg][i] for i in rng.integers(0, len(cifs[sg]), n_cif)]
+        assigned.extend(picks)
+    n_total = len(assigned)
+    order = rng.permutation(n_total)
+    assigned = [assigned[i] for i in order]
+    if n_total == 0:
+        return np.zeros((0, GRID_SIZE), np.float32), np.zeros(0, np.int64), []
+
+    # 2. per-pattern instrument and sample parameters
+    size_nm = _log_uniform(rng, *s.size_nm, n_total)
+    u = rng.uniform(*s.caglioti_u, n_total)
+    v = rng.uniform(*s.caglioti_v, n_total)
+    w = rng.uniform(*s.caglioti_w, n_total)
+    eta = rng.uniform(*s.eta, n_total)
+    kalpha2 = rng.random(n_total) < s.kalpha2_probability
+    zero_shift = rng.uniform(-s.zero_shift_deg, s.zero_shift_deg, n_total)
+    displacement = rng.uniform(-s.displacement_deg, s.displacement_deg, n_total)
+    peak_counts = _log_uniform(rng, *s.peak_counts, n_total)
+    background_ratio = _log_uniform(rng, *s.background_ratio, n_total)
+
+    # 3. peaks of the main phase, grouped by structure for vectorisation
+    flat_sample, flat_center, flat_height = [], [], []
+    meta: list[dict[str, Any]] = [{} for _ in range(n_total)]
+    by_source: dict[int, list[int]] = {}
+    for i, src in enumerate(assigned):
+        by_source.setdefault(id(src), []).append(i)
+    for idx in by_source.values():
+        src = assigned[idx[0]]
+        idx_arr = np.asarray(idx)
+        two_theta, intensity, info = _phase_peaks(src, len(idx), rng, s)
+        for k, i in enumerate(idx):
+            meta[i].update(info[k])
+        flat_sample.append(np.repeat(idx_arr, two_theta.shape[1]))
+        flat_center.append(two_theta.ravel())
+        flat_height.append(intensity.ravel())
+
+    # 4. impurity phases (random powder, 2-25 % of the main phase's strongest peak)
+    impurity_name: list[str | None] = [None] * n_total
+    impurity_fraction = np.zeros(n_total)
+    has_impurity = np.flatnonzero(rng.random(n_total) < s.impurity_probability)
+    if has_impurity.size:
+        which = rng.integers(0, len(impurities), has_impurity.size)
+        fraction = rng.uniform(0.02, 0.25, has_impurity.size)
+        for j, src in enumerate(impurities):
+            sel = has_impurity[which == j]
+            if sel.size == 0:
+                continue
+            two_theta, intensity, _ = _phase_peaks(src, sel.size, rng, SimulationSettings(texture_probability=0.3))
+            flat_sample.append(np.repeat(sel, two_theta.shape[1]))
+            flat_center.append(two_theta.ravel())
+            # marker: negative heights are scaled relative to the main phase below
+            flat_height.append(-(intensity / np.nanmax(intensity, axis=1, keepdims=True)).ravel() * np.repeat(fraction[which == j], two_theta.shape[1]))
+            for i in sel:
+                impurity_name[i] = src.name
+            impurity_fraction[sel] = fraction[which == j]
+
+    sample = np.concatenate(flat_sample)
+    center = np.concatenate(flat_center)
+    height = np.concatenate(flat_height)
+    ok = np.isfinite(center) & (center > GRID_START - 2.5) & (center < GRID[-1] + 2.5)
+    sample, center, height = sample[ok], center[ok], height[ok]
+
+    # heights of each pattern relative to its strongest main-phase peak; impurities scaled to it
+    main = height > 0
+    main_max = np.zeros(n_total)
+    np.maximum.at(main_max, sample[main], height[main])
+    main_max = np.where(main_max > 0, main_max, 1.0)
+    height = np.where(main, height / main_max[sample], -height)
+    visible = height > _VISIBLE
+    sample, center, height = sample[visible], center[visible], height[visible]
+
+    # 5. stray single peaks
+    stray_n = np.where(rng.random(n_total) < s.stray_peak_probability, rng.integers(1, 4, n_total), 0)
+    stray_sample = np.repeat(np.arange(n_total), stray_n)
+    stray_center = rng.uniform(GRID_START, GRID[-1], stray_sample.size)
+    stray_height = rng.uniform(0.01, 0.10, stray_sample.size)
+    sample = np.concatenate([sample, stray_sample])
+    center = np.concatenate([center, stray_center])
+    height = np.concatenate([height, stray_height])
+
+    # 6. shifts, widths, K-alpha2
+    theta = np.radians(center) / 2.0
+    center = center + zero_shift[sample] + displacement[sample] * np.cos(theta)
+    fwhm_inst = caglioti_fwhm(center, u[sample], v[sample], w[sample])
+    fwhm_size = scherrer_fwhm(center, size_nm[sample], wavelength_angstrom=_LAMBDA_KA1)
+    fwhm = np.maximum(np.sqrt(fwhm_inst**2 + fwhm_size**2), 0.02)
+    peak_eta = eta[sample]
+    if kalpha2.any():
+        k2 = kalpha2[sample]
+        s2 = np.clip(np.sin(np.radians(center[k2]) / 2.0) * (_LAMBDA_KA2 / _LAMBDA_KA1), -1.0, 1.0)
+        sample = np.concatenate([sample, sample[k2]])
+        center = np.concatenate([center, np.degrees(2.0 * np.arcsin(s2))])
+        height = np.concatenate([height, 0.5 * height[k2]])
+        fwhm = np.concatenate([fwhm, fwhm[k2]])
+        peak_eta = np.concatenate([peak_eta, peak_eta[k2]])
+    signal = _render(center, height, fwhm, peak_eta, sample, n_total)
+    top = signal.max(axis=1, keepdims=True)
+    signal = signal / np.where(top > 0, top, 1.0) * peak_counts[:, None]
+
+    # 7. background: level b0 (1 + A exp(-(2theta - 5) / tau) + slope x + hump)
+    b0 = background_ratio * peak_counts
+    decay_amp = _log_uniform(rng, 0.05, 5.0, n_total)
+    decay_tau = rng.uniform(2.0, 12.0, n_total)
+    slope = rng.uniform(-0.3, 0.3, n_total)
+    has_hump = rng.random(n_total) < s.hump_probability
+    hump_amp = np.where(has_hump, rng.uniform(0.1, 1.0, n_total), 0.0)
+    hump_center = rng.uniform(20.0, 30.0, n_total)
+    hump_width = rng.uniform(5.0, 12.0, n_total)
+    x = (GRID - GRID_START)[None, :]
+    t = x / (GRID[-1] - GRID_START)
+    background = b0[:, None] * (
+        1.0
+        + decay_amp[:, None] * np.exp(-x / decay_tau[:, None])
+        + slope[:, None] * t
+        + hump_amp[:, None] * np.exp(-0.5 * ((GRID[None, :] - hump_center[:, None]) / (hump_width[:, None] / 2.355)) ** 2)
+    )
+    expected = np.clip(signal + background, 0.0, None)
+    counts_out = rng.poisson(expected).astype(np.float32)
+
+    # 8. labels and provenance
+    stray_by_sample = np.bincount(stray_sample, minlength=n_total)
+    classes = SPACE_GROUPS if task == "space_group" else DIMENSIONALITIES
+    y = np.empty(n_total, dtype=np.int64)
+    for i, src in enumerate(assigned):
+        dim = SPACE_GROUP_TO_DIMENSIONALITY[src.space_group]
+        y[i] = classes.index(src.space_group if task == "space_group" else dim)
+        meta[i].update(
+            {
+                "structure": src.name,
+                "space_group": src.space_group,
+                "dimensionality": dim,
+                "citation_key": src.citation_key,
+                "origin": src.origin,
+                "size_nm": round(float(size_nm[i]), 2),
+                "caglioti_uvw": [round(float(u[i]), 5), round(float(v[i]), 5), round(float(w[i]), 5)],
+                "eta": round(float(eta[i]), 3),
+                "kalpha2": bool(kalpha2[i]),
+                "zero_shift_deg": round(float(zero_shift[i]), 4),
+                "displacement_deg": round(float(displacement[i]), 4),
+                "peak_counts": round(float(peak_counts[i]), 1),
+                "background": {
+                    "level": round(float(b0[i]), 2),
+                    "decay_amplitude": round(float(decay_amp[i]), 3),
+                    "decay_deg": round(float(decay_tau[i]), 2),
+                    "slope": round(float(slope[i]), 3),
+                    "hump_amplitude": round(float(hump_amp[i]), 3),
+                },
+                "impurity": None if impurity_name[i] is None else {"phase": impurity_name[i], "fraction": round(float(impurity_fraction[i]), 3)},
+                "stray_peaks": int(stray_by_sample[i]),
+                "seed": int(seed),
+            }
+        )
+    return counts_out, y, meta

@@ -435,9 +435,12 @@ def run_folds(
             model.fit(training)
             out = results[spec.name]
             out.fit_seconds.append(time.perf_counter() - tic)
-            out.probabilities[r, fold.test] = _checked_proba(model, test_features[fold.test], c)
-            for key, inputs in variants.items():
-                out.variants[key][r, fold.test] = _checked_proba(model, inputs[fold.test], c)
+            # one predict_proba call for the test fold and all its variants: fewer, larger batches
+            inputs = np.concatenate([test_features[fold.test]] + [v[fold.test] for v in variants.values()])
+            predicted = _checked_proba(model, inputs, c).reshape(1 + len(variants), fold.test.size, c)
+            out.probabilities[r, fold.test] = predicted[0]
+            for key, block in zip(variants, predicted[1:]):
+                out.variants[key][r, fold.test] = block
             if r == 0:
                 for cls, total in _cam_sum(model, test_features[fold.test], test_labels[fold.test]).items():
                     out.cams[cls] = out.cams.get(cls, 0.0) + total

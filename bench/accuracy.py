@@ -1,0 +1,325 @@
+"""`xrd-agent bench accuracy`: the paper's protocol and the honest one, in one run.
+
+For each task (space group on the 88 measured patterns, dimensionality on the 73):
+
+* Case 3, random stratified 5-fold x N repeats (the paper's protocol), with the step-size and
+  partial-scan variants of every test pattern;
+* grouped Case 3 (near-duplicate groups never straddle train and test);
+* Case 2 (train simulated, test all measured) and Case 1 (simulated only, 5-fold);
+
+each for our model, the faithful a-CNN and the 1-NN baseline, all trained and measured in this
+run on the same folds. Writes ``accuracy.json`` and PNGs beside it (confusion matrices, average
+CAM per class, partial-scan curve, step-size curve, reliability diagram).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench import figures
+from models.evaluate import (
+    ModelSpec,
+    ProtocolResult,
+    SimulatedSource,
+    nearest_neighbour_spec,
+    run_case1,
+    run_case2,
+    run_case3,
+    simulated_source,
+    summarize,
+)
+from models.folds import group_sizes
+from models.measured_set import MeasuredSet, load_measured_set
+from models.metrics import reliability
+from models.scan_variants import PARTIAL_FRACTIONS, STEP_SIZES, variant_features
+
+TASKS: tuple[str, ...] = ("space_group", "dimensionality")
+HEADLINE_MODEL = "ours"
+ACNN_MODEL = "acnn"
+NN_MODEL = "nn"
+
+
+@dataclass(frozen=True)
+class AccuracySettings:
+    """Sizes of one benchmark run.
+
+    Attributes
+    ----------
+    n_splits : int
+        Folds of every K-fold protocol.
+    n_repeats : int
+        Repeats of random Case 3 (>= 5 for the acceptance figures).
+    grouped_repeats : int
+        Repeats of grouped Case 3.
+    case2_repeats : int
+        Repeats of Case 2 (new simulated set and model seed each).
+    run_case1 : bool
+        Whether to run Case 1.
+    seed : int
+        Base seed of folds, models and simulation.
+    n_simulated_per_class : int
+        Simulated patterns per class for training.
+    quick : bool
+        Tiny CI settings (the figures are not meaningful).
+    """
+
+    n_splits: int = 5
+    n_repeats: int = 5
+    grouped_repeats: int = 5
+    case2_repeats: int = 3
+    run_case1: bool = True
+    seed: int = 0
+    n_simulated_per_class: int = 100
+    quick: bool = False
+
+
+FULL = AccuracySettings()
+QUICK = AccuracySettings(n_splits=3, n_repeats=1, grouped_repeats=1, case2_repeats=1,
+                         run_case1=False, n_simulated_per_class=8, quick=True)
+
+
+def default_specs(settings: AccuracySettings) -> list[ModelSpec]:
+    """Our model, the faithful a-CNN and the 1-NN baselines (all on the same folds)."""
+    from models.compared_models import acnn_spec, ours_spec  # torch training: imported when run
+
+    return [ours_spec(quick=settings.quick), acnn_spec(quick=settings.quick),
+            nearest_neighbour_spec(), nearest_neighbour_spec(measured_only=True)]
+
+
+def _progress(line: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {line}", file=sys.stderr, flush=True)
+
+
+def _git_commit() -> str | None:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
+                              cwd=Path(__file__).resolve().parent).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
+def _headline(models: dict[str, Any]) -> dict[str, Any]:
+    """The acceptance keys of one task from a protocol summary's models."""
+    ours = models[HEADLINE_MODEL]
+    block: dict[str, Any] = {
+        "accuracy_mean": ours["accuracy_mean"],
+        "accuracy_std": ours["accuracy_std"],
+        "f1_macro": ours["f1_macro"],
+        "f1_micro": ours["f1_micro"],
+        "per_class_recall": ours["per_class_recall"],
+        "ece": ours.get("ece"),
+        "selective_accuracy": ours["selective_accuracy"],
+    }
+    if ACNN_MODEL in models:
+        block["baseline_acnn_accuracy_mean"] = models[ACNN_MODEL]["accuracy_mean"]
+        block["baseline_acnn_accuracy_std"] = models[ACNN_MODEL]["accuracy_std"]
+        block["baseline_acnn_f1_macro"] = models[ACNN_MODEL]["f1_macro"]
+    if NN_MODEL in models:
+        block["nn_baseline_accuracy_mean"] = models[NN_MODEL]["accuracy_mean"]
+        block["nn_baseline_accuracy_std"] = models[NN_MODEL]["accuracy_std"]
+        block["nn_baseline_f1_macro"] = models[NN_MODEL]["f1_macro"]
+    if "nn_measured" in models:
+        block["nn_measured_only_accuracy_mean"] = models["nn_measured"]["accuracy_mean"]
+    return block
+
+
+def _variant_curve(summary: dict[str, Any], model: str, prefix: str, keys: Sequence[float]) -> dict[str, float]:
+    variants = summary["models"][model]["variants"]
+    return {f"{k:.2f}": variants[f"{prefix}:{k:.2f}"]["accuracy_mean"] for k in keys}
+
+
+def _grouping_record(measured: MeasuredSet) -> dict[str, Any]:
+    members = {}
+    for group in np.unique(measured.groups):
+        idx = np.flatnonzero(measured.groups == group)
+        if idx.size > 1:
+            members[str(int(group))] = [measured.names[i] for i in idx]
+    return {"n_patterns": len(measured), "n_groups": int(np.unique(measured.groups).size),
+            "sizes": group_sizes(measured.groups), "groups_with_partners": members}
+
+
+def _average_cams(result: ProtocolResult, measured: MeasuredSet) -> tuple[dict, dict, dict] | None:
+    out = result.models.get(HEADLINE_MODEL)
+    if out is None or not out.cams:
+        return None
+    cams, patterns, counts = {}, {}, {}
+    for c, total in sorted(out.cams.items()):
+        name = result.classes[c]
+        counts[name] = out.cam_counts[c]
+        cams[name] = total / max(out.cam_counts[c], 1)
+        patterns[name] = measured.features[measured.labels == c, 0].mean(axis=0)
+    return cams, patterns, counts
+
+
+def run(
+    quick: bool,
+    out: Path,
+    *,
+    settings: AccuracySettings | None = None,
+    specs: Sequence[ModelSpec] | None = None,
+    source: SimulatedSource | None = None,
+    tasks: Sequence[str] = TASKS,
+    progress: Callable[[str], None] | None = _progress,
+) -> dict[str, Any]:
+    """Run the accuracy benchmark and write ``out`` (JSON) plus PNGs beside it.
+
+    Parameters
+    ----------
+    quick : bool
+        CI mode: :data:`QUICK` settings.
+    out : Path
+        JSON path; figures are written as ``<stem>_*.png`` in the same folder.
+    settings, specs, source : optional
+        Override the run sizes, the compared models and the simulated-data source (tests pass
+        stand-ins; the defaults are the real models and :func:`models.simulate.simulate_training_set`).
+    tasks : sequence of str
+        Tasks to evaluate.
+    """
+    tic = time.perf_counter()
+    settings = settings or (QUICK if quick else FULL)
+    settings = replace(settings, quick=quick)
+    specs = list(specs) if specs is not None else default_specs(settings)
+    source = source or simulated_source(settings.n_simulated_per_class)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    result: dict[str, Any] = {"grouped": {}, "case1": {}, "case2": {}, "protocols": {},
+                              "grouping": {}, "stepsize_detail": {}, "partial_detail": {}}
+    pngs: list[str] = []
+    curves_partial: dict[str, tuple] = {}
+    curves_step: dict[str, tuple] = {}
+    diagrams = {}
+    for task in tasks:
+        measured = load_measured_set(task)
+        result["grouping"][task] = _grouping_record(measured)
+        variants, variant_info = variant_features(measured.patterns)
+        if progress:
+            progress(f"{task}: {len(measured)} patterns, {result['grouping'][task]['n_groups']} groups")
+        protocols: dict[str, ProtocolResult] = {}
+        protocols["case3"] = run_case3(task, specs, measured, source, grouped=False,
+                                       n_splits=settings.n_splits, n_repeats=settings.n_repeats,
+                                       seed=settings.seed, variants=variants, progress=progress)
+        protocols["case3_grouped"] = run_case3(task, specs, measured, source, grouped=True,
+                                               n_splits=settings.n_splits,
+                                               n_repeats=settings.grouped_repeats,
+                                               seed=settings.seed, variants=variants, progress=progress)
+        protocols["case2"] = run_case2(task, specs, measured, source, n_repeats=settings.case2_repeats,
+                                       seed=settings.seed, progress=progress)
+        if settings.run_case1:
+            protocols["case1"] = run_case1(task, specs, source(task, settings.seed),
+                                           n_splits=settings.n_splits, seed=settings.seed,
+                                           progress=progress)
+        summaries = {name: summarize(p) for name, p in protocols.items()}
+        result["protocols"][task] = summaries
+        result[task] = _headline(summaries["case3"]["models"])
+        result["grouped"][task] = _headline(summaries["case3_grouped"]["models"])
+        result["case2"][task] = _headline(summaries["case2"]["models"])
+        if "case1" in summaries:
+            result["case1"][task] = _headline(summaries["case1"]["models"])
+        result["stepsize_detail"][task] = {
+            protocol: {model: _variant_curve(summaries[protocol], model, "step", STEP_SIZES)
+                       for model in summaries[protocol]["models"]}
+            for protocol in ("case3", "case3_grouped")
+        }
+        result["partial_detail"][task] = {
+            protocol: {model: _variant_curve(summaries[protocol], model, "partial", PARTIAL_FRACTIONS)
+                       for model in summaries[protocol]["models"]}
+            for protocol in ("case3", "case3_grouped")
+        }
+        result["stepsize_detail"][task]["achieved_mean_step"] = {
+            k.split(":")[1]: v["mean_step"] for k, v in variant_info.items() if k.startswith("step:")}
+        result["partial_detail"][task]["mean_coverage"] = {
+            k.split(":")[1]: v["mean_coverage"] for k, v in variant_info.items() if k.startswith("partial:")}
+        # figures of this task
+        classes = protocols["case3"].classes
+        confusion = {f"{model} {protocol}": np.asarray(summaries[protocol]["models"][model]["confusion_matrix"])
+                     for protocol in ("case3", "case3_grouped")
+                     for model in (HEADLINE_MODEL, ACNN_MODEL, NN_MODEL)
+                     if model in summaries[protocol]["models"]}
+        path = out.with_name(f"{out.stem}_confusion_{task}.png")
+        figures.confusion_png(confusion, classes, path,
+                              f"{task}: out-of-fold confusion, summed over repeats")
+        pngs.append(path.name)
+        cams = _average_cams(protocols["case3"], measured)
+        if cams is not None:
+            path = out.with_name(f"{out.stem}_cam_{task}.png")
+            figures.class_cam_png(*cams, path, f"{task}: average CAM of the true class (Eq. 6), test folds")
+            pngs.append(path.name)
+        for protocol, label in (("case3", "random"), ("case3_grouped", "grouped")):
+            for model in (HEADLINE_MODEL, ACNN_MODEL, NN_MODEL):
+                if model not in summaries[protocol]["models"]:
+                    continue
+                variants_summary = summaries[protocol]["models"][model]["variants"]
+                curves_partial[f"{task} {model} {label}"] = (
+                    PARTIAL_FRACTIONS,
+                    [variants_summary[f"partial:{f:.2f}"]["accuracy_mean"] for f in PARTIAL_FRACTIONS],
+                    [variants_summary[f"partial:{f:.2f}"]["accuracy_std"] for f in PARTIAL_FRACTIONS])
+                curves_step[f"{task} {model} {label}"] = (
+                    STEP_SIZES,
+                    [variants_summary[f"step:{s:.2f}"]["accuracy_mean"] for s in STEP_SIZES],
+                    [variants_summary[f"step:{s:.2f}"]["accuracy_std"] for s in STEP_SIZES])
+        ours = protocols["case3"].models.get(HEADLINE_MODEL)
+        if ours is not None and ours.calibrated is not None:
+            n_classes = len(classes)
+            labels = np.tile(protocols["case3"].labels, ours.probabilities.shape[0])
+            diagrams[f"{task} calibrated"] = reliability(labels, ours.calibrated.reshape(-1, n_classes))
+            diagrams[f"{task} raw"] = reliability(labels, ours.probabilities.reshape(-1, n_classes))
+    first = tasks[0]
+    if HEADLINE_MODEL in result["protocols"][first]["case3"]["models"]:
+        result["ece"] = result[first]["ece"]
+        result["ece_by_task"] = {t: result[t]["ece"] for t in tasks}
+        result["stepsize"] = result["stepsize_detail"][first]["case3"][HEADLINE_MODEL]
+        result["partial"] = result["partial_detail"][first]["case3"][HEADLINE_MODEL]
+        result["headline_task"] = first
+    for name, curves, xlabel, title in (
+        ("partial", curves_partial, "fraction of 5-60 deg measured (from 5 deg)", "accuracy vs fraction measured"),
+        ("stepsize", curves_step, "2theta step (deg)", "accuracy vs step size (points dropped)"),
+    ):
+        path = out.with_name(f"{out.stem}_{name}.png")
+        figures.curve_png(curves, path, xlabel, title)
+        pngs.append(path.name)
+    if diagrams:
+        path = out.with_name(f"{out.stem}_reliability.png")
+        figures.reliability_png(diagrams, path, "reliability, Case 3 out-of-fold (cross-fitted T)")
+        pngs.append(path.name)
+    result["settings"] = asdict(settings)
+    result["models"] = {spec.name: spec.description for spec in specs}
+    result["figures"] = pngs
+    result["git_commit"] = _git_commit()
+    result["cpu_threads"] = _threads()
+    result["wall_seconds"] = time.perf_counter() - tic
+    out.write_text(json.dumps(_jsonable(result), indent=1, allow_nan=False) + "\n")
+    return result
+
+
+def _threads() -> int:
+    try:
+        import torch
+
+        return int(torch.get_num_threads())
+    except ImportError:
+        return os.cpu_count() or 1
+
+
+def _jsonable(value: Any) -> Any:
+    """Replace NaN/inf by None and numpy scalars by Python ones, recursively."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (np.floating, float)):
+        return float(value) if np.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.ndarray):
+        return _jsonable(value.tolist())
+    return value

@@ -1,0 +1,226 @@
+"""Where runs live: an embedded tiled catalog (nothing to start) or a served one.
+
+The embedded catalog is a tiled SQLite catalog plus SQLite tabular storage and a
+data directory, all under :func:`xrd_agent_home` ``/ "tiled"``. It is opened
+in-process through tiled's ASGI app (no sockets), so a plain Python session, the
+command line and a Prefect flow all see the same runs without a server. A served
+tiled (``xrd-agent tiled serve``, or a facility server on PostgreSQL) is reached
+by URI and API key instead. Either way the caller gets the container of raw runs
+as databroker v2 presents it (bluesky-tiled-plugins' ``CatalogOfBlueskyRuns``).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # heavy imports only for type checkers
+    from bluesky import RunEngine
+
+#: Environment variable naming the data directory (catalog, model registry, Prefect home).
+HOME_ENV = "XRD_AGENT_HOME"
+#: Default data directory when ``XRD_AGENT_HOME`` is unset.
+DEFAULT_HOME = Path("~/.local/share/xrd-agent")
+#: Name of the container that holds raw bluesky runs (databroker's convention).
+RAW_CONTAINER = "raw"
+#: Environment variables a served catalog can be named with instead of arguments.
+URI_ENV = "XRD_AGENT_TILED_URI"
+API_KEY_ENV = "XRD_AGENT_TILED_API_KEY"
+
+
+def xrd_agent_home() -> Path:
+    """Return the xrd-agent data directory, creating it if needed.
+
+    Returns
+    -------
+    Path
+        ``$XRD_AGENT_HOME`` if set, else ``~/.local/share/xrd-agent``; absolute.
+    """
+    raw = os.environ.get(HOME_ENV) or str(DEFAULT_HOME)
+    home = Path(raw).expanduser().resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    return home
+
+
+@dataclass(frozen=True)
+class EmbeddedCatalogPaths:
+    """Files of the embedded catalog under one directory.
+
+    Attributes
+    ----------
+    root : Path
+        The directory holding everything below.
+    catalog_db : Path
+        SQLite database of tiled's catalog (nodes, metadata, revisions).
+    data_dir : Path
+        Writable file storage (array chunks written by tiled).
+    tables_db : Path
+        SQLite database for tabular storage: TiledWriter appends event rows here.
+    """
+
+    root: Path
+
+    @property
+    def catalog_db(self) -> Path:
+        return self.root / "catalog.db"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def tables_db(self) -> Path:
+        return self.root / "tables.sqlite"
+
+    @property
+    def catalog_uri(self) -> str:
+        return f"sqlite:///{self.catalog_db}"
+
+    @property
+    def tables_uri(self) -> str:
+        return f"sqlite:///{self.tables_db}"
+
+
+def embedded_paths(home: Path | None = None) -> EmbeddedCatalogPaths:
+    """Return the paths of the embedded catalog under ``home`` (default :func:`xrd_agent_home`)."""
+    root = (home if home is not None else xrd_agent_home()) / "tiled"
+    return EmbeddedCatalogPaths(root=root)
+
+
+def build_embedded_tree(home: Path | None = None) -> Any:
+    """Open (and create on first use) the embedded tiled catalog adapter.
+
+    Parameters
+    ----------
+    home : Path, optional
+        Data directory; default :func:`xrd_agent_home`.
+
+    Returns
+    -------
+    tiled.catalog.adapter.CatalogContainerAdapter
+        The server-side tree, ready for ``tiled.server.app.build_app``.
+    """
+    from tiled.catalog import from_uri as catalog_from_uri
+
+    paths = embedded_paths(home)
+    paths.data_dir.mkdir(parents=True, exist_ok=True)
+    # Initialising runs `python -m tiled catalog init` in a subprocess (about a
+    # second): only pay that when the database does not exist yet.
+    return catalog_from_uri(
+        paths.catalog_uri,
+        writable_storage=[str(paths.data_dir), paths.tables_uri],
+        init_if_not_exists=not paths.catalog_db.exists(),
+    )
+
+
+def _ensure_raw_container(client: Any) -> Any:
+    """Return ``client["raw"]``, creating it with the CatalogOfBlueskyRuns spec if missing."""
+    if RAW_CONTAINER not in client:
+        try:
+            client.create_container(RAW_CONTAINER, specs=["CatalogOfBlueskyRuns"])
+        except Exception:
+            # Another process may have created it between the check and the call.
+            if RAW_CONTAINER not in client:
+                raise
+    return client[RAW_CONTAINER]
+
+
+def open_root_client(uri: str | None = None, api_key: str | None = None) -> Any:
+    """Open the root tiled client: a served catalog by URI, else the embedded one.
+
+    Parameters
+    ----------
+    uri : str, optional
+        Address of a tiled server (``http://127.0.0.1:8000``). Defaults to
+        ``$XRD_AGENT_TILED_URI``; when neither is given the embedded catalog is used.
+    api_key : str, optional
+        API key of the served catalog; defaults to ``$XRD_AGENT_TILED_API_KEY``.
+
+    Returns
+    -------
+    tiled.client.container.Container
+        The root node of the catalog.
+    """
+    from tiled.client import from_context, from_uri
+
+    uri = uri or os.environ.get(URI_ENV) or None
+    if uri is not None:
+        api_key = api_key or os.environ.get(API_KEY_ENV) or None
+        if not uri.startswith(("http://", "https://")):
+            raise ValueError(f"tiled URI must start with http:// or https://, got {uri!r}")
+        return from_uri(uri, api_key=api_key)
+
+    from tiled.client.context import Context
+    from tiled.config import Authentication
+    from tiled.server.app import build_app
+
+    # The in-process app is reachable only from this process: a fresh random
+    # key per process keeps tiled in its single-user mode without a shared secret.
+    key = secrets.token_hex(32)
+    app = build_app(build_embedded_tree(), authentication=Authentication(single_user_api_key=key))
+    context = Context.from_app(app, api_key=key)
+    return from_context(context)
+
+
+def open_catalog(uri: str | None = None, api_key: str | None = None) -> Any:
+    """Open the container of raw bluesky runs (databroker v2's Broker).
+
+    Parameters
+    ----------
+    uri : str, optional
+        A served tiled catalog; default the embedded one under ``XRD_AGENT_HOME``.
+    api_key : str, optional
+        API key for a served catalog.
+
+    Returns
+    -------
+    bluesky_tiled_plugins.clients.catalog_of_bluesky_runs.CatalogOfBlueskyRuns
+        Supports ``cat[uid]`` (full uids), ``cat[-1]``, ``cat.search(query)``;
+        ``run.primary.read()`` gives an xarray Dataset.
+    """
+    return _ensure_raw_container(open_root_client(uri, api_key))
+
+
+def subscribe_writer(RE: RunEngine, catalog: Any, batch_size: int = 1) -> int:
+    """Subscribe a bluesky ``TiledWriter`` writing every document of every run to ``catalog``.
+
+    Parameters
+    ----------
+    RE : bluesky.RunEngine
+        The run engine whose documents are written.
+    catalog : CatalogOfBlueskyRuns
+        The container returned by :func:`open_catalog`.
+    batch_size : int, optional
+        Events buffered before a write. 1 (the default) writes each event as it
+        arrives, so a crash mid-scan loses nothing already measured.
+
+    Returns
+    -------
+    int
+        The subscription token (``RE.unsubscribe(token)`` removes the writer).
+    """
+    from bluesky.callbacks.tiled_writer import TiledWriter
+
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    return RE.subscribe(TiledWriter(catalog, batch_size=batch_size))
+
+
+def get_run(catalog: Any, uid: str) -> Any:
+    """Return the run with exactly this full uid.
+
+    ``catalog[uid]`` falls back to a partial-uid search when the exact key is
+    missing, and that search is broken in tiled 0.2.20 (it matches every run):
+    look the key up with the plain container API instead.
+
+    Raises
+    ------
+    KeyError
+        No run has this uid.
+    """
+    from tiled.client.container import Container
+
+    return Container.__getitem__(catalog, uid)

@@ -44,6 +44,7 @@ __all__ = [
     "LABEL_THEO_COUNTS",
     "SimulationSettings",
     "class_counts",
+    "render_pattern",
     "simulate_training_set",
     "structure_sources",
 ]
@@ -180,10 +181,11 @@ def _lattice_matrices(abc: np.ndarray, angles: np.ndarray) -> np.ndarray:
 
 
 def _preferred_directions(peaks: PeakList, keep: np.ndarray, max_index: int = 2) -> tuple[np.ndarray, np.ndarray]:
-    """Candidate texture directions: low-index reflections weighted by intensity x d**2.
+    """Candidate texture directions: low-index reflections weighted by intensity x d**4.
 
-    Films grow with dense, strongly scattering planes parallel to the substrate; dense planes
-    have large d. Each candidate is the first family member reduced by its gcd.
+    Films grow with dense, low-energy planes parallel to the substrate (the (100) planes of
+    perovskites, the layers of A3B2X9 compounds); dense planes have large d, hence the strong
+    weight on d. Each candidate is the first family member reduced by its gcd.
     """
     rows, weights = [], []
     for i in np.flatnonzero(keep):
@@ -193,10 +195,10 @@ def _preferred_directions(peaks: PeakList, keep: np.ndarray, max_index: int = 2)
         g = math.gcd(*(int(v) for v in h))
         direction = tuple(int(v) for v in h // max(g, 1))
         if direction in rows:
-            weights[rows.index(direction)] += peaks.intensity[i] * peaks.d_spacing[i] ** 2
+            weights[rows.index(direction)] += peaks.intensity[i] * peaks.d_spacing[i] ** 4
             continue
         rows.append(direction)
-        weights.append(peaks.intensity[i] * peaks.d_spacing[i] ** 2)
+        weights.append(peaks.intensity[i] * peaks.d_spacing[i] ** 4)
     if not rows:
         rows, weights = [(0, 0, 1)], [1.0]
     order = np.argsort(weights)[::-1][:6]
@@ -422,6 +424,65 @@ def _render(
         flat = (sample[sel, None] * GRID_SIZE + index)[inside]
         out += np.bincount(flat, weights=values, minlength=n_samples * GRID_SIZE)
     return out.reshape(n_samples, GRID_SIZE)
+
+
+def render_pattern(
+    structure: str,
+    *,
+    lattice_scale: float = 1.0,
+    preferred_hkl: tuple[int, int, int] | None = None,
+    march_r: float = 1.0,
+    fwhm_deg: float = 0.1,
+    eta: float = 0.5,
+    zero_shift_deg: float = 0.0,
+) -> np.ndarray:
+    """Noise-free, background-free pattern of one prototype on GRID (Cu K-alpha1), max 1.
+
+    The same renderer as :func:`simulate_training_set` with every effect fixed by the caller,
+    for tests and for simulated samples of known structure.
+
+    Parameters
+    ----------
+    structure : str
+        A prototype name (crystals.list_structures()).
+    lattice_scale : float
+        Isotropic lattice scale (1.01 = +1 % strain).
+    preferred_hkl : tuple of int, optional
+        March-Dollase preferred direction (None: random powder).
+    march_r : float
+        March parameter (> 0) used with ``preferred_hkl``.
+    fwhm_deg : float
+        Peak FWHM, degrees 2theta (> 0).
+    eta : float
+        Lorentzian fraction in [0, 1].
+    zero_shift_deg : float
+        Added to every peak position, degrees.
+
+    Returns
+    -------
+    numpy.ndarray float64 [1376]
+        Intensity on GRID scaled to a maximum of 1.
+    """
+    if not lattice_scale > 0 or not fwhm_deg > 0 or not 0.0 <= eta <= 1.0 or not march_r > 0:
+        raise ValueError("render_pattern: lattice_scale, fwhm_deg and march_r must be > 0, eta in [0, 1]")
+    proto = PROTOTYPES.get(structure) or IMPURITY_PHASES.get(structure)
+    if proto is None:
+        raise ValueError(f"unknown structure {structure!r}")
+    src = _build_source(structure, proto.space_group, proto.citation_key, "prototype", False, get_structure(structure))
+    two_theta = _bragg_two_theta(src.hkl, src.abc[None] * lattice_scale, src.angles[None], _LAMBDA_KA1)[0]
+    intensity = src.intensity.copy()
+    if preferred_hkl is not None:
+        from crystals.profiles import march_dollase
+
+        peaks = peak_list(get_structure(structure), _PEAK_RANGE, "CuKa1")
+        members = [m for m, k in zip(peaks.members, peaks.intensity >= _MIN_RELATIVE_INTENSITY) if k]
+        intensity = intensity * march_dollase(members, get_structure(structure).lattice, preferred_hkl, march_r)
+    ok = np.isfinite(two_theta)
+    centers = two_theta[ok] + zero_shift_deg
+    n = int(ok.sum())
+    pattern = _render(centers, intensity[ok], np.full(n, fwhm_deg), np.full(n, eta), np.zeros(n, dtype=np.int64), 1)[0]
+    top = pattern.max()
+    return pattern / top if top > 0 else pattern
 
 
 def simulate_training_set(

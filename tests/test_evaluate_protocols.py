@@ -146,13 +146,14 @@ def test_check_no_leak_catches_names_renamed_copies_and_partners(space_group_set
 def test_case1_and_case2_train_on_simulated_only_and_summaries_hold_the_figures(space_group_set) -> None:
     RecordingCentroidModel.seen = []
     sim = synthetic_source("space_group", 1)
-    case1 = run_case1("space_group", [centroid_spec(), nearest_neighbour_spec()], sim, n_splits=2)
+    case1 = run_case1("space_group", [centroid_spec(), nearest_neighbour_spec(measured_only=False)],
+                      sim, n_splits=2)
     assert all(not t.measured_names() for t in RecordingCentroidModel.seen)
-    assert summarize(case1)["models"]["nn"]["accuracy_mean"] == pytest.approx(1.0)
+    assert summarize(case1)["models"]["nn_with_simulated"]["accuracy_mean"] == pytest.approx(1.0)
     RecordingCentroidModel.seen = []
     case2 = run_case2("space_group", [centroid_spec(), nearest_neighbour_spec(measured_only=True)],
                       space_group_set, synthetic_source, n_repeats=2)
-    assert "nn_measured" not in case2.models  # no measured training data in Case 2
+    assert "nn" not in case2.models  # no measured training data in Case 2
     assert all(not t.measured_names() for t in RecordingCentroidModel.seen)
     assert {t.sources[0].split(":")[1] for t in RecordingCentroidModel.seen} == {"0", "1"}  # new sim per repeat
     figures = summarize(case2)["models"]["stand_in"]
@@ -168,7 +169,7 @@ def test_case3_nearest_neighbour_figures_are_consistent(space_group_set) -> None
     result = run_case3("space_group", [nearest_neighbour_spec(measured_only=True)], measured,
                        synthetic_source, grouped=False, n_splits=5, n_repeats=1, seed=0,
                        variants=features)
-    figures = summarize(result)["models"]["nn_measured"]
+    figures = summarize(result)["models"]["nn"]
     # measured here for random folds; the data README reports 0.875 with another preprocessing
     assert 0.7 < figures["accuracy_mean"] <= 1.0
     assert figures["f1_micro"] == pytest.approx(figures["accuracy_mean"])

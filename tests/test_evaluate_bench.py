@@ -58,3 +58,18 @@ def test_cli_bench_rejects_an_unknown_name_and_a_bad_out(capsys) -> None:
         main(["bench", "nonsense"])
     assert main(["bench", "accuracy", "--out", "x.txt"]) == 2
     assert "--out must name a .json file" in capsys.readouterr().err
+
+
+def test_stepsize_bench_writes_a_curve_per_model(tmp_path) -> None:
+    from bench import stepsize
+
+    out = tmp_path / "stepsize.json"
+    settings = accuracy.AccuracySettings(n_splits=3, n_repeats=1, n_simulated_per_class=4)
+    stepsize.run(True, out, settings=settings, specs=[_spec("ours"), nearest_neighbour_spec()],
+                 source=synthetic_source, tasks=("space_group",))
+    written = json.loads(out.read_text())
+    block = written["space_group"]
+    assert set(block["ours"]) == {"0.04", "0.08", "0.12", "0.16", "0.24", "0.32"}
+    assert block["drop_0.16_vs_0.04"] == pytest.approx(block["ours"]["0.04"] - block["ours"]["0.16"])
+    assert block["achieved_mean_step"]["0.32"] > block["achieved_mean_step"]["0.04"]
+    assert (tmp_path / "stepsize.png").stat().st_size > 1000

@@ -34,8 +34,8 @@ from functools import cached_property
 from typing import Any, Protocol
 
 import numpy as np
-from scipy.optimize import minimize_scalar
 
+from models import calibrate
 from models.folds import Fold, stratified_folds
 from models.grid import GRID_SIZE
 from models.measured_set import MeasuredSet, task_classes
@@ -290,21 +290,15 @@ def check_no_leak(
 def fit_temperature(probabilities: np.ndarray, labels: np.ndarray) -> float:
     """Temperature ``T`` minimising the NLL of ``softmax(log p / T)`` (Guo et al. 2017).
 
-    Searched over ``log T`` in [-4, 4]; returns 1.0 when there is nothing to fit.
+    ``log p`` stands for the logits (equal up to a per-row constant, which softmax ignores);
+    the fit itself is :func:`models.calibrate.fit_temperature`, the one the classifier uses.
+    Returns 1.0 when there is nothing to fit.
     """
     labels = np.asarray(labels, dtype=np.int64)
     if labels.size == 0:
         return 1.0
     logits = np.log(np.clip(np.asarray(probabilities, dtype=np.float64), 1e-12, None))
-
-    def nll(log_t: float) -> float:
-        z = logits / np.exp(log_t)
-        z = z - z.max(axis=1, keepdims=True)
-        log_norm = np.log(np.exp(z).sum(axis=1))
-        return float(np.mean(log_norm - z[np.arange(labels.size), labels]))
-
-    result = minimize_scalar(nll, bounds=(-4.0, 4.0), method="bounded", options={"xatol": 1e-4})
-    return float(np.exp(result.x))
+    return float(calibrate.fit_temperature(logits, labels))
 
 
 def apply_temperature(probabilities: np.ndarray, temperature: float) -> np.ndarray:

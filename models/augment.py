@@ -1,0 +1,282 @@
+"""Vectorised, seeded augmentation of gridded raw patterns, in torch on whole batches.
+
+Physics-motivated perturbations of a thin-film pattern (intensity on :data:`models.grid.GRID`),
+after Oviedo et al. 2019 (npj Comput. Mater. 5, 60), Eqs. 1-3, plus the effects a real scan adds:
+
+- shift (paper Eq. 3; sample height / zero offset) and strain (lattice dilation: 2-theta scaled
+  about the origin), one resampling;
+- peak elimination (Eq. 2): a random window is replaced by the straight line between its ends;
+- periodic peak scaling (Eq. 1) and texture: the pattern is multiplied by a smooth random gain,
+  a cosine of random period and phase times a slowly varying random field;
+- broadening: convolution with a Gaussian of random width (crystallite size);
+- background: a random amorphous hump plus a decaying low-angle background;
+- Poisson noise at a random dwell: the pattern is scaled to a random peak count and sampled;
+- partial scans: random truncation (only the first fraction of the range is kept), random windows
+  and random masked gaps;
+- coarsening: every k-th point kept (step 0.04 k degrees, k = 1..8) and linearly re-interpolated,
+  with the mask semantics of :func:`models.grid.to_grid`.
+
+Every random draw comes from the ``torch.Generator`` passed in, so a batch is reproducible.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from models.grid import GRID, GRID_SIZE, GRID_STEP
+
+_GRID_T = torch.from_numpy(GRID.astype("float32"))
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Strengths of each augmentation (probabilities are per pattern).
+
+    Attributes
+    ----------
+    max_shift_deg : float
+        Uniform zero shift in [-max, max], degrees.
+    max_strain : float
+        Uniform lattice strain in [-max, max] (fraction); 2-theta scales by about 1 / (1 + strain).
+    p_eliminate : float
+        Probability of eliminating one peak window (width 0.2-1.0 degrees).
+    scaling_amplitude : float
+        Amplitude of the periodic peak scaling, 0-1.
+    texture_amplitude : float
+        Amplitude of the slowly varying texture gain, 0-1.
+    max_broadening_deg : float
+        Largest Gaussian broadening sigma, degrees.
+    max_background : float
+        Largest background height relative to the strongest peak.
+    peak_counts : tuple[float, float]
+        Range of counts at the strongest peak (log-uniform): the random dwell of the Poisson noise.
+    p_noise : float
+        Probability of resampling the pattern with Poisson noise.
+    p_truncate : float
+        Probability of keeping only the first fraction (0.15-1.0) of the measured range.
+    p_window : float
+        Probability of keeping only a random window (at least 10 degrees) of the range.
+    p_gap : float
+        Probability of a masked gap (0.5-5 degrees) inside the range.
+    p_coarsen : float
+        Probability of coarsening to a step of 0.04 k degrees, k uniform in 2..max_coarsen.
+    max_coarsen : int
+        Largest coarsening factor (8: 0.32 degrees).
+    """
+
+    max_shift_deg: float = 0.25
+    max_strain: float = 0.01
+    p_eliminate: float = 0.3
+    scaling_amplitude: float = 0.3
+    texture_amplitude: float = 0.5
+    max_broadening_deg: float = 0.08
+    max_background: float = 0.3
+    peak_counts: tuple[float, float] = (50.0, 20000.0)
+    p_noise: float = 0.8
+    p_truncate: float = 0.3
+    p_window: float = 0.1
+    p_gap: float = 0.1
+    p_coarsen: float = 0.4
+    max_coarsen: int = 8
+
+
+def _uniform(n: int, low: float, high: float, generator: torch.Generator) -> torch.Tensor:
+    return low + (high - low) * torch.rand(n, generator=generator)
+
+
+def _resample(values: torch.Tensor, source_index: torch.Tensor) -> torch.Tensor:
+    """Linear interpolation of each row of ``values`` at fractional indices ``source_index``."""
+    left = source_index.floor().clamp(0, GRID_SIZE - 2)
+    frac = (source_index - left).clamp(0.0, 1.0)
+    left = left.long()
+    return torch.gather(values, 1, left) * (1 - frac) + torch.gather(values, 1, left + 1) * frac
+
+
+def shift_and_strain(values: torch.Tensor, mask: torch.Tensor, config: AugmentConfig, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Paper Eq. 3 (shift) and lattice strain in one resampling of intensity and mask."""
+    n = values.shape[0]
+    shift = _uniform(n, -config.max_shift_deg, config.max_shift_deg, generator)[:, None]
+    strain = _uniform(n, -config.max_strain, config.max_strain, generator)[:, None]
+    grid = _GRID_T.to(values.device)[None]
+    source_deg = grid * (1 + strain) - shift  # a peak at 2t moves to about (2t + shift) / (1 + strain)
+    index = (source_deg - float(GRID[0])) / GRID_STEP
+    inside = (index >= 0) & (index <= GRID_SIZE - 1)
+    values = _resample(values, index) * inside
+    moved_mask = _resample(mask.float(), index) > 0.999
+    return values, moved_mask & inside
+
+
+def eliminate_peaks(values: torch.Tensor, config: AugmentConfig, generator: torch.Generator) -> torch.Tensor:
+    """Paper Eq. 2: replace one random window by the straight line joining its end points."""
+    n = values.shape[0]
+    chosen = torch.rand(n, generator=generator) < config.p_eliminate
+    width = _uniform(n, 0.2, 1.0, generator) / GRID_STEP
+    centre = _uniform(n, 0, GRID_SIZE - 1, generator)
+    lo = (centre - width / 2).clamp(0, GRID_SIZE - 1).long()
+    hi = (centre + width / 2).clamp(0, GRID_SIZE - 1).long()
+    idx = torch.arange(GRID_SIZE, device=values.device)[None]
+    inside = (idx > lo[:, None]) & (idx < hi[:, None]) & chosen[:, None]
+    v_lo = torch.gather(values, 1, lo[:, None])
+    v_hi = torch.gather(values, 1, hi[:, None])
+    t = (idx - lo[:, None]) / (hi - lo).clamp(min=1)[:, None]
+    line = v_lo + (v_hi - v_lo) * t
+    return torch.where(inside, torch.minimum(values, line), values)
+
+
+def scale_peaks(values: torch.Tensor, config: AugmentConfig, generator: torch.Generator) -> torch.Tensor:
+    """Paper Eq. 1 (periodic peak scaling) times a smooth random texture gain."""
+    n = values.shape[0]
+    grid = _GRID_T.to(values.device)[None]
+    period = _uniform(n, 2.0, 20.0, generator)[:, None]
+    phase = _uniform(n, 0, 2 * math.pi, generator)[:, None]
+    amplitude = _uniform(n, 0, config.scaling_amplitude, generator)[:, None]
+    periodic = 1 + amplitude * torch.cos(2 * math.pi * grid / period + phase)
+    # texture: a low-frequency random field from four random cosines, in log space so gain > 0
+    freqs = _uniform(4 * n, 0.01, 0.15, generator).view(n, 4, 1)
+    phases = _uniform(4 * n, 0, 2 * math.pi, generator).view(n, 4, 1)
+    weights = torch.randn(n, 4, 1, generator=generator)
+    field = (weights * torch.cos(2 * math.pi * freqs * grid[:, None] + phases)).sum(1) / 2
+    texture_strength = _uniform(n, 0, config.texture_amplitude, generator)[:, None]
+    return values * periodic.clamp(min=0) * torch.exp(texture_strength * field)
+
+
+def broaden(values: torch.Tensor, config: AugmentConfig, generator: torch.Generator) -> torch.Tensor:
+    """Convolve each pattern with a Gaussian of random sigma in [0, max_broadening_deg]."""
+    n = values.shape[0]
+    half = max(1, int(math.ceil(3 * config.max_broadening_deg / GRID_STEP)))
+    sigma = _uniform(n, 1e-3, config.max_broadening_deg / GRID_STEP, generator)[:, None]
+    offsets = torch.arange(-half, half + 1, dtype=torch.float32, device=values.device)[None]
+    kernels = torch.exp(-0.5 * (offsets / sigma.clamp(min=0.3)) ** 2)
+    kernels = kernels / kernels.sum(1, keepdim=True)
+    out = F.conv1d(values[None], kernels[:, None], padding=half, groups=n)  # one kernel per pattern
+    return out[0]
+
+
+def add_background(values: torch.Tensor, config: AugmentConfig, generator: torch.Generator) -> torch.Tensor:
+    """Add an amorphous hump and a decaying low-angle background, scaled to the strongest peak."""
+    n = values.shape[0]
+    grid = _GRID_T.to(values.device)[None]
+    peak = values.amax(1, keepdim=True).clamp(min=1e-6)
+    hump_centre = _uniform(n, 15, 35, generator)[:, None]
+    hump_width = _uniform(n, 3, 10, generator)[:, None]
+    hump = _uniform(n, 0, config.max_background, generator)[:, None] * torch.exp(-0.5 * ((grid - hump_centre) / hump_width) ** 2)
+    decay_length = _uniform(n, 3, 20, generator)[:, None]
+    decay = _uniform(n, 0, config.max_background, generator)[:, None] * torch.exp(-(grid - grid[:, :1]) / decay_length)
+    flat = _uniform(n, 0, config.max_background / 3, generator)[:, None]
+    return values + peak * (hump + decay + flat)
+
+
+def poisson_noise(values: torch.Tensor, config: AugmentConfig, generator: torch.Generator) -> torch.Tensor:
+    """Scale to a random count at the strongest point (the dwell) and draw Poisson counts."""
+    n = values.shape[0]
+    lo, hi = (math.log(c) for c in config.peak_counts)
+    counts = torch.exp(_uniform(n, lo, hi, generator))[:, None]
+    scale = counts / values.amax(1, keepdim=True).clamp(min=1e-6)
+    noisy = torch.poisson((values * scale).clamp(min=0), generator=generator) / scale
+    chosen = (torch.rand(n, generator=generator) < config.p_noise)[:, None]
+    return torch.where(chosen, noisy, values)
+
+
+def _span(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """First and last measured index per row (0 and -1 -> empty rows give lo > hi)."""
+    idx = torch.arange(GRID_SIZE, device=mask.device)[None]
+    lo = torch.where(mask, idx, GRID_SIZE).amin(1)
+    hi = torch.where(mask, idx, -1).amax(1)
+    return lo, hi
+
+
+def partial_mask(mask: torch.Tensor, config: AugmentConfig, generator: torch.Generator) -> torch.Tensor:
+    """Random truncation (first fraction), random windows and random masked gaps."""
+    n = mask.shape[0]
+    idx = torch.arange(GRID_SIZE, device=mask.device)[None]
+    lo, hi = _span(mask)
+    length = (hi - lo).clamp(min=0).float()
+    # truncation: keep the first 15-100 % of the measured range, as in a scan still running
+    truncate = torch.rand(n, generator=generator) < config.p_truncate
+    fraction = _uniform(n, 0.15, 1.0, generator)
+    new_hi = torch.where(truncate, lo + (length * fraction).long(), hi)
+    keep = idx <= new_hi[:, None]
+    # window: a random sub-range of at least 10 degrees
+    window = torch.rand(n, generator=generator) < config.p_window
+    min_len = int(10 / GRID_STEP)
+    w_len = (min_len + torch.rand(n, generator=generator) * (length - min_len).clamp(min=0)).long()
+    w_start = lo + (torch.rand(n, generator=generator) * (length - w_len.float()).clamp(min=0)).long()
+    in_window = (idx >= w_start[:, None]) & (idx <= (w_start + w_len)[:, None])
+    keep &= torch.where(window[:, None], in_window, torch.ones_like(in_window))
+    # gap: a masked stretch inside the range (a detector or motor fault, or an unvisited region)
+    gap = torch.rand(n, generator=generator) < config.p_gap
+    g_len = _uniform(n, 0.5, 5.0, generator) / GRID_STEP
+    g_start = lo + (torch.rand(n, generator=generator) * length).long()
+    in_gap = (idx >= g_start[:, None]) & (idx < (g_start + g_len.long())[:, None])
+    keep &= ~(in_gap & gap[:, None])
+    return mask & keep
+
+
+def coarsen(values: torch.Tensor, mask: torch.Tensor, factor: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Keep every ``factor``-th grid point (random offset) and re-interpolate, to_grid semantics.
+
+    Parameters
+    ----------
+    values, mask : torch.Tensor
+        [B, 1376] intensity and measured mask.
+    factor : torch.Tensor
+        int64 [B], points per coarse step (1 leaves a row unchanged).
+    """
+    n = values.shape[0]
+    idx = torch.arange(GRID_SIZE, device=values.device)[None]
+    offset = (torch.rand(n, generator=generator) * factor).long()[:, None]
+    k = factor[:, None]
+    left = ((idx - offset).div(k, rounding_mode="floor") * k + offset).clamp(0, GRID_SIZE - 1)
+    right = (left + k).clamp(max=GRID_SIZE - 1)
+    frac = ((idx - left).float() / k.float()).clamp(0, 1)
+    v_left, v_right = torch.gather(values, 1, left), torch.gather(values, 1, right)
+    m_left, m_right = torch.gather(mask, 1, left), torch.gather(mask, 1, right)
+    on_point = (idx >= offset) & ((idx - offset) % k == 0)
+    new_values = torch.where(on_point, values, v_left * (1 - frac) + v_right * frac)
+    # between kept points a grid point is measured when both kept neighbours are (to_grid: inside
+    # the measured span, not across a gap); before the first or after the last kept point it is not
+    bracketed = (idx > offset) & (left + k <= GRID_SIZE - 1)
+    new_mask = torch.where(on_point, mask, bracketed & m_left & m_right)
+    return new_values * new_mask, new_mask
+
+
+def augment_batch(values: torch.Tensor, mask: torch.Tensor, config: AugmentConfig, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Apply every augmentation to a batch of raw gridded patterns.
+
+    Parameters
+    ----------
+    values : torch.Tensor
+        float32 [B, 1376] raw intensity on the grid (unmeasured points may hold anything).
+    mask : torch.Tensor
+        bool [B, 1376] measured mask.
+    config : AugmentConfig
+        Strengths.
+    generator : torch.Generator
+        Source of every random draw.
+
+    Returns
+    -------
+    values, mask : torch.Tensor
+        Augmented raw intensity (0 where unmeasured) and mask, same shapes; feed them to
+        :func:`models.preprocess.preprocess_torch`.
+    """
+    if values.ndim != 2 or values.shape != mask.shape or values.shape[1] != GRID_SIZE:
+        raise ValueError(f"expected [B, {GRID_SIZE}] values and mask, got {tuple(values.shape)} and {tuple(mask.shape)}")
+    mask = mask.to(torch.bool)
+    values = values.to(torch.float32) * mask
+    values, mask = shift_and_strain(values, mask, config, generator)
+    values = eliminate_peaks(values, config, generator)
+    values = scale_peaks(values, config, generator)
+    values = broaden(values, config, generator)
+    values = add_background(values, config, generator)
+    values = poisson_noise(values, config, generator)
+    mask = partial_mask(mask, config, generator)
+    n = values.shape[0]
+    coarse = torch.rand(n, generator=generator) < config.p_coarsen
+    factor = torch.where(coarse, torch.randint(2, config.max_coarsen + 1, (n,), generator=generator), torch.ones(n, dtype=torch.long))
+    values, mask = coarsen(values, mask, factor, generator)
+    return values * mask, mask

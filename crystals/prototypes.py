@@ -43,6 +43,7 @@ __all__ = [
     "Prototype",
     "PROTOTYPES",
     "IMPURITY_PHASES",
+    "FILM_TEXTURE",
     "SPACE_GROUP_NUMBERS",
     "get_structure",
     "list_structures",
@@ -58,6 +59,21 @@ SPACE_GROUP_NUMBERS: dict[str, int] = {
     "P6_3/mmc": 194,
     "Pc": 7,
     "Pm-3m": 221,
+}
+
+#: Growth textures of thin films per class (Miller indices in each prototype's own cell), the
+#: directions a training-data simulator should prefer: the perovskite (100) planes (in I4/mcm the
+#: pseudo-cubic (100) is (110) or (001)), and for the layered and dimer A3B2X9 compounds the
+#: planes of the layers, (001), which is also the (001) of the derived monoclinic cells (see
+#: _lower_symmetry). For the double perovskites no single habit dominates reported films.
+FILM_TEXTURE: dict[str, tuple[tuple[int, int, int], ...]] = {
+    "Pm-3m": ((1, 0, 0),),
+    "I4/mcm": ((1, 1, 0), (0, 0, 1)),
+    "Fm-3m": ((1, 0, 0), (1, 1, 1), (1, 1, 0)),
+    "P-3m1": ((0, 0, 1),),
+    "P6_3/mmc": ((0, 0, 1),),
+    "Pc": ((0, 0, 1),),
+    "P2_1/a": ((0, 0, 1),),
 }
 
 # Electron-count stand-ins for molecular cations (see module docstring).
@@ -221,7 +237,7 @@ def _lower_symmetry(
     supercell: list[list[int]],
     target_number: int,
     seed: int,
-    amplitude_angstrom: float = 0.25,
+    amplitude_angstrom: float = 0.2,
     shear_deg: float = 1.2,
     max_tries: int = 400,
 ) -> Structure:
@@ -230,8 +246,11 @@ def _lower_symmetry(
     A subgroup of the parent supercell's operations is drawn at random (one generator for
     No. 7, two for No. 14), a seeded random displacement field is averaged over that subgroup
     (so it keeps exactly those operations), and spglib (symprec 0.1 A) must report the target.
-    The result is returned in spglib's conventional standard setting with its monoclinic angle
-    opened by ``shear_deg`` (a monoclinic lattice keeps the group).
+    Only operations whose rotation is diagonal in the orthohexagonal cell are drawn, so the
+    monoclinic unique axis is the cell's a axis: the angle alpha (between b and c) is then opened
+    by ``shear_deg``, which keeps the group, and the layers of the parent stay the (001) planes
+    (the cell is returned in this setting, not spglib's standard one, so texture along the layer
+    normal is simply (0, 0, 1)).
     """
     rng = np.random.default_rng(seed)
     cell = parent.copy()
@@ -240,8 +259,11 @@ def _lower_symmetry(
     species = [site.species_string for site in cell]
     ops = SpacegroupAnalyzer(cell, symprec=1e-3).get_symmetry_operations(cartesian=False)
     ops = [(np.round(op.rotation_matrix), op.translation_vector % 1.0) for op in ops]
+    ops = [(r, t) for r, t in ops if np.allclose(r, np.diag(np.diag(r)))]
     n_generators = 1 if target_number == 7 else 2
     matrix = cell.lattice.matrix
+    a, b, c = cell.lattice.abc
+    sheared_lattice = Lattice.from_parameters(a, b, c, 90.0 + shear_deg, 90.0, 90.0)
     for _ in range(max_tries):
         picks = rng.choice(len(ops), size=n_generators, replace=False)
         group = _group_closure([ops[i] for i in picks])
@@ -255,20 +277,9 @@ def _lower_symmetry(
             # atom i moves to perm[i]; its displacement rotates with it
             sym[perm] += disp_frac @ rot.T
         sym /= len(group)
-        candidate = Structure(cell.lattice, species, frac + sym)
-        analyzer = SpacegroupAnalyzer(candidate, symprec=0.1)
-        if analyzer.get_space_group_number() != target_number:
-            continue
-        conventional = analyzer.get_conventional_standard_structure()
-        a, b, c = conventional.lattice.abc
-        alpha, beta, gamma = conventional.lattice.angles
-        sheared = Structure(
-            Lattice.from_parameters(a, b, c, alpha, beta + shear_deg, gamma),
-            conventional.species,
-            conventional.frac_coords,
-        )
-        if SpacegroupAnalyzer(sheared, symprec=0.1).get_space_group_number() == target_number:
-            return sheared
+        candidate = Structure(sheared_lattice, species, frac + sym)
+        if SpacegroupAnalyzer(candidate, symprec=0.1).get_space_group_number() == target_number:
+            return candidate
     raise RuntimeError(f"could not derive space group {target_number} from {parent.composition.reduced_formula}")
 
 

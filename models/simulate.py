@@ -36,7 +36,7 @@ import numpy as np
 from crystals.cif_library import load_cif_library
 from crystals.powder import PeakList, peak_list, wavelength_angstrom
 from crystals.profiles import caglioti_fwhm, march_dollase_from_cos2, scherrer_fwhm
-from crystals.prototypes import IMPURITY_PHASES, PROTOTYPES, get_structure
+from crystals.prototypes import FILM_TEXTURE, IMPURITY_PHASES, PROTOTYPES, get_structure
 from models.grid import GRID, GRID_SIZE, GRID_START, GRID_STEP
 from patterns import DIMENSIONALITIES, SPACE_GROUP_TO_DIMENSIONALITY, SPACE_GROUPS
 
@@ -58,6 +58,7 @@ _LAMBDA_KA1 = wavelength_angstrom("CuKa1")
 _LAMBDA_KA2 = wavelength_angstrom("CuKa2")
 _PEAK_RANGE = (2.0, 66.0)  # degrees: computed wider than the grid so shifts and strain stay inside
 _MIN_RELATIVE_INTENSITY = 0.01  # % of the strongest peak: weaker reflections are dropped once
+FILM_TEXTURE_SHARE = 0.8  # probability that a textured prototype pattern uses a known film habit
 _VISIBLE = 5e-4  # fraction of a pattern's strongest peak below which a peak is not rendered
 
 
@@ -206,12 +207,29 @@ def _preferred_directions(peaks: PeakList, keep: np.ndarray, max_index: int = 2)
     return np.asarray(rows)[order], w / w.sum()
 
 
-def _build_source(name: str, space_group: str, citation_key: str, origin: str, uncertain: bool, structure: Any) -> _Source:
+def _build_source(
+    name: str,
+    space_group: str,
+    citation_key: str,
+    origin: str,
+    uncertain: bool,
+    structure: Any,
+    film_texture: tuple[tuple[int, int, int], ...] = (),
+) -> _Source:
     peaks = peak_list(structure, _PEAK_RANGE, "CuKa1")
     keep = peaks.intensity >= _MIN_RELATIVE_INTENSITY
     hkl = np.array([m[0] for m, k in zip(peaks.members, keep) if k], dtype=float)
     members = [m.astype(float) for m, k in zip(peaks.members, keep) if k]
     directions, direction_weights = _preferred_directions(peaks, keep)
+    if film_texture:
+        # known film habits get FILM_TEXTURE_SHARE of the draws, the generic candidates the rest
+        known = np.asarray(film_texture)
+        others = [i for i, d in enumerate(directions) if not any(np.array_equal(d, k) for k in known)]
+        directions = np.concatenate([known, directions[others]])
+        direction_weights = np.concatenate(
+            [np.full(len(known), FILM_TEXTURE_SHARE / len(known)), (1.0 - FILM_TEXTURE_SHARE) * direction_weights[others] / max(direction_weights[others].sum(), 1e-12)]
+        )
+        direction_weights = direction_weights / direction_weights.sum()
     lattice = structure.lattice
     metric = np.linalg.inv(lattice.matrix @ lattice.matrix.T)
     max_m = max(len(m) for m in members)
@@ -238,7 +256,10 @@ def _prototype_sources() -> dict[str, list[_Source]]:
     for name, proto in PROTOTYPES.items():
         uncertain = any(flag in proto.citation for flag in ("estimated", "derived"))
         by_class[proto.space_group].append(
-            _build_source(name, proto.space_group, proto.citation_key, "prototype", uncertain, get_structure(name))
+            _build_source(
+                name, proto.space_group, proto.citation_key, "prototype", uncertain, get_structure(name),
+                FILM_TEXTURE[proto.space_group],
+            )
         )
     return by_class
 

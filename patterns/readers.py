@@ -7,7 +7,8 @@ where the file has lines, names the first bad line (1-based), e.g.
 
 Two-column text (.xy, .txt, .csv, .dat)
 ---------------------------------------
-* Columns are separated by whitespace (spaces, tabs), commas or semicolons.
+* Columns are separated by whitespace (spaces, tabs) or commas; or by semicolons, in which
+  case a comma inside a field is a decimal comma (``10,5;1200`` = 10.5 deg, 1200 counts).
   Line endings may be LF, CRLF or CR; a UTF-8 byte-order mark is ignored.
 * Blank lines and comment lines starting with ``#``, ``;`` or ``!`` are skipped anywhere.
 * Header lines (lines whose first two fields are not numbers, e.g. ``2theta,intensity``) are
@@ -261,7 +262,11 @@ def _classify_lines(file: Path, text: str) -> list[_Row]:
         stripped = line.strip()
         if not stripped or stripped.startswith(COMMENT_PREFIXES):
             continue
-        fields = [f for f in _FIELD_SEPARATORS.split(stripped) if f]
+        if ";" in stripped:
+            # semicolon-separated exports (European locale) write decimal commas: "10,5;1200"
+            fields = [f.strip().replace(",", ".") for f in stripped.split(";") if f.strip()]
+        else:
+            fields = [f for f in _FIELD_SEPARATORS.split(stripped) if f]
         numbers = [_to_float(f) for f in fields[:2]]
         if len(fields) >= 2 and numbers[0] is not None and numbers[1] is not None:
             rows.append(_Row(line_number, "pair", (numbers[0], numbers[1]), line, len(fields)))

@@ -13,7 +13,8 @@ the detector window. Two sources:
     background continues; ``params["measured_range_deg"]`` says what is real).
 
 (b) **Structures simulated as thin films** (names = `crystals.list_structures` names such as
-    ``"CsPbBr3"``, plus the `VARIANTS`), label = the structure's space group. The peak list
+    ``"CsPbBr3"``, plus the `VARIANTS`, plus ``"cif:<path under data/cifs>"`` for the CIF
+    library), label = the structure's space group (spglib's, for a CIF). The peak list
     comes from pymatgen's XRDCalculator (Cu K-alpha, via `crystals.powder.peak_list`:
     integrated intensities :math:`I_k` with multiplicity and Lorentz-polarisation, max 100),
     then:
@@ -67,6 +68,8 @@ if TYPE_CHECKING:  # pymatgen is imported lazily: `import sim_devices` stays lig
 
 #: Prefix of the names of replayed measured samples.
 MEASURED_PREFIX = "auto-xrd/"
+#: Prefix of samples simulated from the repository's CIF library (``data/cifs``).
+CIF_PREFIX = "cif:"
 #: Grid of simulated samples, degrees 2theta (0.002 deg step, 0-95 deg).
 SIMULATION_GRID_DEG: np.ndarray = np.round(np.arange(0.0, 95.0 + 1e-9, 0.002), 6)
 SIMULATION_GRID_DEG.setflags(write=False)
@@ -435,25 +438,57 @@ def _structure_labels() -> dict[str, str]:
     return dict(list_structures())
 
 
-def sample_library() -> dict[str, str | None]:
+def sample_library(include_cifs: bool = False) -> dict[str, str | None]:
     """Every sample name -> its label (space group), without building any sample.
+
+    Parameters
+    ----------
+    include_cifs : bool
+        Also list the CIF library (``"cif:<path>"``, `crystals.cif_library`); this parses and
+        classifies every CIF (a few seconds), so it is off by default. `get_sample` accepts
+        ``"cif:"`` names either way.
 
     Returns
     -------
     dict
         Simulated structures first (`crystals.list_structures` order), then `VARIANTS`, then
-        the 88 measured replays (``"auto-xrd/<file stem>"``).
+        the 88 measured replays (``"auto-xrd/<file stem>"``), then the CIFs if asked for.
     """
     labels: dict[str, str | None] = dict(_structure_labels())
     for variant, (structure, _) in VARIANTS.items():
         labels[variant] = labels.get(structure)
     labels.update({name: space_group for name, (_, space_group) in _measured_index().items()})
+    if include_cifs:
+        labels.update(_cif_labels())
     return labels
 
 
-def list_samples() -> list[str]:
+def list_samples(include_cifs: bool = False) -> list[str]:
     """All sample names of the library (see `sample_library`)."""
-    return list(sample_library())
+    return list(sample_library(include_cifs))
+
+
+@functools.cache
+def _cif_labels() -> dict[str, str]:
+    from crystals.cif_library import load_cif_library
+
+    return {entry.name: entry.space_group for entry in load_cif_library()}
+
+
+def _cif_sample(name: str) -> Sample | None:
+    """A ``"cif:<path relative to data/cifs>"`` sample, or None if there is no such file."""
+    from crystals.cif_library import classify_structure, default_cif_root
+    from pymatgen.core import Structure
+
+    root = default_cif_root().resolve()
+    path = (root / name[len(CIF_PREFIX):]).resolve()
+    if root not in path.parents or path.suffix.lower() != ".cif" or not path.is_file():
+        return None
+    try:
+        structure = Structure.from_file(path)
+    except Exception as exc:  # pymatgen raises many types for a bad CIF
+        raise ValueError(f"{path}: cannot read the CIF ({type(exc).__name__}: {exc})") from exc
+    return simulate_thin_film(structure, name=name, label=classify_structure(structure))
 
 
 @functools.lru_cache(maxsize=256)
@@ -463,7 +498,8 @@ def get_sample(name: str) -> Sample:
     Parameters
     ----------
     name : str
-        A structure name (e.g. ``"CsPbBr3"``), a `VARIANTS` name, or ``"auto-xrd/<file stem>"``.
+        A structure name (e.g. ``"CsPbBr3"``), a `VARIANTS` name, ``"auto-xrd/<file stem>"``,
+        or ``"cif:<path under data/cifs>"`` (label from spglib; None outside the 7 classes).
 
     Returns
     -------
@@ -479,12 +515,16 @@ def get_sample(name: str) -> Sample:
         if entry is not None:
             file, space_group = entry
             return replay_measured(read_xy(file).with_metadata(label=space_group), name)
+    elif name.startswith(CIF_PREFIX):
+        sample = _cif_sample(name)
+        if sample is not None:
+            return sample
     elif name in VARIANTS:
         structure, film = VARIANTS[name]
         return simulate_thin_film(structure, film, name=name)
     elif name in _structure_labels():
         return simulate_thin_film(name)
-    examples = ", ".join([*list(_structure_labels())[:5], *VARIANTS, "auto-xrd/<file stem>"])
+    examples = ", ".join([*list(_structure_labels())[:5], *VARIANTS, "auto-xrd/<file stem>", "cif:<path>"])
     raise ValueError(f"unknown sample {name!r}; known include: {examples} (see sim_devices.list_samples())")
 
 

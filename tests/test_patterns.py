@@ -76,8 +76,9 @@ def write(tmp_path: Path, name: str, content: str | bytes) -> Path:
         "# comment\n; another\n! and another\nAngle Counts\n\n10 5\n# inside\n10.5 6\n11 7\n",
         "\ufeff10 5\r10.5 6\r11 7",
         "10 5 4.9\n10.5 6 6.1\n11 7 7.0\n",
+        "Winkel;Impulse\n10;5\n10,5;6\n11,0;7,0\n",
     ],
-    ids=["spaces", "crlf", "tabs", "commas", "header", "comments", "bom-cr", "three-columns"],
+    ids=["spaces", "crlf", "tabs", "commas", "header", "comments", "bom-cr", "three-columns", "semicolons"],
 )
 def test_read_xy_layouts(tmp_path: Path, content: str) -> None:
     pattern = read_pattern(write(tmp_path, "ok.xy", content))

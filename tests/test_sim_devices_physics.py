@@ -216,3 +216,15 @@ def test_library_lists_measured_and_simulated_samples() -> None:
 def test_sample_validation() -> None:
     with pytest.raises(ValueError, match="sample 'bad'"):
         Sample("bad", None, "simulated", np.array([1.0, 2.0]), np.array([1.0, -1.0]), {})
+
+
+def test_cif_samples_are_simulated_from_the_repository_cifs() -> None:
+    sample = get_sample("cif:PyXtal/pyxtal/database/cifs/NaCl.cif")
+    assert sample.label == "Fm-3m" and sample.kind == "simulated"
+    # NaCl (a = 5.64 A): strongest reflection (200) near 31.7 deg with Cu K-alpha
+    window = (sample.grid_deg > 20) & (sample.grid_deg < 60)
+    assert abs(sample.grid_deg[window][np.argmax(sample.rate_density[window])] - 31.7) < 0.3
+    for bad in ("cif:../../pyproject.toml", "cif:absent.cif"):
+        with pytest.raises(ValueError, match="unknown sample"):
+            get_sample(bad)
+    assert sample_library(include_cifs=True)["cif:PyXtal/pyxtal/database/cifs/NaCl.cif"] == "Fm-3m"

@@ -56,3 +56,16 @@ def test_a_move_outside_the_limits_fails_the_run_but_closes_it(run_engine: tuple
     stop = documents[-1][1]
     assert stop["exit_status"] == "fail" and "soft limits" in stop["reason"]
     assert stop["num_events"]["primary"] == 6  # 80, 82, ..., 90 measured; the move to 92 refused
+
+
+def test_real_time_pacing_makes_the_scan_take_instrument_time(run_engine: tuple) -> None:
+    engine, documents = run_engine
+    speedup = 50.0
+    bl = make_beamline(real_time=True, speedup=speedup, dwell=1.0, settle_time=0.0, position=30.0)
+    start = time.perf_counter()
+    engine(bp.scan([bl.detector], bl.motor, 30.0, 30.4, 6))
+    wall = time.perf_counter() - start
+    simulated = bl.clock.time()
+    assert simulated == pytest.approx(6 * 1.0 + 0.4 / 2.0)  # exposures + moves at 2 deg/s
+    assert wall >= simulated / speedup  # paced: ~0.12 s here
+    assert [name for name, _ in documents].count("event") == 6

@@ -176,7 +176,11 @@ class ThinFilm:
     impurity_fraction : float
         Its peak scale relative to the main phase, in [0, 1].
     wavelength : str
-        pymatgen wavelength name ("CuKa": K-alpha1/2 weighted mean, 1.54184 A).
+        pymatgen wavelength name of the main line ("CuKa1": 1.54056 A).
+    kalpha2_ratio : float
+        Intensity of the Cu K-alpha2 line (1.54439 A) relative to K-alpha1, in [0, 1]
+        (0.5 for an unmonochromated tube with a Ni filter; 0 for a K-alpha1 monochromator).
+        Needs ``wavelength="CuKa1"`` when > 0.
     """
 
     preferred_hkl: tuple[int, int, int] | None = None
@@ -194,7 +198,8 @@ class ThinFilm:
     substrate_hump_fwhm_deg: float = 10.0
     impurity: str | None = None
     impurity_fraction: float = 0.0
-    wavelength: str = "CuKa"
+    wavelength: str = "CuKa1"
+    kalpha2_ratio: float = 0.5
 
     def __post_init__(self) -> None:
         checks = {
@@ -209,6 +214,7 @@ class ThinFilm:
             "substrate_hump": self.substrate_hump >= 0,
             "substrate_hump_fwhm_deg": self.substrate_hump_fwhm_deg > 0,
             "impurity_fraction": 0.0 <= self.impurity_fraction <= 1.0,
+            "kalpha2_ratio": 0.0 <= self.kalpha2_ratio <= 1.0,
         }
         bad = [name for name, ok in checks.items() if not ok or not math.isfinite(getattr(self, name))]
         if bad:
@@ -217,6 +223,8 @@ class ThinFilm:
             len(self.preferred_hkl) != 3 or not any(self.preferred_hkl)
         ):
             raise ValueError(f"ThinFilm: preferred_hkl must be 3 Miller indices, got {self.preferred_hkl!r}")
+        if self.kalpha2_ratio > 0 and self.wavelength != "CuKa1":
+            raise ValueError("ThinFilm: kalpha2_ratio > 0 needs wavelength='CuKa1' (the K-alpha1 line)")
         if self.impurity_fraction > 0 and self.impurity is None:
             raise ValueError("ThinFilm: impurity_fraction > 0 needs an impurity structure name")
 
@@ -274,7 +282,9 @@ class FilmPeaks:
     hkls: list[tuple[int, int, int]]
 
 
-def thin_film_peaks(structure: Structure, film: ThinFilm, *, textured: bool = True) -> FilmPeaks:
+def thin_film_peaks(
+    structure: Structure, film: ThinFilm, *, textured: bool = True, kalpha2: bool = False
+) -> FilmPeaks:
     """Peak positions, areas and shapes of `structure` as a thin film (module docstring).
 
     Parameters
@@ -285,6 +295,9 @@ def thin_film_peaks(structure: Structure, film: ThinFilm, *, textured: bool = Tr
         Strain, texture (used when `textured`), broadening and scale.
     textured : bool
         Apply `film.preferred_hkl` / `film.march_r` (False for an impurity phase).
+    kalpha2 : bool
+        Return the Cu K-alpha2 companions instead (same reflections at the K-alpha2
+        wavelength, areas scaled by `film.kalpha2_ratio`).
 
     Returns
     -------
@@ -294,17 +307,21 @@ def thin_film_peaks(structure: Structure, film: ThinFilm, *, textured: bool = Tr
     from crystals.powder import peak_list
     from crystals.profiles import caglioti_fwhm, march_dollase, scherrer_fwhm
 
+    from crystals.powder import wavelength_angstrom
+
     peaks = peak_list(structure, PEAK_RANGE_DEG, film.wavelength)
-    sine = peaks.wavelength / (2.0 * peaks.d_spacing * (1.0 + film.strain))
+    wavelength = wavelength_angstrom("CuKa2") if kalpha2 else peaks.wavelength
+    scale = film.kalpha2_ratio if kalpha2 else 1.0
+    sine = wavelength / (2.0 * peaks.d_spacing * (1.0 + film.strain))
     keep = sine < 1.0
     centers = np.degrees(2.0 * np.arcsin(sine[keep]))
-    areas = film.peak_area * peaks.intensity[keep] / 100.0
+    areas = scale * film.peak_area * peaks.intensity[keep] / 100.0
     if textured and film.preferred_hkl is not None and film.march_r != 1.0:
         members = [m for m, k in zip(peaks.members, keep, strict=True) if k]
         areas = areas * march_dollase(members, peaks.lattice_matrix, film.preferred_hkl, film.march_r)
     u, v, w = film.caglioti_uvw
     gauss = caglioti_fwhm(centers, u, v, w)
-    lorentz = scherrer_fwhm(centers, film.crystallite_size_nm, peaks.wavelength, film.scherrer_k)
+    lorentz = scherrer_fwhm(centers, film.crystallite_size_nm, wavelength, film.scherrer_k)
     fwhm, eta = thompson_cox_hastings(gauss, lorentz)
     hkls = [h for h, k in zip(peaks.hkls, keep, strict=True) if k]
     return FilmPeaks(centers, areas, fwhm, eta, hkls)
@@ -329,6 +346,17 @@ def render_peaks(grid_deg: np.ndarray, peaks: FilmPeaks, reach_fwhm: float = REN
             profile = pseudo_voigt(grid_deg[lo:hi], peaks.centers[k], peaks.fwhm[k], peaks.eta[k])
             total[lo:hi] += peaks.areas[k] * profile
     return total
+
+
+def render_film(
+    grid_deg: np.ndarray, structure: Structure, film: ThinFilm, *, textured: bool = True
+) -> np.ndarray:
+    """Peaks of one phase on `grid_deg` (K-alpha1, plus K-alpha2 when its ratio > 0), counts/s/deg."""
+    density = render_peaks(grid_deg, thin_film_peaks(structure, film, textured=textured))
+    if film.kalpha2_ratio > 0:
+        companions = thin_film_peaks(structure, film, textured=textured, kalpha2=True)
+        density = density + render_peaks(grid_deg, companions)
+    return density
 
 
 def background(grid_deg: np.ndarray, film: ThinFilm) -> np.ndarray:
@@ -384,12 +412,12 @@ def simulate_thin_film(
     else:
         structure_name = structure.composition.reduced_formula
     grid = SIMULATION_GRID_DEG if grid_deg is None else np.asarray(grid_deg, dtype=float)
-    density = background(grid, film) + render_peaks(grid, thin_film_peaks(structure, film))
+    density = background(grid, film) + render_film(grid, structure, film)
     if film.impurity is not None and film.impurity_fraction > 0:
         impurity_film = ThinFilm(**{**asdict(film), "impurity": None, "impurity_fraction": 0.0,
                                     "peak_area": film.peak_area * film.impurity_fraction})
         impurity_structure = get_structure(film.impurity)
-        density = density + render_peaks(grid, thin_film_peaks(impurity_structure, impurity_film, textured=False))
+        density = density + render_film(grid, impurity_structure, impurity_film, textured=False)
     params = {"source": "simulated", "structure": structure_name, "film": _json_ready(asdict(film))}
     return Sample(name or structure_name, label, "simulated", grid, density, params)
 

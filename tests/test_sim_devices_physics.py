@@ -113,7 +113,7 @@ def test_cspbbr3_peak_positions_agree_with_an_independent_structure() -> None:
     structure = Structure.from_spacegroup(
         "Pm-3m", Lattice.cubic(5.87), ["Cs", "Pb", "Br"], [[0.5, 0.5, 0.5], [0, 0, 0], [0.5, 0, 0]]
     )
-    reference = XRDCalculator("CuKa").get_pattern(structure, two_theta_range=(5, 60))
+    reference = XRDCalculator("CuKa1").get_pattern(structure, two_theta_range=(5, 60))
     ours = thin_film_peaks(structure, ThinFilm())
     strongest = reference.x[np.argmax(reference.y)]
     assert abs(strongest - 30.4) <= 0.1
@@ -155,8 +155,25 @@ def test_strain_shifts_peaks_to_lower_angle() -> None:
     plain = thin_film_peaks(get_sample_structure("CsPbBr3"), ThinFilm())
     strained = thin_film_peaks(get_sample_structure("CsPbBr3"), ThinFilm(strain=0.01))
     assert np.all(strained.centers < plain.centers)
-    d = 1.54184 / (2 * np.sin(np.radians(plain.centers / 2)))
-    np.testing.assert_allclose(strained.centers, np.degrees(2 * np.arcsin(1.54184 / (2 * d * 1.01))), rtol=1e-6)
+    d = 1.54056 / (2 * np.sin(np.radians(plain.centers / 2)))
+    np.testing.assert_allclose(strained.centers, np.degrees(2 * np.arcsin(1.54056 / (2 * d * 1.01))), rtol=1e-6)
+
+
+def test_kalpha2_doublet() -> None:
+    structure = get_sample_structure("CsPbBr3")
+    alpha1 = thin_film_peaks(structure, ThinFilm())
+    alpha2 = thin_film_peaks(structure, ThinFilm(), kalpha2=True)
+    d = 1.54056 / (2 * np.sin(np.radians(alpha1.centers / 2)))
+    np.testing.assert_allclose(alpha2.centers, np.degrees(2 * np.arcsin(1.54439 / (2 * d))), rtol=1e-9)
+    np.testing.assert_allclose(alpha2.areas, 0.5 * alpha1.areas)
+    # with sharp peaks the doublet is resolved at high angle: two maxima ~0.2 deg apart near 58.9
+    sharp = get_sample("CsPbBr3-sharp")
+    k = int(np.argmin(np.abs(alpha1.centers - 58.9)))
+    for center in (alpha1.centers[k], alpha2.centers[k]):
+        i = int(np.argmin(np.abs(sharp.grid_deg - center)))
+        assert sharp.rate_density[i] > sharp.rate_density[i - 15] and sharp.rate_density[i] > sharp.rate_density[i + 15]
+    with pytest.raises(ValueError, match="kalpha2_ratio"):
+        ThinFilm(wavelength="CuKa")
 
 
 def test_broadening_grows_with_smaller_crystallites() -> None:

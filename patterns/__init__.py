@@ -15,7 +15,7 @@ from patterns.datasets import (
     repo_data_dir,
 )
 from patterns.pattern import Pattern
-from patterns.readers import read_pattern, read_xrdml, read_xy
+from patterns.readers import read_pattern, read_xrdml, read_xy, write_xy
 
 __all__ = [
     "DIMENSIONALITIES",
@@ -30,4 +30,5 @@ __all__ = [
     "read_xrdml",
     "read_xy",
     "repo_data_dir",
+    "write_xy",
 ]

@@ -219,6 +219,32 @@ def read_xrdml(path: PathArg) -> Pattern:
     return Pattern(two_theta, intensity, metadata)
 
 
+def write_xy(pattern: Pattern, path: PathArg, *, header: str | None = None) -> Path:
+    """Write `pattern` as a two-column ``.xy`` text file that `read_xy` reads back exactly.
+
+    Parameters
+    ----------
+    pattern : Pattern
+        The pattern (2theta in degrees, intensity).
+    path : str or path-like
+        Output file; parent folders must exist.
+    header : str, optional
+        Comment text written first, each line prefixed with ``# ``.
+
+    Returns
+    -------
+    pathlib.Path
+        The file written.
+    """
+    file = Path(path)
+    lines = [f"# {line}" for line in (header.splitlines() if header else [])]
+    lines.append("# 2theta_deg intensity")
+    # repr() of a float round-trips exactly
+    lines.extend(f"{a!r} {b!r}" for a, b in zip(pattern.two_theta.tolist(), pattern.intensity.tolist(), strict=True))
+    file.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return file
+
+
 # ----------------------------------------------------------------------------- text helpers
 
 

@@ -205,3 +205,14 @@ def test_bad_xrdml_raises_value_error_naming_the_file(
     with pytest.raises(ValueError, match=message) as info:
         read_pattern(path)
     assert str(path) in str(info.value)
+
+
+def test_write_xy_round_trips_exactly(tmp_path: Path) -> None:
+    from patterns import write_xy
+
+    pattern = Pattern(np.array([5.0, 5.04, 5.08]) + 1e-13, np.array([1.0, 2.5, 1.0 / 3.0]))
+    path = write_xy(pattern, tmp_path / "out.xy", header="sample CsPbBr3\nsimulated")
+    again = read_xy(path)
+    np.testing.assert_array_equal(again.two_theta, pattern.two_theta)
+    np.testing.assert_array_equal(again.intensity, pattern.intensity)
+    assert path.read_text().startswith("# sample CsPbBr3\n# simulated\n")

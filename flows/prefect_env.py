@@ -3,7 +3,8 @@
 Prefect reads these settings when it is first imported, so :func:`configure_prefect_env`
 runs from ``flows/__init__.py``, before any flow module imports prefect. Values the
 user already set (a served Prefect API in ``PREFECT_API_URL``, another
-``PREFECT_HOME``) are left alone.
+``PREFECT_HOME``) are left alone. Importing creates no directory; Prefect makes its
+home when it first writes there.
 """
 
 from __future__ import annotations
@@ -11,28 +12,41 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from storage.catalog import DEFAULT_HOME, HOME_ENV
+
 
 def prefect_home(home: Path | None = None) -> Path:
-    """Prefect's home directory for xrd-agent: ``XRD_AGENT_HOME/prefect``."""
-    from storage.catalog import xrd_agent_home
+    """Prefect's home directory for xrd-agent: ``XRD_AGENT_HOME/prefect`` (not created here)."""
+    if home is None:
+        home = Path(os.environ.get(HOME_ENV) or str(DEFAULT_HOME)).expanduser().resolve()
+    return home / "prefect"
 
-    return (home if home is not None else xrd_agent_home()) / "prefect"
 
-
-def configure_prefect_env(home: Path | None = None) -> Path:
-    """Set ``PREFECT_HOME`` (unless already set) and switch Prefect's analytics off.
+def configure_prefect_env(home: Path | None = None, *, create: bool = False) -> Path:
+    """Set ``PREFECT_HOME`` (unless already set), switch analytics off, allow a slow first start.
 
     With ``PREFECT_API_URL`` unset, Prefect then runs flows against a temporary
     local ("ephemeral") server whose database lives under ``PREFECT_HOME``.
+
+    Parameters
+    ----------
+    home : Path, optional
+        xrd-agent data directory; default ``XRD_AGENT_HOME``.
+    create : bool
+        Create the Prefect home directory.
 
     Returns
     -------
     Path
         The Prefect home in effect.
     """
-    if "PREFECT_HOME" not in os.environ:
+    if "PREFECT_HOME" not in os.environ or home is not None:
         os.environ["PREFECT_HOME"] = str(prefect_home(home))
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    # The first start on a fresh home migrates the database: on a busy 2-core
+    # machine that exceeds Prefect's default 20 s wait for the ephemeral server.
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
     path = Path(os.environ["PREFECT_HOME"]).expanduser()
-    path.mkdir(parents=True, exist_ok=True)
+    if create:
+        path.mkdir(parents=True, exist_ok=True)
     return path

@@ -1,0 +1,161 @@
+"""The champion model of each task, on top of :class:`models.registry.ModelRegistry`.
+
+The registry (``XRD_AGENT_HOME/models``) stores one directory per model version
+and a ``champion.json`` pointer replaced atomically (write, then ``os.replace``).
+This module adds what the retrain flow and the agent need around it:
+
+* :func:`load_champion` - the model to use at the start of a run (never mid-scan);
+  the shipped default model while nothing has been promoted;
+* :func:`champion_cutoff` - the newest label time in the champion's training data
+  (stored in its ``model.json`` as ``labels_cutoff``): runs labelled later are new;
+* :func:`champion_classes` - the champion's classes from its JSON alone (no torch),
+  used to validate labels;
+* :func:`promote` - register + point, then one line in ``promotions.jsonl``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from models.classifier import Classifier
+
+#: Name of the champion pointer file (models.registry.CHAMPION_FILE; repeated here to stay torch-free).
+POINTER_FILE = "champion.json"
+#: Append-only log of promotions, one JSON object per line, per task.
+PROMOTIONS_FILE = "promotions.jsonl"
+#: Metadata key (in model.json) of the label-time cut-off of the training data, unix seconds.
+CUTOFF_KEY = "labels_cutoff"
+TASKS = ("space_group", "dimensionality")
+
+
+def _check_task(task: str) -> str:
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r}; expected one of {list(TASKS)}")
+    return task
+
+
+def registry_dir(root: Path | str | None = None) -> Path:
+    """The registry root: ``root`` if given, else ``XRD_AGENT_HOME/models``."""
+    if root is not None:
+        return Path(root)
+    from storage.catalog import xrd_agent_home
+
+    return xrd_agent_home() / "models"
+
+
+def champion_version(task: str, root: Path | str | None = None) -> str | None:
+    """Version id the registry's pointer names, None while nothing has been promoted (torch-free)."""
+    pointer = registry_dir(root) / _check_task(task) / POINTER_FILE
+    if not pointer.is_file():
+        return None
+    try:
+        return str(json.loads(pointer.read_text())["version"])
+    except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{pointer}: malformed champion pointer ({exc})") from None
+
+
+def champion_model_dir(task: str, root: Path | str | None = None) -> Path:
+    """Directory of the champion of ``task``: the registry's, else the shipped default's."""
+    version = champion_version(task, root)
+    if version is not None:
+        return registry_dir(root) / task / version
+    import models  # torch-free at import
+
+    return models.default_model_dir(task)
+
+
+def champion_classes(task: str, root: Path | str | None = None) -> tuple[str, ...]:
+    """Classes of the champion of ``task``, read from its ``model.json`` (no torch).
+
+    Before any model file exists (a fresh clone before the default model is
+    trained) the task's class list from ``patterns`` is used: every model of the
+    task has exactly those classes (``Classifier.load`` refuses others).
+    """
+    meta = champion_model_dir(_check_task(task), root) / "model.json"
+    if meta.is_file():
+        classes = json.loads(meta.read_text()).get("classes")
+        if isinstance(classes, list) and classes:
+            return tuple(str(c) for c in classes)
+    from patterns import DIMENSIONALITIES, SPACE_GROUPS
+
+    return tuple(SPACE_GROUPS) if task == "space_group" else tuple(DIMENSIONALITIES)
+
+
+def load_champion(task: str = "space_group", root: Path | str | None = None) -> Classifier:
+    """Load the champion of ``task``: the registry's if one was promoted, else the shipped default.
+
+    The agent calls this when a run starts; the returned object never changes, so
+    a promotion during a scan takes effect at the next run.
+
+    Raises
+    ------
+    ValueError
+        If the champion's files are missing or corrupt, or no default model exists.
+    """
+    from models.registry import ModelRegistry
+
+    return ModelRegistry(registry_dir(root)).load_champion(_check_task(task))
+
+
+def champion_cutoff(classifier: Classifier) -> float:
+    """Newest label time (unix seconds) in a model's training data; 0 when it saw no labelled runs."""
+    value = getattr(classifier, "metadata_", {}).get(CUTOFF_KEY, 0.0)
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return 0.0
+
+
+def promote(
+    classifier: Classifier,
+    *,
+    root: Path | str | None = None,
+    record: dict[str, Any] | None = None,
+) -> Path:
+    """Make ``classifier`` the champion of its task.
+
+    The registry stores the version directory (temporary name, then rename) and
+    replaces ``champion.json`` atomically; only after that is the promotion
+    appended to ``promotions.jsonl`` (informative, not authoritative).
+
+    Parameters
+    ----------
+    classifier : Classifier
+        Fitted model.
+    root : Path, optional
+        Registry root (default ``XRD_AGENT_HOME/models``).
+    record : dict, optional
+        JSON-ready facts for the log (accuracies, flow-run id).
+
+    Returns
+    -------
+    Path
+        The champion's version directory.
+    """
+    from models.registry import ModelRegistry
+
+    registry = ModelRegistry(registry_dir(root))
+    previous = registry.champion(classifier.task)
+    path = registry.register(classifier, champion=True)
+    entry = {
+        "time": time.time(),
+        "task": classifier.task,
+        "version": classifier.version,
+        "previous": previous,
+        **(record or {}),
+    }
+    with open(registry.root / classifier.task / PROMOTIONS_FILE, "a") as handle:
+        handle.write(json.dumps(entry, sort_keys=True) + "\n")
+    return path
+
+
+def registry_snapshot(root: Path | str | None = None) -> dict[str, bytes]:
+    """Every file under the registry with its bytes (tests and audits: did anything change?)."""
+    base = registry_dir(root)
+    if not base.exists():
+        return {}
+    return {str(p.relative_to(base)): p.read_bytes() for p in sorted(base.rglob("*")) if p.is_file()}

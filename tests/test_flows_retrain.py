@@ -1,0 +1,186 @@
+"""The retrain flow end to end: real runs in the embedded catalog, labels, real Prefect runs.
+
+Both gate branches are exercised, and two crashes (mid-training, mid-promotion) must
+leave the registry byte-for-byte as it was.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+# Prefect reads its home when first imported: never let a test run point it at the user's.
+os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="xrd-agent-test-prefect-"))
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from flows.champion import champion_cutoff, champion_version, load_champion, promote, registry_snapshot  # noqa: E402
+from flows.gate import decide_promotion  # noqa: E402
+
+#: Tiny training: two members, 100 optimiser steps, 30 simulated patterns per class
+#: (about 10 s per flow here); enough to beat a 1-step model clearly on the measured set.
+TINY = {"members": 2, "steps": 100, "batch_size": 64, "base_per_class": 30}
+#: A deliberately worse challenger: one optimiser step is an untrained network.
+WORSE = {"members": 1, "steps": 1, "batch_size": 8, "base_per_class": 2}
+LABELS = {"CsPbBr3": "Pm-3m", "Cs3Bi2Br9": "P-3m1"}
+
+
+@pytest.fixture(scope="module")
+def prefect_harness():
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=180):
+        yield
+
+
+@pytest.fixture(scope="module")
+def module_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("flows-home")
+
+
+@pytest.fixture
+def home(module_home: Path, xrd_agent_home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """All tests of this module share one catalog (XRD_AGENT_HOME) and pass registries explicitly."""
+    monkeypatch.setenv("XRD_AGENT_HOME", str(module_home))
+    return module_home
+
+
+@pytest.fixture(scope="module")
+def labelled_uids(module_home: Path) -> list[str]:
+    """Real bp.scan runs on the simulated beamline, written by TiledWriter, then labelled."""
+    import bluesky.plans as bp
+    from bluesky import RunEngine
+
+    from sim_devices import make_beamline
+    from storage.catalog import open_catalog, subscribe_writer
+    from storage.labels import label_run
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("XRD_AGENT_HOME", str(module_home))
+        catalog = open_catalog()
+        RE = RunEngine({})
+        subscribe_writer(RE, catalog)
+        uids = []
+        for sample, space_group in LABELS.items():
+            bl = make_beamline(sample=sample, seed=1)
+            (uid,) = RE(bp.scan([bl.detector], bl.motor, 5.0, 60.0, 276), sample=sample)
+            # Every event reads back through databroker v2 before it is labelled.
+            data = catalog[uid].primary.read()
+            assert data["det_counts"].shape == (276,)
+            label_run(uid, space_group=space_group, by="pytest", catalog=catalog)
+            uids.append(uid)
+    return uids
+
+
+@pytest.fixture(scope="module")
+def weak_champion(module_home: Path):
+    """A one-step (untrained) model: the champion the first challenger must beat."""
+    from models.simulate import simulate_training_set
+    from models.train import TrainConfig, train_classifier
+
+    values, labels, _ = simulate_training_set(3, seed=5)
+    return train_classifier(
+        (values, np.ones(values.shape, bool)), labels, task="space_group",
+        config=TrainConfig(n_members=1, steps=1, width=4, batch_size=8, calibrate=False),
+    )
+
+
+def _artifacts(flow_run_id: str) -> dict[str, str]:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
+    return {a.key: a.data for a in artifacts}
+
+
+def test_gate_rule() -> None:
+    assert decide_promotion(0.80, 0.80).promote
+    assert decide_promotion(0.796, 0.80).promote  # within 0.005
+    assert not decide_promotion(0.794, 0.80).promote
+    with pytest.raises(ValueError):
+        decide_promotion(float("nan"), 0.5)
+
+
+def test_promote_then_reject_a_worse_challenger(home, prefect_harness, labelled_uids, weak_champion, tmp_path) -> None:
+    from flows.retrain import retrain_flow
+
+    registry = tmp_path / "registry"
+    promote(weak_champion, root=registry)
+    assert champion_version("space_group", registry) == weak_champion.version
+
+    result = retrain_flow(task="space_group", registry=str(registry), seed=0, **TINY)
+    assert result["status"] == "promoted", result["reason"]
+    assert result["n_new"] == 2 and result["n_labelled"] == 2
+    assert result["previous_champion_version"] == weak_champion.version
+    held = result["metrics"]["challenger_heldout"]
+    assert held["n"] == 88 and held["accuracy"] >= result["metrics"]["champion_heldout"]["accuracy"] - 0.005
+    new_champion = result["champion_version"]
+    assert champion_version("space_group", registry) == new_champion == result["challenger_version"]
+    loaded = load_champion("space_group", registry)
+    assert loaded.version == new_champion
+    assert champion_cutoff(loaded) > 0  # the labels it trained on are no longer "new"
+
+    artifacts = _artifacts(result["flow_run_id"])
+    assert {"retrain-metrics", "retrain-confusion-matrix", "model-version"} <= set(artifacts)
+    assert "held-out accuracy" in artifacts["retrain-metrics"] and "promoted" in artifacts["retrain-metrics"]
+    assert new_champion in artifacts["model-version"]
+    assert "Pm-3m" in artifacts["retrain-confusion-matrix"]
+
+    # Nothing labelled since: the nightly run has nothing to do.
+    skipped = retrain_flow(task="space_group", registry=str(registry), **TINY)
+    assert skipped["status"] == "skipped" and champion_version("space_group", registry) == new_champion
+
+    # A deliberately worse challenger (an untrained network) is rejected; the champion is unchanged.
+    before = registry_snapshot(registry)
+    rejected = retrain_flow(task="space_group", registry=str(registry), force=True, seed=3, **WORSE)
+    assert rejected["status"] == "rejected", rejected["reason"]
+    assert rejected["metrics"]["challenger_heldout"]["accuracy"] < rejected["metrics"]["champion_heldout"]["accuracy"] - 0.005
+    assert champion_version("space_group", registry) == new_champion
+    assert registry_snapshot(registry) == before
+    assert "rejected" in _artifacts(rejected["flow_run_id"])["retrain-metrics"]
+
+
+def test_crash_mid_training_leaves_registry_untouched(home, prefect_harness, labelled_uids, weak_champion, tmp_path, monkeypatch) -> None:
+    import models.train
+    from flows.retrain import retrain_flow
+
+    registry = tmp_path / "registry"
+    promote(weak_champion, root=registry)
+    before = registry_snapshot(registry)
+    original = models.train.fit_member
+
+    def crash_in_second_member(data, member_index, *, task, config):
+        if member_index == 1:
+            raise RuntimeError("simulated crash mid-training (member 1)")
+        return original(data, member_index, task=task, config=config)
+
+    monkeypatch.setattr(models.train, "fit_member", crash_in_second_member)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        retrain_flow(task="space_group", registry=str(registry), **{**TINY, "steps": 5})
+    assert registry_snapshot(registry) == before
+    assert champion_version("space_group", registry) == weak_champion.version
+    assert load_champion("space_group", registry).version == weak_champion.version
+
+
+def test_crash_while_writing_the_model_leaves_champion_untouched(home, prefect_harness, labelled_uids, weak_champion, tmp_path, monkeypatch) -> None:
+    from models.classifier import Classifier
+    from flows.retrain import retrain_flow
+
+    registry = tmp_path / "registry"
+    promote(weak_champion, root=registry)
+    before = registry_snapshot(registry)
+    original_save = Classifier.save
+
+    def save_then_fail(self, directory):
+        original_save(self, directory)
+        (Path(directory) / "weights.safetensors").write_bytes(b"half")  # a torn write
+        raise OSError("simulated disk failure while writing the model")
+
+    monkeypatch.setattr(Classifier, "save", save_then_fail)
+    with pytest.raises(OSError, match="simulated disk failure"):
+        retrain_flow(task="space_group", registry=str(registry), **TINY)
+    assert registry_snapshot(registry) == before
+    assert load_champion("space_group", registry).version == weak_champion.version

@@ -99,7 +99,14 @@ class SimulationSettings:
     hump_probability : float
         Probability of an amorphous (glass substrate) hump at 20-30 degrees.
     impurity_probability : float
-        Probability of an impurity phase (PbI2, SnO2, In2O3) at 2-25 % of the main phase.
+        Probability of an impurity phase: a substrate (FTO = SnO2, ITO = In2O3) for any film,
+        or, for lead-containing films, also PbI2 (excess or decomposition product).
+    impurity_fraction : tuple of float
+        Range (log-uniform) of the impurity's strongest peak relative to the film's strongest
+        peak; PbI2 may exceed the film (degraded or PbI2-rich films), substrates are capped at
+        ``substrate_fraction_max``.
+    substrate_fraction_max : float
+        Upper limit of the substrate fraction.
     stray_peak_probability : float
         Probability of 1-3 stray single peaks at 1-10 % of the strongest peak.
     cif_fraction : float
@@ -124,6 +131,8 @@ class SimulationSettings:
     background_ratio: tuple[float, float] = (0.003, 0.3)
     hump_probability: float = 0.4
     impurity_probability: float = 0.3
+    impurity_fraction: tuple[float, float] = (0.02, 1.5)
+    substrate_fraction_max: float = 0.5
     stray_peak_probability: float = 0.2
     cif_fraction: float = 0.1
 
@@ -143,6 +152,7 @@ class _Source:
     origin: str  # "prototype" or "cif"
     uncertain: bool  # lattice estimated/derived: wider variation
     system: str  # crystal system: decides which lattice variations keep the symmetry
+    elements: frozenset[str]  # chemical elements (decides which impurity phases are plausible)
     abc: np.ndarray  # a, b, c (angstrom)
     angles: np.ndarray  # alpha, beta, gamma (degrees)
     hkl: np.ndarray  # [P, 3] representative Miller indices
@@ -244,7 +254,8 @@ def _build_source(
     angles = np.array(lattice.angles)
     return _Source(
         name=name, space_group=space_group, citation_key=citation_key, origin=origin, uncertain=uncertain,
-        system=_crystal_system(abc, angles), abc=abc, angles=angles, hkl=hkl,
+        system=_crystal_system(abc, angles),
+        elements=frozenset(el.symbol for el in structure.composition.elements), abc=abc, angles=angles, hkl=hkl,
         intensity=np.asarray(peaks.intensity)[keep], directions=directions,
         direction_weights=direction_weights, cos2=cos2,
     )
@@ -600,25 +611,31 @@ def simulate_training_set(
         flat_center.append(two_theta.ravel())
         flat_height.append(intensity.ravel())
 
-    # 4. impurity phases (random powder, 2-25 % of the main phase's strongest peak)
+    # 4. impurity phases, chemically plausible for the film: substrates for all, PbI2 for Pb films
     impurity_name: list[str | None] = [None] * n_total
     impurity_fraction = np.zeros(n_total)
+    by_name = {src.name: src for src in impurities}
     has_impurity = np.flatnonzero(rng.random(n_total) < s.impurity_probability)
-    if has_impurity.size:
-        which = rng.integers(0, len(impurities), has_impurity.size)
-        fraction = rng.uniform(0.02, 0.25, has_impurity.size)
-        for j, src in enumerate(impurities):
-            sel = has_impurity[which == j]
-            if sel.size == 0:
-                continue
-            two_theta, intensity, _ = _phase_peaks(src, sel.size, rng, SimulationSettings(texture_probability=0.3))
-            flat_sample.append(np.repeat(sel, two_theta.shape[1]))
-            flat_center.append(two_theta.ravel())
-            # marker: negative heights are scaled relative to the main phase below
-            flat_height.append(-(intensity / np.nanmax(intensity, axis=1, keepdims=True)).ravel() * np.repeat(fraction[which == j], two_theta.shape[1]))
-            for i in sel:
-                impurity_name[i] = src.name
-            impurity_fraction[sel] = fraction[which == j]
+    choice = np.empty(has_impurity.size, dtype=object)
+    for k, i in enumerate(has_impurity):
+        options = ["SnO2", "In2O3"] + (["PbI2", "PbI2"] if "Pb" in assigned[i].elements else [])
+        choice[k] = options[int(rng.integers(0, len(options)))]
+    fraction = _log_uniform(rng, *s.impurity_fraction, has_impurity.size)
+    fraction = np.where(choice == "PbI2", fraction, np.minimum(fraction, s.substrate_fraction_max))
+    for name, src in by_name.items():
+        pick = choice == name
+        sel = has_impurity[pick]
+        if sel.size == 0:
+            continue
+        two_theta, intensity, _ = _phase_peaks(src, sel.size, rng, s)
+        flat_sample.append(np.repeat(sel, two_theta.shape[1]))
+        flat_center.append(two_theta.ravel())
+        # negative = impurity marker: scaled to the main phase's strongest peak below
+        relative = intensity / np.nanmax(intensity, axis=1, keepdims=True)
+        flat_height.append(-(relative * fraction[pick][:, None]).ravel())
+        for i in sel:
+            impurity_name[i] = name
+        impurity_fraction[sel] = fraction[pick]
 
     sample = np.concatenate(flat_sample)
     center = np.concatenate(flat_center)

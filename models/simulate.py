@@ -414,48 +414,78 @@ def _phase_peaks(
     return two_theta, intensity, info
 
 
-_WINDOW_BUCKETS = (4, 8, 16, 32, 64)  # half-widths (grid points) a peak's window is rounded up to
-_TAIL_TOLERANCE = 5e-4  # truncation error allowed at a window's edge, fraction of the pattern's maximum
+_KERNEL_HALF = 64  # grid points (2.56 deg) of padding each side: peaks just outside the grid still leak in
+_WIDTH_NODES = np.linspace(GRID_START, GRID_START + GRID_STEP * (GRID_SIZE - 1), 4)  # degrees
+_FFT_SIZE = 2048  # > GRID_SIZE + 2 * _KERNEL_HALF: tails wrap around only beyond the padding
+_CHUNK = 512  # patterns per FFT batch (bounds memory)
 
 
 def _render(
-    centers: np.ndarray, heights: np.ndarray, fwhm: np.ndarray, eta: np.ndarray, sample: np.ndarray, n_samples: int
+    centers: np.ndarray,
+    heights: np.ndarray,
+    sample: np.ndarray,
+    n_samples: int,
+    node_fwhm: np.ndarray,
+    eta: np.ndarray,
 ) -> np.ndarray:
-    """Sum pseudo-Voigt peaks (integrated intensity ``heights``) onto the grid, per sample.
+    """Sum pseudo-Voigt peaks onto the grid, per pattern, by stick rendering plus convolution.
 
-    All arguments except n_samples are flat arrays over (sample, peak) pairs. Each peak is
-    evaluated on a window just wide enough that the profile left outside is below
-    ``_TAIL_TOLERANCE`` of the strongest peak (weak, narrow peaks get short windows), with
-    windows bucketed so each bucket is one vectorised evaluation.
+    Each peak (integrated intensity ``heights``) is split between its two neighbouring grid
+    points in proportion to the distance (the centroid stays exact), and every pattern's stick
+    spectrum is convolved (FFT, with the analytic transforms of the Gaussian and Lorentzian) with
+    area-normalised pseudo-Voigt kernels whose FWHM is that of the pattern at each node of
+    ``_WIDTH_NODES``; the results are blended linearly between the
+    nodes, so the width follows the Caglioti/Scherrer angle dependence. The cost is independent
+    of the number of peaks.
+
+    Parameters
+    ----------
+    centers, heights, sample : numpy.ndarray [K]
+        Peak position (degrees), integrated intensity and pattern index of every (pattern, peak) pair.
+    n_samples : int
+        Number of patterns.
+    node_fwhm : numpy.ndarray [n_samples, len(_WIDTH_NODES)]
+        FWHM of each pattern at the width nodes, degrees.
+    eta : numpy.ndarray [n_samples]
+        Lorentzian fraction of each pattern.
+
+    Returns
+    -------
+    numpy.ndarray float64 [n_samples, GRID_SIZE]
+        Intensity density (integrated intensity per degree).
     """
-    out = np.zeros(n_samples * GRID_SIZE)
-    if centers.size == 0:
-        return out.reshape(n_samples, GRID_SIZE)
-    # peak maximum of a pseudo-Voigt of unit area ~ (eta * 2/pi + (1-eta) * 0.94) / fwhm
-    peak_value = heights * (eta * 0.6366 + (1.0 - eta) * 0.9394) / fwhm
-    # the Lorentzian tail falls below the tolerance beyond fwhm/2 sqrt(h eta / tol); the
-    # Gaussian core needs ~1.5 fwhm
-    reach = np.maximum(1.5 * fwhm, 0.5 * fwhm * np.sqrt(np.maximum(peak_value * eta / _TAIL_TOLERANCE, 1.0)))
-    half_points = np.ceil(reach / GRID_STEP)
-    bucket = np.searchsorted(np.asarray(_WINDOW_BUCKETS), np.minimum(half_points, _WINDOW_BUCKETS[-1]))
-    centre_index = np.rint((centers - GRID_START) / GRID_STEP).astype(np.int64)
-    four_ln2 = 4.0 * math.log(2.0)
-    gauss_norm = 2.0 * math.sqrt(math.log(2.0) / math.pi)
-    for b, half in enumerate(_WINDOW_BUCKETS):
-        sel = np.flatnonzero(bucket == b)
-        if sel.size == 0:
-            continue
-        offsets = np.arange(-half, half + 1)
-        index = centre_index[sel, None] + offsets[None, :]  # [K, W]
-        inside = (index >= 0) & (index < GRID_SIZE)
-        f = fwhm[sel, None]
-        dx2 = ((GRID_START + GRID_STEP * index - centers[sel, None]) / f) ** 2
-        e = eta[sel, None]
-        profile = e * (2.0 / math.pi) / (f * (1.0 + 4.0 * dx2)) + (1.0 - e) * (gauss_norm / f) * np.exp(-four_ln2 * dx2)
-        values = (heights[sel, None] * profile)[inside]
-        flat = (sample[sel, None] * GRID_SIZE + index)[inside]
-        out += np.bincount(flat, weights=values, minlength=n_samples * GRID_SIZE)
-    return out.reshape(n_samples, GRID_SIZE)
+    from scipy import fft
+
+    pad = _KERNEL_HALF
+    length = GRID_SIZE + 2 * pad
+    position = (centers - GRID_START) / GRID_STEP + pad
+    ok = (position >= 0) & (position < length - 1)
+    position, heights, sample = position[ok], heights[ok], sample[ok]
+    lower = np.floor(position).astype(np.int64)
+    frac = position - lower
+    flat = sample * length + lower
+    sticks = np.bincount(flat, weights=heights * (1.0 - frac), minlength=n_samples * length)
+    sticks += np.bincount(flat + 1, weights=heights * frac, minlength=n_samples * length)
+    sticks = sticks.reshape(n_samples, length)
+
+    # Fourier transforms of the unit-area profiles (frequency nu in cycles per degree):
+    # Gaussian exp(-(pi fwhm nu)^2 / (4 ln 2)), Lorentzian exp(-pi fwhm |nu|). Using them directly
+    # makes the kernel exact (no truncation); the padding keeps wrapped-around tails negligible.
+    nu = np.fft.rfftfreq(_FFT_SIZE, d=GRID_STEP)[None, None, :]
+    n_nodes = len(_WIDTH_NODES)
+    blend = np.stack([np.interp(GRID, _WIDTH_NODES, np.eye(n_nodes)[k]) for k in range(n_nodes)])  # [nodes, G]
+    out = np.empty((n_samples, GRID_SIZE))
+    for start in range(0, n_samples, _CHUNK):
+        rows = slice(start, min(start + _CHUNK, n_samples))
+        f = node_fwhm[rows][:, :, None]  # [b, nodes, 1]
+        e = eta[rows][:, None, None]
+        kernel_spectrum = e * np.exp(-math.pi * f * nu) + (1.0 - e) * np.exp(-((math.pi * f * nu) ** 2) / (4.0 * math.log(2.0)))
+        spectrum = fft.rfft(sticks[rows], _FFT_SIZE, axis=-1)
+        convolved = fft.irfft(spectrum[:, None, :] * kernel_spectrum, _FFT_SIZE, axis=-1)
+        # the kernel is centred at index 0: grid point g sits at padded index g + pad
+        window = convolved[:, :, pad : pad + GRID_SIZE]
+        out[rows] = np.einsum("bng,ng->bg", window, blend) / GRID_STEP
+    return out
 
 
 def render_pattern(
@@ -512,7 +542,10 @@ def render_pattern(
     ok = np.isfinite(two_theta)
     centers = two_theta[ok] + zero_shift_deg
     n = int(ok.sum())
-    pattern = _render(centers, intensity[ok], np.full(n, fwhm_deg), np.full(n, eta), np.zeros(n, dtype=np.int64), 1)[0]
+    pattern = _render(
+        centers, intensity[ok], np.zeros(n, dtype=np.int64), 1,
+        np.full((1, len(_WIDTH_NODES)), fwhm_deg), np.array([eta]),
+    )[0]
     top = pattern.max()
     return pattern / top if top > 0 else pattern
 
@@ -661,22 +694,20 @@ def simulate_training_set(
     center = np.concatenate([center, stray_center])
     height = np.concatenate([height, stray_height])
 
-    # 6. shifts, widths, K-alpha2
+    # 6. shifts, K-alpha2, widths (Caglioti + Scherrer at the width nodes, added in quadrature)
     theta = np.radians(center) / 2.0
     center = center + zero_shift[sample] + displacement[sample] * np.cos(theta)
-    fwhm_inst = caglioti_fwhm(center, u[sample], v[sample], w[sample])
-    fwhm_size = scherrer_fwhm(center, size_nm[sample], wavelength_angstrom=_LAMBDA_KA1)
-    fwhm = np.maximum(np.sqrt(fwhm_inst**2 + fwhm_size**2), 0.02)
-    peak_eta = eta[sample]
     if kalpha2.any():
         k2 = kalpha2[sample]
         s2 = np.clip(np.sin(np.radians(center[k2]) / 2.0) * (_LAMBDA_KA2 / _LAMBDA_KA1), -1.0, 1.0)
         sample = np.concatenate([sample, sample[k2]])
         center = np.concatenate([center, np.degrees(2.0 * np.arcsin(s2))])
         height = np.concatenate([height, 0.5 * height[k2]])
-        fwhm = np.concatenate([fwhm, fwhm[k2]])
-        peak_eta = np.concatenate([peak_eta, peak_eta[k2]])
-    signal = _render(center, height, fwhm, peak_eta, sample, n_total)
+    nodes = _WIDTH_NODES[None, :]
+    fwhm_inst = caglioti_fwhm(nodes, u[:, None], v[:, None], w[:, None])
+    fwhm_size = scherrer_fwhm(nodes, size_nm[:, None], wavelength_angstrom=_LAMBDA_KA1)
+    node_fwhm = np.maximum(np.sqrt(fwhm_inst**2 + fwhm_size**2), 0.03)
+    signal = _render(center, height, sample, n_total, node_fwhm, eta)
     top = signal.max(axis=1, keepdims=True)
     signal = signal / np.where(top > 0, top, 1.0) * peak_counts[:, None]
 

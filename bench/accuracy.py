@@ -85,8 +85,8 @@ class AccuracySettings:
 
 
 FULL = AccuracySettings()
-QUICK = AccuracySettings(n_splits=3, n_repeats=1, grouped_repeats=1, case2_repeats=1,
-                         run_case1=False, n_simulated_per_class=8, quick=True)
+QUICK = AccuracySettings(n_splits=2, n_repeats=1, grouped_repeats=1, case2_repeats=1,
+                         run_case1=False, n_simulated_per_class=4, quick=True)
 
 
 def default_specs(settings: AccuracySettings) -> list[ModelSpec]:
@@ -118,8 +118,10 @@ def _headline(models: dict[str, Any]) -> dict[str, Any]:
         "f1_macro": ours["f1_macro"],
         "f1_micro": ours["f1_micro"],
         "per_class_recall": ours["per_class_recall"],
-        "ece": ours.get("ece"),
+        "ece": ours["ece"],
+        "ece_crossfit": ours.get("ece_crossfit"),
         "selective_accuracy": ours["selective_accuracy"],
+        "selective_accuracy_crossfit": ours.get("selective_accuracy_crossfit"),
     }
     if ACNN_MODEL in models:
         block["baseline_acnn_accuracy_mean"] = models[ACNN_MODEL]["accuracy_mean"]
@@ -275,12 +277,13 @@ def run(
         if ours is not None and ours.calibrated is not None:
             n_classes = len(classes)
             labels = np.tile(protocols["case3"].labels, ours.probabilities.shape[0])
-            diagrams[f"{task} calibrated"] = reliability(labels, ours.calibrated.reshape(-1, n_classes))
-            diagrams[f"{task} raw"] = reliability(labels, ours.probabilities.reshape(-1, n_classes))
+            diagrams[f"{task} as trained"] = reliability(labels, ours.probabilities.reshape(-1, n_classes))
+            diagrams[f"{task} cross-fit T"] = reliability(labels, ours.calibrated.reshape(-1, n_classes))
     first = tasks[0]
     if HEADLINE_MODEL in result["protocols"][first]["case3"]["models"]:
         result["ece"] = result[first]["ece"]
         result["ece_by_task"] = {t: result[t]["ece"] for t in tasks}
+        result["ece_crossfit_by_task"] = {t: result[t]["ece_crossfit"] for t in tasks}
         result["stepsize"] = result["stepsize_detail"][first]["case3"][HEADLINE_MODEL]
         result["partial"] = result["partial_detail"][first]["case3"][HEADLINE_MODEL]
         result["headline_task"] = first
@@ -293,7 +296,7 @@ def run(
         pngs.append(path.name)
     if diagrams:
         path = out.with_name(f"{out.stem}_reliability.png")
-        figures.reliability_png(diagrams, path, "reliability, Case 3 out-of-fold (cross-fitted T)")
+        figures.reliability_png(diagrams, path, "reliability, Case 3 out-of-fold predictions")
         pngs.append(path.name)
     result["settings"] = asdict(settings)
     result["models"] = {spec.name: spec.description for spec in specs}

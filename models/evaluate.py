@@ -667,3 +667,11 @@ def summarize(result: ProtocolResult) -> dict[str, Any]:
         "wall_seconds": result.wall_seconds,
         "models": {name: summarize_model(result, name) for name in result.models},
     }
+
+
+def grouped_fold_classifiers(task: str = "space_group", seed: int = 0, cache_dir: Any = None, **kwargs: Any) -> list:
+    """Grouped-fold classifiers with the .xy files each never saw; see
+    :func:`models.fold_classifiers.grouped_fold_classifiers` (imported here lazily: it trains)."""
+    from models.fold_classifiers import grouped_fold_classifiers as build
+
+    return build(task, seed, cache_dir, **kwargs)

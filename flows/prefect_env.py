@@ -3,8 +3,9 @@
 Prefect reads these settings when it is first imported, so :func:`configure_prefect_env`
 runs from ``flows/__init__.py``, before any flow module imports prefect. Values the
 user already set (a served Prefect API in ``PREFECT_API_URL``, another
-``PREFECT_HOME``) are left alone. Importing creates no directory; Prefect makes its
-home when it first writes there.
+``PREFECT_HOME``) are left alone. The home directory is created with its parents:
+Prefect creates it on import without parents and its server fails on a missing
+parent (tests therefore set ``PREFECT_HOME`` to a temporary directory first).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ def prefect_home(home: Path | None = None) -> Path:
     return home / "prefect"
 
 
-def configure_prefect_env(home: Path | None = None, *, create: bool = False) -> Path:
+def configure_prefect_env(home: Path | None = None, *, create: bool = True) -> Path:
     """Set ``PREFECT_HOME`` (unless already set), switch analytics off, allow a slow first start.
 
     With ``PREFECT_API_URL`` unset, Prefect then runs flows against a temporary
@@ -33,7 +34,7 @@ def configure_prefect_env(home: Path | None = None, *, create: bool = False) -> 
     home : Path, optional
         xrd-agent data directory; default ``XRD_AGENT_HOME``.
     create : bool
-        Create the Prefect home directory.
+        Create the Prefect home directory (with parents).
 
     Returns
     -------

@@ -106,12 +106,21 @@ def load_champion_task(model_task: str, registry: str | None) -> Any:
 
 
 @task(name="gather-labelled-runs", cache_policy=NO_CACHE)
-def gather_labelled_runs(model_task: str, catalog_uri: str | None) -> list[LabelledScan]:
-    """Every successfully finished run labelled for ``model_task``, oldest label first."""
-    from storage.catalog import open_catalog
-    from storage.scans import labelled_scans
+def gather_labelled_runs(model_task: str, catalog_uri: str | None, scans_file: str | None = None) -> list[LabelledScan]:
+    """Every successfully finished run labelled for ``model_task``, oldest label first.
 
-    scans = labelled_scans(open_catalog(catalog_uri), model_task)
+    With ``scans_file`` the labelled scans come from a scan archive
+    (:mod:`flows.scan_archive`) instead of the catalog.
+    """
+    if scans_file:
+        from flows.scan_archive import load_scans
+
+        scans = load_scans(scans_file)
+    else:
+        from storage.catalog import open_catalog
+        from storage.scans import labelled_scans
+
+        scans = labelled_scans(open_catalog(catalog_uri), model_task)
     return sorted(scans, key=lambda s: s.label_time)
 
 
@@ -313,6 +322,7 @@ def retrain_flow(
     force: bool = False,
     catalog_uri: str | None = None,
     registry: str | None = None,
+    scans_file: str | None = None,
 ) -> dict[str, Any]:
     """Retrain the ``task`` model on newly labelled runs and promote it only if not worse.
 
@@ -338,6 +348,9 @@ def retrain_flow(
         Served tiled catalog; default the embedded one under ``XRD_AGENT_HOME``.
     registry : str, optional
         Model registry root; default ``XRD_AGENT_HOME/models``.
+    scans_file : str, optional
+        Train on the labelled scans of this archive (``.npz``, see :mod:`flows.scan_archive`)
+        instead of the catalog's labelled runs.
 
     Returns
     -------
@@ -356,7 +369,7 @@ def retrain_flow(
 
     champion = load_champion_task(task, registry)
     cutoff = champion_cutoff(champion)
-    scans = gather_labelled_runs(task, catalog_uri)
+    scans = gather_labelled_runs(task, catalog_uri, scans_file)
     new = [s for s in scans if s.label_time > cutoff]
     logger.info("champion %s (label cut-off %.3f); %d labelled runs, %d new", champion.version, cutoff, len(scans), len(new))
     if not new and not force:

@@ -31,8 +31,8 @@ URI_ENV = "XRD_AGENT_TILED_URI"
 API_KEY_ENV = "XRD_AGENT_TILED_API_KEY"
 
 
-def xrd_agent_home() -> Path:
-    """Return the xrd-agent data directory, creating it if needed.
+def xrd_agent_home(create: bool = True) -> Path:
+    """Return the xrd-agent data directory, creating it if needed (and ``create``).
 
     Returns
     -------
@@ -41,7 +41,8 @@ def xrd_agent_home() -> Path:
     """
     raw = os.environ.get(HOME_ENV) or str(DEFAULT_HOME)
     home = Path(raw).expanduser().resolve()
-    home.mkdir(parents=True, exist_ok=True)
+    if create:
+        home.mkdir(parents=True, exist_ok=True)
     return home
 
 

@@ -18,6 +18,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
@@ -40,7 +41,7 @@ from models.evaluate import (
 )
 from models.folds import group_sizes
 from models.measured_set import MeasuredSet, load_measured_set
-from models.metrics import reliability
+from models.metrics import Reliability, reliability
 from models.scan_variants import PARTIAL_FRACTIONS, STEP_SIZES, variant_features
 
 TASKS: tuple[str, ...] = ("space_group", "dimensionality")
@@ -139,9 +140,15 @@ def _headline(models: dict[str, Any]) -> dict[str, Any]:
     return block
 
 
+def number_key(value: float) -> str:
+    """JSON key of a step or fraction: fewest decimals, at least one ("0.04", "0.6", "1.0")."""
+    text = f"{value:.2f}".rstrip("0")
+    return text + "0" if text.endswith(".") else text
+
+
 def _variant_curve(summary: dict[str, Any], model: str, prefix: str, keys: Sequence[float]) -> dict[str, float]:
     variants = summary["models"][model]["variants"]
-    return {f"{k:.2f}": variants[f"{prefix}:{k:.2f}"]["accuracy_mean"] for k in keys}
+    return {number_key(k): variants[f"{prefix}:{k:.2f}"]["accuracy_mean"] for k in keys}
 
 
 def _grouping_record(measured: MeasuredSet) -> dict[str, Any]:
@@ -167,6 +174,72 @@ def _average_cams(result: ProtocolResult, measured: MeasuredSet) -> tuple[dict, 
     return cams, patterns, counts
 
 
+def evaluate_task(
+    task: str,
+    settings: AccuracySettings,
+    specs: Sequence[ModelSpec],
+    source: SimulatedSource,
+    progress: Callable[[str], None] | None = _progress,
+) -> dict[str, Any]:
+    """Every protocol of one task; returns a JSON-ready block (figures' data included)."""
+    measured = load_measured_set(task)
+    block: dict[str, Any] = {"grouping": _grouping_record(measured),
+                             "models": {spec.name: spec.description for spec in specs}}
+    variants, variant_info = variant_features(measured.patterns)
+    if progress:
+        progress(f"{task}: {len(measured)} patterns, {block['grouping']['n_groups']} groups")
+    protocols: dict[str, ProtocolResult] = {}
+    protocols["case3"] = run_case3(task, specs, measured, source, grouped=False,
+                                   n_splits=settings.n_splits, n_repeats=settings.n_repeats,
+                                   seed=settings.seed, variants=variants, progress=progress)
+    if settings.grouped_repeats:
+        protocols["case3_grouped"] = run_case3(task, specs, measured, source, grouped=True,
+                                               n_splits=settings.n_splits,
+                                               n_repeats=settings.grouped_repeats,
+                                               seed=settings.seed, variants=variants, progress=progress)
+    if settings.case2_repeats:
+        protocols["case2"] = run_case2(task, specs, measured, source, n_repeats=settings.case2_repeats,
+                                       seed=settings.seed, progress=progress)
+    if settings.run_case1:
+        protocols["case1"] = run_case1(task, specs, source(task, settings.seed),
+                                       n_splits=settings.n_splits, seed=settings.seed, progress=progress)
+    summaries = {name: summarize(p) for name, p in protocols.items()}
+    block["protocols"] = summaries
+    block["headline"] = {name: _headline(summary["models"]) for name, summary in summaries.items()}
+    with_variants = [p for p in ("case3", "case3_grouped") if p in summaries]
+    block["stepsize_detail"] = {
+        protocol: {model: _variant_curve(summaries[protocol], model, "step", STEP_SIZES)
+                   for model in summaries[protocol]["models"]} for protocol in with_variants}
+    block["partial_detail"] = {
+        protocol: {model: _variant_curve(summaries[protocol], model, "partial", PARTIAL_FRACTIONS)
+                   for model in summaries[protocol]["models"]} for protocol in with_variants}
+    block["stepsize_detail"]["achieved_mean_step"] = {
+        number_key(float(k.split(":")[1])): v["mean_step"] for k, v in variant_info.items() if k.startswith("step:")}
+    block["partial_detail"]["mean_coverage"] = {
+        number_key(float(k.split(":")[1])): v["mean_coverage"] for k, v in variant_info.items()
+        if k.startswith("partial:")}
+    cams = _average_cams(protocols["case3"], measured)
+    if cams is not None:
+        block["average_cam"] = {"cam": cams[0], "mean_pattern": cams[1], "count": cams[2]}
+    ours = protocols["case3"].models.get(HEADLINE_MODEL)
+    if ours is not None:
+        n_classes = len(protocols["case3"].classes)
+        labels = np.tile(protocols["case3"].labels, ours.probabilities.shape[0])
+        block["reliability"] = {"as trained": asdict(reliability(labels, ours.probabilities.reshape(-1, n_classes)))}
+        if ours.calibrated is not None:
+            block["reliability"]["cross-fit T"] = asdict(reliability(labels, ours.calibrated.reshape(-1, n_classes)))
+    return _jsonable(block)
+
+
+def _run_task_in_subprocess(task: str, quick: bool, folder: Path) -> subprocess.Popen:
+    """Start ``python -m bench.accuracy --task TASK`` with one torch thread; it writes JSON."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "bench.accuracy", "--task", task, "--out", str(folder / f"{task}.json")]
+    if quick:
+        command.append("--quick")
+    return subprocess.Popen(command, env=env, cwd=Path(__file__).resolve().parent.parent)
+
+
 def run(
     quick: bool,
     out: Path,
@@ -175,6 +248,7 @@ def run(
     specs: Sequence[ModelSpec] | None = None,
     source: SimulatedSource | None = None,
     tasks: Sequence[str] = TASKS,
+    jobs: int | None = None,
     progress: Callable[[str], None] | None = _progress,
 ) -> dict[str, Any]:
     """Run the accuracy benchmark and write ``out`` (JSON) plus PNGs beside it.
@@ -190,77 +264,87 @@ def run(
         stand-ins; the defaults are the real models and :func:`models.simulate.simulate_training_set`).
     tasks : sequence of str
         Tasks to evaluate.
+    jobs : int, optional
+        With the default models and data, evaluate the tasks in this many parallel processes of
+        one torch thread each (default 2 for the full run, 1 for ``quick``): on two cores two
+        single-threaded trainings outrun one two-threaded one. Results travel back as JSON.
     """
     tic = time.perf_counter()
-    settings = settings or (QUICK if quick else FULL)
-    settings = replace(settings, quick=quick)
-    specs = list(specs) if specs is not None else default_specs(settings)
-    source = source or simulated_source(settings.n_simulated_per_class)
+    settings = replace(settings or (QUICK if quick else FULL), quick=quick)
+    defaults = specs is None and source is None
+    jobs = jobs if jobs is not None else (1 if quick else 2)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    result: dict[str, Any] = {"grouped": {}, "case1": {}, "case2": {}, "protocols": {},
-                              "grouping": {}, "stepsize_detail": {}, "partial_detail": {}}
+    blocks: dict[str, dict[str, Any]] = {}
+    if defaults and jobs > 1 and len(tasks) > 1 and settings in (FULL, QUICK):
+        with tempfile.TemporaryDirectory(prefix="bench-accuracy-") as tmp:
+            pending = list(tasks)
+            running: list[tuple[str, subprocess.Popen]] = []
+            while pending or running:
+                while pending and len(running) < jobs:
+                    task = pending.pop(0)
+                    running.append((task, _run_task_in_subprocess(task, quick, Path(tmp))))
+                task, process = running.pop(0)
+                if process.wait() != 0:
+                    for _, other in running:
+                        other.kill()
+                    raise RuntimeError(f"accuracy benchmark for {task} failed (exit {process.returncode})")
+                blocks[task] = json.loads((Path(tmp) / f"{task}.json").read_text())
+    else:
+        specs = list(specs) if specs is not None else default_specs(settings)
+        source = source or simulated_source(settings.n_simulated_per_class)
+        for task in tasks:
+            blocks[task] = evaluate_task(task, settings, specs, source, progress)
+        jobs = 1
+    result = _assemble(blocks, tasks, out)
+    result["settings"] = asdict(settings)
+    result["models"] = blocks[tasks[0]]["models"]
+    result["git_commit"] = _git_commit()
+    result["parallel_task_processes"] = jobs
+    result["cpu_threads"] = _threads()
+    result["wall_seconds"] = time.perf_counter() - tic
+    out.write_text(json.dumps(_jsonable(result), indent=1, allow_nan=False) + "\n")
+    return result
+
+
+def _assemble(blocks: dict[str, dict[str, Any]], tasks: Sequence[str], out: Path) -> dict[str, Any]:
+    """Acceptance keys, details and PNGs from the per-task blocks."""
+    result: dict[str, Any] = {"grouped": {}, "case1": {}, "case2": {}, "protocols": {}, "grouping": {},
+                              "stepsize_detail": {}, "partial_detail": {}}
     pngs: list[str] = []
     curves_partial: dict[str, tuple] = {}
     curves_step: dict[str, tuple] = {}
     diagrams = {}
     for task in tasks:
-        measured = load_measured_set(task)
-        result["grouping"][task] = _grouping_record(measured)
-        variants, variant_info = variant_features(measured.patterns)
-        if progress:
-            progress(f"{task}: {len(measured)} patterns, {result['grouping'][task]['n_groups']} groups")
-        protocols: dict[str, ProtocolResult] = {}
-        protocols["case3"] = run_case3(task, specs, measured, source, grouped=False,
-                                       n_splits=settings.n_splits, n_repeats=settings.n_repeats,
-                                       seed=settings.seed, variants=variants, progress=progress)
-        protocols["case3_grouped"] = run_case3(task, specs, measured, source, grouped=True,
-                                               n_splits=settings.n_splits,
-                                               n_repeats=settings.grouped_repeats,
-                                               seed=settings.seed, variants=variants, progress=progress)
-        protocols["case2"] = run_case2(task, specs, measured, source, n_repeats=settings.case2_repeats,
-                                       seed=settings.seed, progress=progress)
-        if settings.run_case1:
-            protocols["case1"] = run_case1(task, specs, source(task, settings.seed),
-                                           n_splits=settings.n_splits, seed=settings.seed,
-                                           progress=progress)
-        summaries = {name: summarize(p) for name, p in protocols.items()}
+        block = blocks[task]
+        summaries = block["protocols"]
+        result["grouping"][task] = block["grouping"]
         result["protocols"][task] = summaries
-        result[task] = _headline(summaries["case3"]["models"])
-        result["grouped"][task] = _headline(summaries["case3_grouped"]["models"])
-        result["case2"][task] = _headline(summaries["case2"]["models"])
-        if "case1" in summaries:
-            result["case1"][task] = _headline(summaries["case1"]["models"])
-        result["stepsize_detail"][task] = {
-            protocol: {model: _variant_curve(summaries[protocol], model, "step", STEP_SIZES)
-                       for model in summaries[protocol]["models"]}
-            for protocol in ("case3", "case3_grouped")
-        }
-        result["partial_detail"][task] = {
-            protocol: {model: _variant_curve(summaries[protocol], model, "partial", PARTIAL_FRACTIONS)
-                       for model in summaries[protocol]["models"]}
-            for protocol in ("case3", "case3_grouped")
-        }
-        result["stepsize_detail"][task]["achieved_mean_step"] = {
-            k.split(":")[1]: v["mean_step"] for k, v in variant_info.items() if k.startswith("step:")}
-        result["partial_detail"][task]["mean_coverage"] = {
-            k.split(":")[1]: v["mean_coverage"] for k, v in variant_info.items() if k.startswith("partial:")}
-        # figures of this task
-        classes = protocols["case3"].classes
+        result[task] = block["headline"]["case3"]
+        for protocol, key in (("case3_grouped", "grouped"), ("case2", "case2"), ("case1", "case1")):
+            if protocol in block["headline"]:
+                result[key][task] = block["headline"][protocol]
+        result["stepsize_detail"][task] = block["stepsize_detail"]
+        result["partial_detail"][task] = block["partial_detail"]
+        classes = summaries["case3"]["classes"]
         confusion = {f"{model} {protocol}": np.asarray(summaries[protocol]["models"][model]["confusion_matrix"])
-                     for protocol in ("case3", "case3_grouped")
+                     for protocol in ("case3", "case3_grouped") if protocol in summaries
                      for model in (HEADLINE_MODEL, ACNN_MODEL, NN_MODEL)
                      if model in summaries[protocol]["models"]}
         path = out.with_name(f"{out.stem}_confusion_{task}.png")
-        figures.confusion_png(confusion, classes, path,
-                              f"{task}: out-of-fold confusion, summed over repeats")
+        figures.confusion_png(confusion, classes, path, f"{task}: out-of-fold confusion, summed over repeats")
         pngs.append(path.name)
-        cams = _average_cams(protocols["case3"], measured)
-        if cams is not None:
+        if "average_cam" in block:
+            cam = block["average_cam"]
             path = out.with_name(f"{out.stem}_cam_{task}.png")
-            figures.class_cam_png(*cams, path, f"{task}: average CAM of the true class (Eq. 6), test folds")
+            figures.class_cam_png({k: np.asarray(v) for k, v in cam["cam"].items()},
+                                  {k: np.asarray(v) for k, v in cam["mean_pattern"].items()},
+                                  cam["count"], path,
+                                  f"{task}: average CAM of the true class (Eq. 6), Case 3 test folds")
             pngs.append(path.name)
         for protocol, label in (("case3", "random"), ("case3_grouped", "grouped")):
+            if protocol not in summaries:
+                continue
             for model in (HEADLINE_MODEL, ACNN_MODEL, NN_MODEL):
                 if model not in summaries[protocol]["models"]:
                     continue
@@ -273,12 +357,10 @@ def run(
                     STEP_SIZES,
                     [variants_summary[f"step:{s:.2f}"]["accuracy_mean"] for s in STEP_SIZES],
                     [variants_summary[f"step:{s:.2f}"]["accuracy_std"] for s in STEP_SIZES])
-        ours = protocols["case3"].models.get(HEADLINE_MODEL)
-        if ours is not None and ours.calibrated is not None:
-            n_classes = len(classes)
-            labels = np.tile(protocols["case3"].labels, ours.probabilities.shape[0])
-            diagrams[f"{task} as trained"] = reliability(labels, ours.probabilities.reshape(-1, n_classes))
-            diagrams[f"{task} cross-fit T"] = reliability(labels, ours.calibrated.reshape(-1, n_classes))
+        for name, rel in block.get("reliability", {}).items():
+            diagrams[f"{task} {name}"] = Reliability(
+                np.asarray(rel["bin_edges"], dtype=float), np.asarray(rel["counts"]),
+                np.asarray(rel["accuracy"], dtype=float), np.asarray(rel["confidence"], dtype=float))
     first = tasks[0]
     if HEADLINE_MODEL in result["protocols"][first]["case3"]["models"]:
         result["ece"] = result[first]["ece"]
@@ -298,14 +380,31 @@ def run(
         path = out.with_name(f"{out.stem}_reliability.png")
         figures.reliability_png(diagrams, path, "reliability, Case 3 out-of-fold predictions")
         pngs.append(path.name)
-    result["settings"] = asdict(settings)
-    result["models"] = {spec.name: spec.description for spec in specs}
     result["figures"] = pngs
-    result["git_commit"] = _git_commit()
-    result["cpu_threads"] = _threads()
-    result["wall_seconds"] = time.perf_counter() - tic
-    out.write_text(json.dumps(_jsonable(result), indent=1, allow_nan=False) + "\n")
     return result
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m bench.accuracy --task TASK --out PATH [--quick]``: one task's block as JSON.
+
+    Used by :func:`run` to evaluate tasks in parallel processes.
+    """
+    import argparse
+
+    import torch
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--task", required=True, choices=TASKS)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    settings = replace(QUICK if args.quick else FULL, quick=args.quick)
+    block = evaluate_task(args.task, settings, default_specs(settings),
+                          simulated_source(settings.n_simulated_per_class),
+                          lambda line: _progress(f"[{args.task}] {line}"))
+    args.out.write_text(json.dumps(block, allow_nan=False) + "\n")
+    return 0
 
 
 def _threads() -> int:
@@ -330,3 +429,7 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, np.ndarray):
         return _jsonable(value.tolist())
     return value
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -19,8 +19,12 @@ def confusion_png(
     matrices: Mapping[str, np.ndarray], classes: Sequence[str], path: Path, title: str
 ) -> Path:
     """One panel per named confusion matrix (rows true, columns predicted), counts and row %."""
-    fig, axes = plt.subplots(1, len(matrices), figsize=(4.2 * len(matrices), 4.0), squeeze=False)
-    for ax, (name, matrix) in zip(axes[0], matrices.items()):
+    n_cols = min(3, len(matrices))
+    n_rows = -(-len(matrices) // n_cols)
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(4.2 * n_cols, 4.0 * n_rows), squeeze=False)
+    for ax in axes.flat[len(matrices):]:
+        ax.set_visible(False)
+    for ax, (name, matrix) in zip(axes.flat, matrices.items()):
         matrix = np.asarray(matrix)
         rows = matrix.sum(axis=1, keepdims=True)
         share = np.divide(matrix, rows, out=np.zeros(matrix.shape), where=rows > 0)

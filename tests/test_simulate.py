@@ -99,3 +99,28 @@ def test_render_pattern_rejects_bad_input():
         render_pattern("Unobtainium")
     with pytest.raises(ValueError):
         render_pattern("CsPbBr3", fwhm_deg=0.0)
+
+
+@pytest.mark.parametrize("centre, fwhm, eta", [(30.013, 0.08, 0.9), (30.02, 0.1, 0.0), (45.0, 0.3, 0.5)])
+def test_fft_renderer_reproduces_the_pseudo_voigt_profile(centre, fwhm, eta):
+    from crystals.profiles import pseudo_voigt
+    from models.simulate import _WIDTH_NODES, _render
+
+    out = _render(
+        np.array([centre]), np.array([1.0]), np.array([0]), 1, np.full((1, len(_WIDTH_NODES)), fwhm), np.array([eta])
+    )[0]
+    reference = pseudo_voigt(GRID, centre, fwhm, eta)
+    assert np.abs(out - reference).max() <= 0.05 * reference.max()
+    assert out.sum() * 0.04 == pytest.approx(1.0, abs=0.01)  # integrated intensity kept
+
+
+def test_impurities_are_chemically_plausible_and_recorded():
+    X, y, meta = simulate_training_set({"Pm-3m": 60, "P6_3/mmc": 60}, seed=5)
+    phases = {m["space_group"]: set() for m in meta}
+    for m in meta:
+        if m["impurity"] is not None:
+            phases[m["space_group"]].add(m["impurity"]["phase"])
+            assert m["impurity"]["fraction"] > 0
+    assert "PbI2" in phases["Pm-3m"]  # lead-halide films: PbI2 occurs
+    assert "PbI2" not in phases["P6_3/mmc"]  # Bi/Sb iodides: no lead, no PbI2
+    assert phases["P6_3/mmc"] <= {"SnO2", "In2O3"}

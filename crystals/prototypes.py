@@ -116,7 +116,9 @@ class Prototype:
 # --------------------------------------------------------------------------------------------
 
 
-def _cubic_perovskite(a: str, b: str | dict[str, float], x: str, lattice_a: float) -> Structure:
+def _cubic_perovskite(
+    a: str | dict[str, float], b: str | dict[str, float], x: str | dict[str, float], lattice_a: float
+) -> Structure:
     """ABX3, Pm-3m: B 1a (0,0,0), A 1b (1/2,1/2,1/2), X 3d (1/2,0,0)."""
     return Structure.from_spacegroup(
         "Pm-3m", Lattice.cubic(lattice_a), [a, b, x], [[0.5, 0.5, 0.5], [0, 0, 0], [0.5, 0, 0]]
@@ -358,6 +360,33 @@ _ENTRIES: list[Prototype] = [
         "Cubic CsSnBr3, a = 5.80 A (approx.): Barrett, Donaldson et al., J. Chem. Soc. A 3105 (1971)",
         "Barrett1971",
         lambda: _cubic_perovskite("Cs", "Sn", "Br", 5.80),
+    ),
+    # Mixed-halide / mixed-cation solid solutions: cubic at room temperature for these
+    # compositions; lattice constants by Vegard's law between the end members above, as the
+    # linear lattice-composition relation reported by Noh et al., Nano Lett. 13, 1764 (2013).
+    Prototype(
+        "MAPb(I0.5Br0.5)3", "Pm-3m",
+        "Vegard between MAPbI3 (6.3285) and MAPbBr3 (5.901, Poglitsch & Weber 1987): a = 6.115 A "
+        "(estimated); cubic for Br >= 0.2: Noh et al., Nano Lett. 13, 1764 (2013)",
+        "Noh2013",
+        lambda: _cubic_perovskite(MA, "Pb", {"I": 0.5, "Br": 0.5}, 6.115),
+        note="MA modelled as K; disordered X site",
+    ),
+    Prototype(
+        "FAPb(I0.5Br0.5)3", "Pm-3m",
+        "Vegard between FAPbI3 (6.362, Weller 2015) and FAPbBr3 (5.99, Hanusch 2014): a = 6.176 A "
+        "(estimated)",
+        "Vegard-FAPbIBr",
+        lambda: _cubic_perovskite(FA, "Pb", {"I": 0.5, "Br": 0.5}, 6.176),
+        note="FA modelled as Cr; disordered X site",
+    ),
+    Prototype(
+        "FA0.85MA0.15Pb(I0.85Br0.15)3", "Pm-3m",
+        "Mixed-cation mixed-halide 'FAMA' absorber, a = 6.29 A by Vegard between FAPbI3, MAPbI3, "
+        "FAPbBr3 and MAPbBr3 (estimated); composition of Jeon et al., Nature 517, 476 (2015)",
+        "Jeon2015",
+        lambda: _cubic_perovskite({FA: 0.85, MA: 0.15}, "Pb", {"I": 0.85, "Br": 0.15}, 6.29),
+        note="FA as Cr, MA as K; disordered A and X sites",
     ),
     # ---- I4/mcm (140): tetragonal ABX3 perovskites (a0a0c- tilt) ----------------------------
     Prototype(

@@ -12,6 +12,8 @@ seeded generator stream:
   (thin films are strongly textured: often only one (h00) or (00l) family survives), or none,
 - Caglioti instrumental plus Scherrer size broadening, pseudo-Voigt profiles, optional K-alpha2,
 - a 2theta zero shift and a sample-displacement shift (proportional to cos theta),
+- the finite film thickness (absorption 2 mu t): low-angle film peaks relatively enhanced,
+  substrate peaks attenuated through the film,
 - a smooth background (constant, decay at low angle, slope, optional amorphous glass hump),
 - occasional impurity phases (PbI2, FTO/SnO2, ITO/In2O3) and stray single peaks,
 - Poisson counting noise at a random count level.
@@ -111,6 +113,10 @@ class SimulationSettings:
         ``substrate_fraction_max``.
     substrate_fraction_max : float
         Upper limit of the substrate fraction.
+    film_absorption : tuple of float
+        Range (log-uniform) of 2 mu t, the film's absorption-thickness product: sets the
+        angle dependence of film (1 - exp(-2 mu t / sin theta)) and substrate
+        (exp(-2 mu t / sin theta)) intensities.
     stray_peak_probability : float
         Probability of 1-3 stray single peaks at 1-10 % of the strongest peak.
     cif_fraction : float
@@ -137,6 +143,7 @@ class SimulationSettings:
     impurity_probability: float = 0.3
     impurity_fraction: tuple[float, float] = (0.02, 1.5)
     substrate_fraction_max: float = 0.5
+    film_absorption: tuple[float, float] = (0.02, 1.0)
     stray_peak_probability: float = 0.2
     cif_fraction: float = 0.1
 
@@ -392,6 +399,24 @@ def _bragg_two_theta(hkl: np.ndarray, abc: np.ndarray, angles: np.ndarray, wavel
         return np.degrees(2.0 * np.arcsin(np.where(s < 1.0, s, np.nan)))
 
 
+def _film_factor(two_theta: np.ndarray, absorption: np.ndarray) -> np.ndarray:
+    """Relative diffracted intensity of a film of finite thickness (symmetric Bragg-Brentano).
+
+    ``(1 - exp(-2 mu t / sin theta)) / (1 - exp(-2 mu t))`` with ``absorption = 2 mu t``: a thin
+    film (small 2 mu t; metal-halide films of 0.3-1 um at Cu K-alpha have 2 mu t ~ 0.05-0.2)
+    scatters relatively more at low angles, where the beam path through it is longer; a thick
+    one tends to the constant of a bulk powder.
+    """
+    sin_theta = np.sin(np.radians(np.nan_to_num(two_theta, nan=90.0)) / 2.0)
+    return -np.expm1(-absorption / sin_theta) / -np.expm1(-absorption)
+
+
+def _substrate_factor(two_theta: np.ndarray, absorption: np.ndarray) -> np.ndarray:
+    """Attenuation ``exp(-2 mu t / sin theta)`` of substrate reflections seen through the film."""
+    sin_theta = np.sin(np.radians(np.nan_to_num(two_theta, nan=90.0)) / 2.0)
+    return np.exp(-absorption / sin_theta)
+
+
 def _phase_peaks(
     src: _Source, n: int, rng: np.random.Generator, s: SimulationSettings
 ) -> tuple[np.ndarray, np.ndarray, list[dict[str, Any]]]:
@@ -614,7 +639,7 @@ def simulate_training_set(
         Per pattern: structure, space_group, dimensionality, citation_key, origin
         ("prototype"/"cif"), lattice_abc, lattice_angles, preferred_hkl (None = random powder),
         march_r, size_nm, caglioti_uvw, eta, kalpha2, zero_shift_deg, displacement_deg,
-        peak_counts, background, impurity, stray_peaks.
+        peak_counts, film_absorption_2mut, background, impurity, stray_peaks, seed.
 
     Raises
     ------
@@ -659,6 +684,7 @@ def simulate_training_set(
     displacement = rng.uniform(-s.displacement_deg, s.displacement_deg, n_total)
     peak_counts = _log_uniform(rng, *s.peak_counts, n_total)
     background_ratio = _log_uniform(rng, *s.background_ratio, n_total)
+    absorption = _log_uniform(rng, *s.film_absorption, n_total)
 
     # 3. peaks of the main phase, grouped by structure for vectorisation
     flat_sample, flat_center, flat_height = [], [], []
@@ -670,6 +696,7 @@ def simulate_training_set(
         src = assigned[idx[0]]
         idx_arr = np.asarray(idx)
         two_theta, intensity, info = _phase_peaks(src, len(idx), rng, s)
+        intensity = intensity * _film_factor(two_theta, absorption[idx_arr][:, None])
         for k, i in enumerate(idx):
             meta[i].update(info[k])
         flat_sample.append(np.repeat(idx_arr, two_theta.shape[1]))
@@ -693,6 +720,9 @@ def simulate_training_set(
         if sel.size == 0:
             continue
         two_theta, intensity, _ = _phase_peaks(src, sel.size, rng, s)
+        # PbI2 lies in the film; the substrate lies under it and is seen through it
+        factor = _film_factor if name == "PbI2" else _substrate_factor
+        intensity = intensity * factor(two_theta, absorption[sel][:, None])
         flat_sample.append(np.repeat(sel, two_theta.shape[1]))
         flat_center.append(two_theta.ravel())
         # negative = impurity marker: scaled to the main phase's strongest peak below
@@ -781,6 +811,7 @@ def simulate_training_set(
         "slope": np.round(slope, 3).tolist(),
         "hump": np.round(hump_amp, 3).tolist(),
         "impurity_fraction": np.round(impurity_fraction, 3).tolist(),
+        "absorption": np.round(absorption, 4).tolist(),
     }
     for i, src in enumerate(assigned):
         dim = SPACE_GROUP_TO_DIMENSIONALITY[src.space_group]
@@ -799,6 +830,7 @@ def simulate_training_set(
                 "zero_shift_deg": cols["zero"][i],
                 "displacement_deg": cols["disp"][i],
                 "peak_counts": cols["counts"][i],
+                "film_absorption_2mut": cols["absorption"][i],
                 "background": {
                     "level": cols["b0"][i],
                     "decay_amplitude": cols["decay_amp"][i],

@@ -124,3 +124,16 @@ def test_impurities_are_chemically_plausible_and_recorded():
     assert "PbI2" in phases["Pm-3m"]  # lead-halide films: PbI2 occurs
     assert "PbI2" not in phases["P6_3/mmc"]  # Bi/Sb iodides: no lead, no PbI2
     assert phases["P6_3/mmc"] <= {"SnO2", "In2O3"}
+
+
+def test_thin_film_absorption_favours_low_angles_and_dims_the_substrate():
+    from models.simulate import _film_factor, _substrate_factor
+
+    angles = np.array([14.0, 28.0, 56.0])
+    thin = _film_factor(angles, 0.05)
+    thick = _film_factor(angles, 50.0)
+    np.testing.assert_allclose(thick, 1.0)  # bulk limit: no angle dependence
+    assert thin[0] > thin[1] > thin[2]  # ~ 1 / sin(theta) for thin films
+    assert thin[0] / thin[1] == pytest.approx(np.sin(np.radians(14.0)) / np.sin(np.radians(7.0)), rel=0.05)
+    through = _substrate_factor(angles, 0.5)
+    assert np.all(through < 1.0) and through[0] < through[2]

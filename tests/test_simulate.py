@@ -130,7 +130,7 @@ def test_thin_film_absorption_favours_low_angles_and_dims_the_substrate():
     from models.simulate import _film_factor, _substrate_factor
 
     angles = np.array([14.0, 28.0, 56.0])
-    thin = _film_factor(angles, 0.05)
+    thin = _film_factor(angles, 0.005)
     thick = _film_factor(angles, 50.0)
     np.testing.assert_allclose(thick, 1.0)  # bulk limit: no angle dependence
     assert thin[0] > thin[1] > thin[2]  # ~ 1 / sin(theta) for thin films

@@ -38,6 +38,8 @@ from typing import Any
 
 import numpy as np
 
+from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
+
 from crystals.cif_library import load_cif_library
 from crystals.powder import PeakList, peak_list, wavelength_angstrom
 from crystals.profiles import caglioti_fwhm, march_dollase_from_cos2, scherrer_fwhm
@@ -290,8 +292,12 @@ def _prototype_sources() -> dict[str, list[_Source]]:
 def _cif_sources() -> dict[str, list[_Source]]:
     by_class: dict[str, list[_Source]] = {sg: [] for sg in SPACE_GROUPS}
     for entry in load_cif_library():
+        # spglib's conventional standard cell, symmetrised at the library's tolerance: several
+        # files are in non-standard or primitive settings, and the lattice variation must see the
+        # true crystal system (a cubic crystal stored in a tetragonal cell would be split)
+        conventional = SpacegroupAnalyzer(entry.structure, symprec=0.1).get_conventional_standard_structure()
         by_class[entry.space_group].append(
-            _build_source(entry.name, entry.space_group, entry.name, "cif", False, entry.structure)
+            _build_source(entry.name, entry.space_group, entry.name, "cif", False, conventional)
         )
     return by_class
 

@@ -199,3 +199,48 @@ def test_coarsen_drops_points_and_truncate_keeps_the_low_angle_part(space_group_
     assert np.array_equal(short.two_theta, pattern.two_theta[pattern.two_theta <= 38.0 + 1e-9])
     with pytest.raises(ValueError):
         coarsen(pattern, 0.0)
+
+
+@pytest.mark.slow
+def test_real_training_never_augments_a_test_pattern(space_group_set, monkeypatch) -> None:
+    """Spy on the classifier's augmentation inside Case 3: every augmented input row is a
+    training row of its fold, never the gridded intensities of a test-fold pattern."""
+    import torch
+
+    import models.train
+    from models.compared_models import OURS_CONFIG, ours_spec, quick_config
+
+    augmented: list[np.ndarray] = []
+    real_augment = models.train.augment_batch
+
+    def spy(values, masks, config, generator):
+        augmented.append(values.detach().cpu().numpy().copy())
+        return real_augment(values, masks, config, generator)
+
+    monkeypatch.setattr(models.train, "augment_batch", spy)
+    torch.manual_seed(0)
+    measured = space_group_set
+    spec = ours_spec(quick=True, config=quick_config(OURS_CONFIG))
+    folds_seen = []
+
+    def check(training, fold):  # runs before each fit: remember which rows are tested
+        folds_seen.append((len(augmented), fold))
+        check_no_leak(training, measured, fold.test, grouped=False)
+
+    from models.evaluate import build_training_set, run_folds
+    from models.folds import stratified_folds
+
+    folds = stratified_folds(measured.labels, 3, 1, 5)
+    simulated = synthetic_source("space_group", 0)
+    run_folds("case3", "space_group", [spec], folds, measured.features, measured.labels, measured.names,
+              lambda f: build_training_set("space_group", simulated, measured, f.train), leak_check=check)
+    assert augmented, "the spy saw no augmentation call"
+    bounds = [start for start, _ in folds_seen] + [len(augmented)]
+    for (start, fold), stop in zip(folds_seen, bounds[1:]):
+        rows = np.concatenate(augmented[start:stop])
+        assert rows.size
+        test_rows = {measured.values[i].astype(np.float32).tobytes() for i in fold.test}
+        train_rows = {measured.values[i].astype(np.float32).tobytes() for i in fold.train}
+        seen = {row.astype(np.float32).tobytes() for row in rows}
+        assert not seen & test_rows
+        assert seen & train_rows  # the spy does see measured training rows (the check can fail)

@@ -37,8 +37,12 @@ def build_network(architecture: str, n_classes: int, n_members: int, width: int)
 def split_members(architecture: str, state: dict[str, torch.Tensor], n_members: int) -> list[dict[str, torch.Tensor]]:
     """Per-member state dicts (each loadable into the ``n_members=1`` network)."""
     if architecture == "xrdnet":
-        # every parameter of XRDNet is stacked member-major along dim 0
-        return [{k: v.chunk(n_members, dim=0)[i].clone() for k, v in state.items()} for i in range(n_members)]
+        # every parameter and statistic of XRDNet is stacked member-major along dim 0, except the
+        # scalar batch counters of batch normalisation, which all members share
+        return [
+            {k: (v.clone() if v.ndim == 0 else v.chunk(n_members, dim=0)[i].clone()) for k, v in state.items()}
+            for i in range(n_members)
+        ]
     if architecture == "acnn":
         return [
             {"members.0." + k.split(".", 2)[2]: v.clone() for k, v in state.items() if k.startswith(f"members.{i}.")}
@@ -52,7 +56,7 @@ def stack_members(architecture: str, members: list[dict[str, torch.Tensor]]) -> 
     if not members:
         raise ValueError("no members to stack")
     if architecture == "xrdnet":
-        return {k: torch.cat([m[k] for m in members], dim=0) for k in members[0]}
+        return {k: (members[0][k] if members[0][k].ndim == 0 else torch.cat([m[k] for m in members], dim=0)) for k in members[0]}
     if architecture == "acnn":
         return {
             f"members.{i}." + k.split(".", 2)[2]: v for i, m in enumerate(members) for k, v in m.items()

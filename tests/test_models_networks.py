@@ -1,0 +1,85 @@
+"""Networks: the faithful a-CNN's layer shapes, XRDNet's CAM resolution and partial-input CAMs."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from models.acnn import ACNN, ACNNEnsemble
+from models.architectures import build_network, split_members, stack_members
+from models.grid import GRID, GRID_SIZE
+from models.xrdnet import CAM_RESOLUTION_DEG, POSITIONS, XRDNet
+
+
+def _input(n: int = 3, measured_until: float | None = None) -> torch.Tensor:
+    x = torch.rand(n, 2, GRID_SIZE)
+    x[:, 1] = 1.0
+    if measured_until is not None:
+        unmeasured = torch.from_numpy(GRID > measured_until)
+        x[:, 0, unmeasured] = 0.0
+        x[:, 1, unmeasured] = 0.0
+    return x
+
+
+def test_acnn_has_the_papers_layer_shapes():
+    net = ACNN(n_classes=7)
+    convs = [net.conv1, net.conv2, net.conv3]
+    assert [c.out_channels for c in convs] == [32, 32, 32]
+    assert [c.kernel_size[0] for c in convs] == [8, 5, 3]
+    assert [c.stride[0] for c in convs] == [8, 5, 3]
+    assert tuple(net.conv1.weight.shape) == (32, 1, 8)
+    assert tuple(net.conv2.weight.shape) == (32, 32, 5)
+    assert tuple(net.conv3.weight.shape) == (32, 32, 3)
+    assert tuple(net.dense.weight.shape) == (7, 32)
+    assert tuple(net.features(_input()).shape) == (3, 32, 11)  # 1376 -> 172 -> 34 -> 11
+    assert tuple(net(_input()).shape) == (3, 7)
+
+
+def test_ensembles_give_per_member_logits_and_cams():
+    for net in (XRDNet(7, n_members=3, width=8), ACNNEnsemble(7, n_members=3)):
+        logits, cams = net.logits_and_cam(_input())
+        assert tuple(logits.shape) == (3, 3, 7)
+        assert tuple(cams.shape) == (3, 3, 7, GRID_SIZE)
+    x = _input(2)
+    for net in (XRDNet(7, n_members=3, width=8), ACNNEnsemble(7, n_members=3)):
+        assert torch.allclose(net(x), net.logits_and_cam(x)[0])
+
+
+def test_xrdnet_cam_resolution_is_finer_than_a_quarter_degree():
+    assert CAM_RESOLUTION_DEG <= 0.25
+    assert POSITIONS * CAM_RESOLUTION_DEG >= GRID[-1] - GRID[0] - CAM_RESOLUTION_DEG
+    torch.manual_seed(0)
+    net = XRDNet(3, n_members=1, width=8)
+    cam = net.cam(_input(1))[0, 0, 0].detach().numpy()
+    bins = cam[: POSITIONS * 6].reshape(POSITIONS, 6)
+    assert np.all(bins == bins[:, :1])  # constant within each 0.24-degree bin
+    assert np.unique(bins[:, 0]).size > 100  # ~229 distinct bins, not the a-CNN's 11
+
+
+def test_cam_is_zero_outside_the_measured_range():
+    x = _input(2, measured_until=25.0)
+    for net in (XRDNet(7, n_members=2, width=8), ACNNEnsemble(7, n_members=2)):
+        cams = net.cam(x).detach()
+        assert (cams[..., torch.from_numpy(GRID > 25.0)] == 0).all()
+
+
+def test_xrdnet_ignores_what_lies_in_unmeasured_positions():
+    net = XRDNet(7, n_members=2, width=8).eval()
+    x = _input(2, measured_until=30.0)
+    y = x.clone()
+    unmeasured = torch.from_numpy(GRID > 30.25)
+    y[:, 0, unmeasured] = 0.0  # channel 0 is 0 there by contract: only the mask says "unmeasured"
+    assert torch.allclose(net(x), net(y))
+
+
+def test_members_split_and_stack_round_trip():
+    for arch in ("xrdnet", "acnn"):
+        net = build_network(arch, 7, 3, 8)
+        members = split_members(arch, net.state_dict(), 3)
+        single = build_network(arch, 7, 1, 8)
+        single.load_state_dict(members[1])
+        x = _input(2)
+        assert torch.allclose(single(x)[:, 0], net(x)[:, 1], atol=1e-5)
+        rebuilt = build_network(arch, 7, 3, 8)
+        rebuilt.load_state_dict(stack_members(arch, members))
+        assert torch.allclose(rebuilt(x), net(x))

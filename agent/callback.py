@@ -56,15 +56,19 @@ def best_device() -> str:
 
 
 def place_on_best_device(classifier: ClassifierLike) -> str:
-    """Move the classifier's network to the best device when it supports ``to(device)``.
+    """The device the classifier runs on, moving it to the best one when it can be moved.
 
-    Returns the device name used.
+    `models.classifier.Classifier` already picks CUDA when present, else CPU (its ``device_``);
+    a classifier with a ``to(device)`` method is moved.
     """
-    device = best_device()
+    device = getattr(classifier, "device_", None)
+    if device is not None:
+        return str(device)
     mover = getattr(classifier, "to", None)
     if callable(mover):
-        mover(device)
-    return device
+        mover(best_device())
+        return best_device()
+    return "cpu"
 
 
 class AgentRunCallback(CallbackBase):

@@ -17,10 +17,13 @@ The rules, in the order they are checked after each point:
    (``peak_sigma`` Poisson standard deviations and ``peak_relative`` of the background), the agent
    goes back and measures that interval at the fine step. Positions already measured are never
    proposed again.
-3. **High-CAM region crossed at the coarse step -> back-step.** While the class is not yet confident,
-   a coarse interval within ``backstep_window`` degrees behind the frontier whose mean CAM is at
-   least ``cam_fraction`` of the CAM maximum over the measured range is filled at the fine step:
-   the model says its evidence lies there, so it is worth measuring well.
+3. **Weak feature in a high-CAM region crossed at the coarse step -> back-step.** While the class
+   is not yet confident, a coarse interval within ``backstep_window`` degrees behind the frontier
+   whose mean CAM is at least ``cam_fraction`` of the CAM maximum over the measured range, and
+   which ends on a point standing above background by the weaker bar of ``cam_peak_sigma``, is
+   filled at the fine step: the model says its evidence lies there, so a feature too weak for
+   rule 2 is worth measuring well there (and nowhere else -- a CAM alone, without any signal,
+   would send the scan back over flat background, which costs time and teaches the model nothing).
 4. **Inside a peak -> fine step; else -> coarse step.** The frontier point above background means
    the scan is on a peak: keep the fine step until the signal falls back.
 5. **End of range -> stop.**
@@ -83,6 +86,9 @@ class PolicyConfig:
     cam_fraction : float
         A coarse interval is "high-CAM" when its mean CAM is at least this fraction of the CAM
         maximum over the measured range, 0-1.
+    cam_peak_sigma : float
+        The weaker bar (Poisson standard deviations, no relative bar) a point of a high-CAM interval
+        must clear to have the interval refined.
     backstep_window : float
         Only coarse intervals this close behind the frontier are filled because of the CAM, degrees
         (bounds the motor travel a back-step costs).
@@ -99,7 +105,8 @@ class PolicyConfig:
     peak_sigma: float = 5.0
     peak_relative: float = 0.25
     background_window: float = 2.0
-    cam_fraction: float = 0.6
+    cam_fraction: float = 0.8
+    cam_peak_sigma: float = 3.0
     backstep_window: float = 1.0
 
     def __post_init__(self) -> None:
@@ -118,7 +125,7 @@ class PolicyConfig:
             raise ValueError(f"min_fraction must be in [0, 1], got {self.min_fraction}")
         if self.stable_decisions < 1:
             raise ValueError(f"stable_decisions must be >= 1, got {self.stable_decisions}")
-        for name in ("peak_sigma", "peak_relative", "background_window", "backstep_window"):
+        for name in ("peak_sigma", "peak_relative", "background_window", "backstep_window", "cam_peak_sigma"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if not 0 < self.cam_fraction <= 1:
@@ -170,12 +177,23 @@ def is_settled(
     return all(p.label == prediction.label and p.confidence >= config.confidence for p in recent)
 
 
-def above_background(positions: np.ndarray, counts: np.ndarray, index: int, config: PolicyConfig) -> bool:
+def above_background(
+    positions: np.ndarray,
+    counts: np.ndarray,
+    index: int,
+    config: PolicyConfig,
+    sigma: float | None = None,
+    relative: float | None = None,
+) -> bool:
     """Whether the point at `index` of a sorted scan stands above its local background.
 
     The background is the median of the points in the ``background_window`` degrees before it (the
-    point itself excluded), so a rising flank does not raise its own reference.
+    point itself excluded), so a rising flank does not raise its own reference. The point must
+    exceed it by `sigma` Poisson standard deviations and by `relative` of it (defaults: the
+    config's ``peak_sigma`` and ``peak_relative``).
     """
+    sigma = config.peak_sigma if sigma is None else sigma
+    relative = config.peak_relative if relative is None else relative
     x = positions[index]
     lo = int(np.searchsorted(positions, x - config.background_window))
     window = counts[lo:index]
@@ -183,7 +201,7 @@ def above_background(positions: np.ndarray, counts: np.ndarray, index: int, conf
         return False
     background = float(np.median(window))
     excess = counts[index] - background
-    return bool(excess > config.peak_sigma * math.sqrt(max(background, 1.0)) and excess > config.peak_relative * background)
+    return bool(excess > sigma * math.sqrt(max(background, 1.0)) and excess > relative * background)
 
 
 def summarise_cam(cam: np.ndarray | None, grid: np.ndarray, measured: np.ndarray | None = None) -> CamSummary:
@@ -310,10 +328,17 @@ def decide(
             lo_index = int(np.searchsorted(positions, scan.frontier - config.backstep_window))
             for k in range(front, max(lo_index, 1) - 1, -1):
                 lo, hi = positions[k - 1], positions[k]
-                if hi - lo > coarse_gap and _cam_on_interval(cam, grid, lo, hi) >= config.cam_fraction * cam_max:
+                if (
+                    hi - lo > coarse_gap
+                    and _cam_on_interval(cam, grid, lo, hi) >= config.cam_fraction * cam_max
+                    and any(
+                        above_background(positions, counts, j, config, sigma=config.cam_peak_sigma, relative=0.0)
+                        for j in (k - 1, k)
+                    )
+                ):
                     fill = _fill_positions(lo, hi, scan, config)
                     if fill:
-                        return decision(ActionKind.BACKSTEP, fill, "high-CAM region crossed at coarse step")
+                        return decision(ActionKind.BACKSTEP, fill, "weak feature in a high-CAM region")
 
     # Rules 4 and 5: step forward, fine inside a peak, until the end of the range.
     remaining = config.stop - scan.frontier

@@ -204,6 +204,9 @@ class RemoteAgent:
         self.decisions = loopback_address(decisions)
         self.documents_in = loopback_address(documents_in)
         self._publisher = Publisher(self.documents_in, serializer=pack)
+        # bluesky's Publisher keeps zmq's default infinite linger: closing it while the agent is dead
+        # would block forever on undeliverable documents. Drop them instead (its socket is private).
+        self._publisher._socket.setsockopt(zmq.LINGER, 0)
         self._context = zmq.Context()
         self._socket: zmq.Socket | None = None
         self._new_socket()

@@ -31,7 +31,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--no-proxy", action="store_true", help="use an already running proxy at those addresses")
     parser.add_argument("--task", default="space_group", choices=("space_group", "dimensionality"),
                         help="task of the shipped default model")
-    parser.add_argument("--model", type=Path, default=None, help="a saved model directory instead of the default")
+    parser.add_argument("--model", type=Path, default=None, help="a saved model directory (default: XRD_AGENT_MODEL / beamline.json model_path, else the shipped model)")
     parser.set_defaults(func=run)
 
 
@@ -40,9 +40,10 @@ def run(args: argparse.Namespace) -> int:
         loopback_address(address)  # ValueError -> one clear line, exit 2
     from agent.callback import ScanAgent
     from agent.remote import AgentServer
-    from plans.beamline import BeamlineConfig, load_classifier
+    from plans.beamline import BeamlineConfig, load_classifier, load_config
 
-    classifier = load_classifier(BeamlineConfig(task=args.task, model_path=str(args.model) if args.model else None))
+    model_path = str(args.model) if args.model else load_config().model_path  # XRD_AGENT_MODEL, beamline.json
+    classifier = load_classifier(BeamlineConfig(task=args.task, model_path=model_path))
     server = AgentServer(
         ScanAgent(classifier),
         documents_in=args.documents_in,

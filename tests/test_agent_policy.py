@@ -114,17 +114,25 @@ def test_end_of_range_is_clipped_then_stops() -> None:
     assert decide(scan, None, [], PolicyConfig(start=5.0, stop=6.0), GRID).action is ActionKind.STOP
 
 
-def test_high_cam_interval_is_refined_only_while_unconfident() -> None:
-    scan = flat_scan(5.0, 60.0, 10.0)
+def test_weak_feature_in_a_high_cam_interval_is_refined_only_while_unconfident() -> None:
+    level = 10000.0
+    scan = PartialScan(5.0, 60.0)
+    xs = [round(float(x), 6) for x in np.arange(5.0, 10.0 + 1e-9, 0.16)]
+    weak = xs[-2]  # 4 sigma and 4 % above background: too weak for the peak rule
+    for x in xs:
+        scan.add(x, level + 4 * math.sqrt(level) if x == weak else level)
+    lo, hi = xs[-3], weak
     cam = np.zeros(GRID.size)
-    lo, hi = scan.frontier - 0.32, scan.frontier - 0.16
     cam[(GRID >= lo) & (GRID <= hi)] = 1.0
     unsure = decide(scan, prediction("Pm-3m", 0.5, cam), [], CONFIG, GRID)
-    assert unsure.action is ActionKind.BACKSTEP
+    assert unsure.action is ActionKind.BACKSTEP and unsure.reason == "weak feature in a high-CAM region"
     assert all(lo < x < hi for x in unsure.positions) and len(unsure.positions) == 3
     assert unsure.cam.peak_two_theta == pytest.approx(lo, abs=0.04)
     sure = decide(scan, prediction("Pm-3m", 0.99, cam), [], CONFIG, GRID)
     assert sure.action is ActionKind.COARSE
+    # a high CAM over flat background alone never sends the scan back
+    flat = flat_scan(5.0, 60.0, 10.0, level=level)
+    assert decide(flat, prediction("Pm-3m", 0.5, cam), [], CONFIG, GRID).action is ActionKind.COARSE
 
 
 def test_closed_loop_on_a_synthetic_pattern_keeps_every_invariant() -> None:

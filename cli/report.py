@@ -28,10 +28,16 @@ def run(args: argparse.Namespace) -> int:
     from storage.catalog import open_catalog
 
     catalog = open_catalog(args.uri, args.api_key)
+    missing = UserError(f"no run with uid {args.uid!r} in the catalog (give the full uid; see `xrd-agent runs`)")
+    from tiled.client.utils import ClientError
+
     try:
         run_ = catalog[args.uid]
-    except KeyError:
-        raise UserError(f"no run with uid {args.uid!r} in the catalog (partial uids are not supported)") from None
+    except (KeyError, ClientError):  # tiled treats short keys as (unsupported) partial-uid searches
+        raise missing from None
+    # this tiled version resolves some keys that are not uids (partial matches): insist on the full uid
+    if run_.metadata.get("start", {}).get("uid") != args.uid:
+        raise missing
     record = record_from_tiled(run_)
     classifier = None
     version = record.start.get("adaptive", {}).get("model_version")

@@ -28,7 +28,7 @@ from bluesky.utils import RunEngineControlException
 from agent.decision import ActionKind, Decision
 from agent.partial_scan import PartialScan
 from agent.policy import PolicyConfig, fallback_decision
-from plans.decision_stream import DECISIONS_STREAM, DecisionRecord
+from plans.decision_stream import DECISIONS_STREAM, make_decision_record
 
 DEFAULT_DWELL_S: float | None = None
 """Default dwell: None keeps the detector's configured dwell time."""
@@ -200,7 +200,7 @@ def adaptive_scan(
     if sample is not None and hasattr(sample, "get"):
         _md["sample"] = str(sample.get())
     _md.update(md or {})
-    recorder = DecisionRecord(n_classes=len(_md["adaptive"]["classes"]))
+    recorder = make_decision_record(_md["adaptive"]["classes"])
     scan = PartialScan(config.start, config.stop)
     state = {"lost": agent_lost_reason, "note": agent_lost_reason, "uid": None}
     max_points = 2 * int(math.ceil((config.stop - config.start) / config.fine_step)) + 2

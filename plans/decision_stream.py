@@ -3,15 +3,17 @@
 Each adaptive run reads this device once per decision into its own stream, next to ``"primary"``,
 so a run stored in tiled carries every decision with its evidence: the position it was made at,
 the action and the next positions, the class probabilities, the CAM summary, the model version,
-the latency and whether the plan fell back. Shapes are fixed for the run (the number of classes is
-known when the run opens), as a descriptor requires.
+the latency and whether the plan fell back. Every field is a scalar (tiled's tabular storage
+takes no array columns): the class probabilities are one signal per class, ``p<index>_<class>``
+with the class name made identifier-safe (``I4/mcm`` -> ``p1_I4_mcm``), in the order of
+``start["adaptive"]["classes"]``.
 """
 
 from __future__ import annotations
 
 import math
+import re
 
-import numpy as np
 from ophyd import Component as Cpt
 from ophyd import Device, Signal
 
@@ -32,7 +34,6 @@ class DecisionRecord(Device):
     reason = Cpt(Signal, value="", kind="normal", doc="why this action")
     label = Cpt(Signal, value="", kind="hinted", doc="predicted class")
     confidence = Cpt(Signal, value=math.nan, kind="hinted", doc="calibrated probability of label")
-    probabilities = Cpt(Signal, value=np.zeros(0), kind="normal", doc="class probabilities")
     coverage = Cpt(Signal, value=0.0, kind="normal", doc="fraction of the model grid measured")
     cam_peak = Cpt(Signal, value=math.nan, kind="normal", doc="CAM maximum, degrees")
     cam_high_low = Cpt(Signal, value=math.nan, kind="normal", doc="widest high-CAM region start, degrees")
@@ -42,16 +43,15 @@ class DecisionRecord(Device):
     roundtrip_ms = Cpt(Signal, value=math.nan, kind="normal", doc="plan-side ask round trip, ms")
     fallback = Cpt(Signal, value=0, kind="normal", doc="1 when the plan decided without the agent")
 
-    def __init__(self, n_classes: int, *, name: str = "decision", **kwargs) -> None:
-        super().__init__(name=name, **kwargs)
-        self.n_classes = int(n_classes)
-        self.probabilities.put(np.full(self.n_classes, np.nan))
+    classes: tuple[str, ...] = ()
 
     def record(self, decision: Decision, roundtrip_ms: float) -> None:
         """Put a decision into the signals (soft signals: a plain put, no hardware involved)."""
-        probabilities = np.full(self.n_classes, np.nan)
-        if len(decision.probabilities) == self.n_classes:
-            probabilities[:] = decision.probabilities
+        probabilities = list(decision.probabilities)
+        if len(probabilities) != len(self.classes):
+            probabilities = [math.nan] * len(self.classes)
+        for index, value in enumerate(probabilities):
+            getattr(self, probability_attribute(index, self.classes[index])).put(float(value))
         first = decision.positions[0] if decision.positions else math.nan
         values = {
             self.n_points: int(decision.n_points),
@@ -62,7 +62,6 @@ class DecisionRecord(Device):
             self.reason: decision.reason,
             self.label: decision.label,
             self.confidence: float(decision.confidence),
-            self.probabilities: probabilities,
             self.coverage: float(decision.coverage),
             self.cam_peak: float(decision.cam.peak_two_theta),
             self.cam_high_low: float(decision.cam.high_low),
@@ -74,3 +73,26 @@ class DecisionRecord(Device):
         }
         for signal, value in values.items():
             signal.put(value)
+
+
+def probability_attribute(index: int, class_name: str) -> str:
+    """Identifier-safe signal name of one class probability (``p1_I4_mcm``)."""
+    return f"p{index}_" + re.sub(r"[^0-9A-Za-z]+", "_", class_name).strip("_")
+
+
+def make_decision_record(classes: tuple[str, ...] | list[str], name: str = "decision") -> DecisionRecord:
+    """A `DecisionRecord` with one probability signal per class (data keys ``decision_p<i>_<class>``)."""
+    classes = tuple(str(c) for c in classes)
+    components = {
+        probability_attribute(i, c): Cpt(Signal, value=math.nan, kind="normal", doc=f"probability of {c}")
+        for i, c in enumerate(classes)
+    }
+    record_class = type("DecisionRecordFor%d" % len(classes), (DecisionRecord,), {**components, "classes": classes})
+    return record_class(name=name)
+
+
+def probability_columns(fields: list[str] | tuple[str, ...], prefix: str = "") -> list[str]:
+    """The probability fields among `fields` (``[prefix]p<i>_...``), ordered by class index."""
+    pattern = re.compile(re.escape(prefix) + r"p(\d+)_")
+    found = [(int(m.group(1)), f) for f in fields if (m := pattern.match(f))]
+    return [f for _, f in sorted(found)]

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from agent.partial_scan import PRIMARY_STREAM
-from plans.decision_stream import DECISIONS_STREAM
+from plans.decision_stream import DECISIONS_STREAM, probability_columns
 
 DECISION_PREFIX = "decision_"
 
@@ -34,7 +34,8 @@ class RunRecord:
     counts : np.ndarray
         Detector counts at those positions.
     decisions : dict of str to np.ndarray
-        The ``decisions`` stream, one array per field (without the ``decision_`` prefix), in order.
+        The ``decisions`` stream, one array per field (without the ``decision_`` prefix), in order,
+        plus ``"probabilities"``: float [n_decisions, n_classes] assembled from the per-class fields.
     """
 
     start: dict[str, Any]
@@ -108,7 +109,9 @@ class RunCollector:
                 positions, counts = self._points.pop(run_uid)
                 record.two_theta = np.asarray(positions, dtype=np.float64)
                 record.counts = np.asarray(counts, dtype=np.float64)
-                record.decisions = {k: np.asarray(v) for k, v in self._decisions.pop(run_uid).items()}
+                record.decisions = with_probability_matrix(
+                    {k: np.asarray(v) for k, v in self._decisions.pop(run_uid).items()}
+                )
 
     def last(self) -> RunRecord:
         """The most recent run."""
@@ -145,7 +148,15 @@ def record_from_tiled(run: Any) -> RunRecord:
     )
     if DECISIONS_STREAM in run:
         decisions = run[DECISIONS_STREAM].read()
-        record.decisions = {
+        record.decisions = with_probability_matrix({
             str(key).removeprefix(DECISION_PREFIX): np.asarray(decisions[key]) for key in decisions.data_vars
-        }
+        })
     return record
+
+
+def with_probability_matrix(columns: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Add ``"probabilities"`` [n_decisions, n_classes] built from the ``p<i>_<class>`` columns."""
+    names = probability_columns(list(columns))
+    n = len(next(iter(columns.values()))) if columns else 0
+    matrix = np.column_stack([columns[name].astype(float) for name in names]) if names else np.zeros((n, 0))
+    return {**columns, "probabilities": matrix}

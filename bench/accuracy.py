@@ -90,7 +90,7 @@ class AccuracySettings:
     train_steps: int | None = None
 
 
-FULL = AccuracySettings(grouped_repeats=3, case2_repeats=2)
+FULL = AccuracySettings(grouped_repeats=2, case2_repeats=1, train_steps=150)
 QUICK = AccuracySettings(n_splits=2, n_repeats=1, grouped_repeats=1, case2_repeats=1,
                          run_case1=False, n_simulated_per_class=4, quick=True)
 
@@ -116,6 +116,16 @@ def _git_commit() -> str | None:
                               cwd=Path(__file__).resolve().parent).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return None
+
+
+def _git_modified_code() -> list[str] | None:
+    """Tracked code files that differ from the commit (the run used the working tree)."""
+    try:
+        lines = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                               text=True, check=True, cwd=Path(__file__).resolve().parent).stdout.splitlines()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return sorted(line[3:] for line in lines if line[3:].endswith(".py"))
 
 
 def _headline(models: dict[str, Any]) -> dict[str, Any]:
@@ -192,7 +202,8 @@ def evaluate_task(
     """Every protocol of one task; returns a JSON-ready block (figures' data included)."""
     measured = load_measured_set(task)
     block: dict[str, Any] = {"grouping": _grouping_record(measured),
-                             "models": {spec.name: spec.description for spec in specs}}
+                             "models": {spec.name: {"description": spec.description,
+                                                    "settings": dict(spec.settings)} for spec in specs}}
     variants, variant_info = variant_features(measured.patterns)
     if progress:
         progress(f"{task}: {len(measured)} patterns, {block['grouping']['n_groups']} groups")
@@ -308,6 +319,7 @@ def run(
     result["settings"] = asdict(settings)
     result["models"] = blocks[tasks[0]]["models"]
     result["git_commit"] = _git_commit()
+    result["git_modified_code"] = _git_modified_code()
     result["parallel_task_processes"] = jobs
     result["cpu_threads"] = _threads()
     result["wall_seconds"] = time.perf_counter() - tic

@@ -82,7 +82,7 @@ def classifier_spec(name: str, config: TrainConfig, description: str) -> ModelSp
     def factory(task: str, seed: int) -> FoldModel:
         return ClassifierFoldModel(task, replace(config, seed=seed))
 
-    return ModelSpec(name, factory, description)
+    return ModelSpec(name, factory, description, settings=config.to_dict())
 
 
 def ours_spec(quick: bool = False, config: TrainConfig = OURS_CONFIG) -> ModelSpec:

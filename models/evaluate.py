@@ -136,12 +136,15 @@ class ModelSpec:
         One line for the report.
     needs_measured : bool
         Skip this model in protocols without measured training data (Case 1, Case 2).
+    settings : dict
+        JSON-ready training settings, recorded in reports.
     """
 
     name: str
     factory: ModelFactory
     description: str = ""
     needs_measured: bool = False
+    settings: Mapping[str, Any] = field(default_factory=dict)
 
 
 class NearestNeighbourModel:

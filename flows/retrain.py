@@ -110,17 +110,19 @@ def gather_labelled_runs(model_task: str, catalog_uri: str | None, scans_file: s
     """Every successfully finished run labelled for ``model_task``, oldest label first.
 
     With ``scans_file`` the labelled scans come from a scan archive
-    (:mod:`flows.scan_archive`) instead of the catalog.
+    (:mod:`flows.scan_archive`) instead of the catalog. Run data are cached under
+    ``XRD_AGENT_HOME/cache/scans`` (labels are always read fresh from the catalog).
     """
     if scans_file:
         from flows.scan_archive import load_scans
 
         scans = load_scans(scans_file)
     else:
-        from storage.catalog import open_catalog
+        from storage.catalog import open_catalog, xrd_agent_home
         from storage.scans import labelled_scans
 
-        scans = labelled_scans(open_catalog(catalog_uri), model_task)
+        cache = xrd_agent_home() / "cache" / "scans"
+        scans = labelled_scans(open_catalog(catalog_uri), model_task, cache_dir=cache)
     return sorted(scans, key=lambda s: s.label_time)
 
 

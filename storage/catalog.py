@@ -185,7 +185,14 @@ def open_catalog(uri: str | None = None, api_key: str | None = None) -> Any:
     return _ensure_raw_container(open_root_client(uri, api_key))
 
 
-def subscribe_writer(RE: RunEngine, catalog: Any, batch_size: int = 1) -> int:
+#: Events TiledWriter buffers before one write. One request per event costs tens of
+#: milliseconds on a busy machine (a 276-point scan: 19 s with 1, 1.8 s with 100). The
+#: stop document flushes the buffer, and a fault inside a plan still produces a stop
+#: document, so only a killed process can lose the (at most this many) buffered events.
+DEFAULT_WRITER_BATCH = 100
+
+
+def subscribe_writer(RE: RunEngine, catalog: Any, batch_size: int = DEFAULT_WRITER_BATCH) -> int:
     """Subscribe a bluesky ``TiledWriter`` writing every document of every run to ``catalog``.
 
     Parameters
@@ -195,8 +202,9 @@ def subscribe_writer(RE: RunEngine, catalog: Any, batch_size: int = 1) -> int:
     catalog : CatalogOfBlueskyRuns
         The container returned by :func:`open_catalog`.
     batch_size : int, optional
-        Events buffered before a write. 1 (the default) writes each event as it
-        arrives, so a crash mid-scan loses nothing already measured.
+        Events buffered before a write (default :data:`DEFAULT_WRITER_BATCH`); 1 writes
+        each event as it arrives (live readers of the catalog see every point at once,
+        at tens of milliseconds per event).
 
     Returns
     -------

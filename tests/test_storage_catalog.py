@@ -124,3 +124,41 @@ def test_bad_uid_is_refused(catalog) -> None:
         label_run("6f84d", space_group="Pm-3m", catalog=catalog, classes=CLASSES)
     with pytest.raises(KeyError, match="no run with uid"):
         label_run("00000000-0000-0000-0000-000000000000", space_group="Pm-3m", catalog=catalog, classes=CLASSES)
+
+
+def test_fault_mid_scan_keeps_measured_events_and_stop(catalog) -> None:
+    """Events buffered by the writer are flushed by the stop document of a failed run."""
+    import bluesky.plan_stubs as bps
+    import bluesky.plans as bp
+    from bluesky import RunEngine
+
+    from sim_devices import make_beamline
+
+    bl = make_beamline(sample="CsPbBr3", seed=0, real_time=False)
+    RE = RunEngine({})
+    subscribe_writer(RE, catalog)
+    uids: list[str] = []
+    RE.subscribe(lambda name, doc: uids.append(doc["uid"]) if name == "start" else None)
+
+    def fail_at_20_degrees(detectors, step, pos_cache):
+        if step[bl.motor] > 20.0:
+            raise RuntimeError("simulated detector fault")
+        yield from bps.one_nd_step(detectors, step, pos_cache)
+
+    with pytest.raises(RuntimeError, match="simulated detector fault"):
+        RE(bp.scan([bl.detector], bl.motor, 10.0, 30.0, 21, per_step=fail_at_20_degrees))
+    run = catalog[uids[-1]]
+    assert run.metadata["stop"]["exit_status"] == "fail"
+    assert run.metadata["stop"]["num_events"]["primary"] == 11
+    np.testing.assert_allclose(np.asarray(run.primary.read()["tth"]), np.arange(10.0, 21.0))
+
+
+def test_default_validation_uses_the_champion_classes(catalog, scan_uids) -> None:
+    from flows.champion import champion_classes
+
+    assert champion_classes("space_group") == CLASSES["space_group"]
+    assert champion_classes("dimensionality") == CLASSES["dimensionality"]
+    before = dict(catalog[scan_uids[1]].metadata)
+    with pytest.raises(ValueError, match="the champion model knows Fm-3m, I4/mcm"):
+        label_run(scan_uids[1], space_group="Pnma", catalog=catalog)
+    assert dict(catalog[scan_uids[1]].metadata) == before

@@ -212,3 +212,36 @@ def test_crash_while_writing_the_model_leaves_champion_untouched(home, prefect_h
         retrain_flow(task="space_group", registry=str(registry), **TINY)
     assert registry_snapshot(registry) == before
     assert load_champion("space_group", registry).version == weak_champion.version
+
+
+def test_make_task_runner_choices() -> None:
+    from prefect.task_runners import ThreadPoolTaskRunner
+    from prefect_dask import DaskTaskRunner
+
+    from flows.retrain import make_task_runner
+
+    assert isinstance(make_task_runner(None), ThreadPoolTaskRunner)
+    assert isinstance(make_task_runner("local"), DaskTaskRunner)
+    assert isinstance(make_task_runner("tcp://127.0.0.1:8786"), DaskTaskRunner)
+    with pytest.raises(ValueError, match="scheduler address"):
+        make_task_runner("http://example.org")
+
+
+@pytest.mark.slow
+def test_members_train_on_dask_local_cluster_and_existing_scheduler(home, prefect_harness, labelled_uids) -> None:
+    from distributed import LocalCluster
+
+    from flows.retrain import build_training_data, gather_labelled_runs, train_members
+    from models.train import TrainConfig
+
+    scans = gather_labelled_runs.fn("space_group", None)
+    data = build_training_data.fn(scans, "space_group", 2, 2, 0)
+    config = TrainConfig(n_members=2, steps=2, width=4, batch_size=8)
+    results = train_members(data, "space_group", config, "local")
+    assert sorted(r.member_index for r in results) == [0, 1]
+
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address=None) as cluster:
+        results = train_members(data, "space_group", config, cluster.scheduler_address)
+    assert sorted(r.member_index for r in results) == [0, 1]
+    assert all(r.state for r in results)

@@ -83,8 +83,8 @@ class TrainConfig:
 
     architecture: str = "xrdnet"
     n_members: int = 5
-    width: int = 24
-    steps: int = 300
+    width: int = 16
+    steps: int = 200
     batch_size: int = 128
     lr: float = 3e-3
     weight_decay: float = 1e-4

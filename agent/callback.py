@@ -160,7 +160,7 @@ class AgentRunCallback(CallbackBase):
             prediction = self.classifier.predict(two_theta, counts)
         decision = decide(scan, prediction, self.history, self.config, self.grid)
         if prediction is not None:
-            self.history.append(PredictionSummary(str(prediction.label), float(prediction.confidence)))
+            self.history.append(PredictionSummary(str(prediction.label), float(prediction.confidence), scan.frontier))
         latency_ms = 1e3 * (time.perf_counter() - started)
         self.latencies_ms.append(latency_ms)
         return _with(decision, model_version=str(self.classifier.version), latency_ms=latency_ms)

@@ -6,12 +6,13 @@ every rule below is tested without a RunEngine (tests/test_agent_policy.py).
 The rules, in the order they are checked after each point:
 
 1. **Settled -> stop.** The class is *settled* when, with ``early_stop`` on,
-   (a) the frontier has passed at least ``min_fraction`` of the range, and
-   (b) the calibrated confidence of the same label has been at least ``confidence`` for the last
-   ``stable_decisions`` predictions (this one included).
-   Calibrated means the probability is an honest estimate of being right, so (b) asks for a run of
-   agreeing, confident answers rather than one lucky one; (a) keeps a short, featureless start of
-   the range from settling anything.
+   (a) the frontier has passed at least ``min_fraction`` of the range,
+   (b) the calibrated confidence of the current label is at least ``confidence``, and
+   (c) every prediction made over the last ``stable_span`` degrees of the frontier's travel gave
+   that same label (and the predictions do reach that far back).
+   (b) says the model believes it; (c) says the evidence measured over the last few degrees did
+   not move it, i.e. more of the same kind of data is unlikely to; (a) keeps a short, featureless
+   start of the range from settling anything.
 2. **Peak crossed at the coarse step -> back-step.** If the last interval behind the frontier was
    crossed at the coarse step and either of its end points stands above the local background
    (``peak_sigma`` Poisson standard deviations and ``peak_relative`` of the background), the agent
@@ -71,8 +72,8 @@ class PolicyConfig:
         Calibrated probability at or above which a prediction counts as confident, 0-1.
     min_fraction : float
         Fraction of the range the frontier must have passed before the class may settle, 0-1.
-    stable_decisions : int
-        Number of consecutive confident predictions of the same label needed to settle.
+    stable_span : float
+        Degrees of frontier travel over which every prediction must agree for the class to settle.
     early_stop : bool
         Whether a settled class stops the scan (else the scan always runs to `stop`).
     peak_sigma : float
@@ -100,7 +101,7 @@ class PolicyConfig:
     fine_step: float = 0.04
     confidence: float = 0.9
     min_fraction: float = 0.35
-    stable_decisions: int = 8
+    stable_span: float = 5.0
     early_stop: bool = True
     peak_sigma: float = 5.0
     peak_relative: float = 0.25
@@ -123,9 +124,7 @@ class PolicyConfig:
             raise ValueError(f"confidence must be in (0, 1], got {self.confidence}")
         if not 0 <= self.min_fraction <= 1:
             raise ValueError(f"min_fraction must be in [0, 1], got {self.min_fraction}")
-        if self.stable_decisions < 1:
-            raise ValueError(f"stable_decisions must be >= 1, got {self.stable_decisions}")
-        for name in ("peak_sigma", "peak_relative", "background_window", "backstep_window", "cam_peak_sigma"):
+        for name in ("stable_span", "peak_sigma", "peak_relative", "background_window", "backstep_window", "cam_peak_sigma"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if not 0 < self.cam_fraction <= 1:
@@ -144,10 +143,21 @@ class PolicyConfig:
 
 @dataclass(frozen=True)
 class PredictionSummary:
-    """Label and calibrated confidence of one earlier prediction (the policy's only memory)."""
+    """One earlier prediction (the policy's only memory).
+
+    Parameters
+    ----------
+    label : str
+        Predicted class.
+    confidence : float
+        Its calibrated probability, 0-1.
+    frontier : float
+        The scan's frontier when it was made, degrees.
+    """
 
     label: str
     confidence: float
+    frontier: float
 
 
 def is_settled(
@@ -171,10 +181,17 @@ def is_settled(
     """
     if prediction is None or scan.measured_fraction() < config.min_fraction:
         return False
-    recent = [*history[-(config.stable_decisions - 1) :], PredictionSummary(prediction.label, prediction.confidence)]
-    if config.stable_decisions > 1 and len(history) < config.stable_decisions - 1:
+    if prediction.confidence < config.confidence:
         return False
-    return all(p.label == prediction.label and p.confidence >= config.confidence for p in recent)
+    since = scan.frontier - config.stable_span
+    if not history or history[0].frontier > since + 1e-9:
+        return False  # the predictions do not reach back over the whole span
+    for earlier in reversed(history):
+        if earlier.frontier < since - 1e-9:
+            break
+        if earlier.label != prediction.label:
+            return False
+    return True
 
 
 def above_background(

@@ -96,9 +96,9 @@ def adaptive_scan(
         Counting time per point, seconds; set on the detector's ``dwell`` signal before the run.
         None keeps the detector's current dwell.
     confidence : float
-        Calibrated probability (0-1) above which a prediction counts as confident; the class is
-        settled after ``stable_decisions`` confident, agreeing predictions past ``min_fraction`` of
-        the range (see `agent.policy`).
+        Calibrated probability (0-1) the current label needs for the class to settle; it settles
+        when, past ``min_fraction`` of the range, the label is that confident and every prediction
+        over the last ``stable_span`` degrees agreed (see `agent.policy`).
     early_stop : bool
         Stop as soon as the class is settled; False always scans to `stop`.
     agent : agent channel, optional

@@ -85,25 +85,33 @@ def test_a_small_bump_is_not_a_peak() -> None:
     assert decide(scan, None, [], CONFIG, GRID).action is ActionKind.COARSE
 
 
-def test_settled_needs_confidence_agreement_and_range() -> None:
-    config = PolicyConfig(start=5.0, stop=60.0, confidence=0.9, min_fraction=0.35, stable_decisions=4)
-    confident = [PredictionSummary("Pm-3m", 0.95)] * 3
+def test_settled_needs_confidence_agreement_over_the_span_and_range() -> None:
+    config = PolicyConfig(start=5.0, stop=60.0, confidence=0.9, min_fraction=0.35, stable_span=2.0)
     far = flat_scan(5.0, 60.0, 30.0)  # 45 % of the range
     near = flat_scan(5.0, 60.0, 20.0)  # 27 % of the range
-    assert is_settled(far, prediction("Pm-3m", 0.95), confident, config)
-    assert decide(far, prediction("Pm-3m", 0.95), confident, config, GRID).action is ActionKind.STOP
+
+    def agreeing(scan: PartialScan, label: str = "Pm-3m", confidence: float = 0.5) -> list[PredictionSummary]:
+        # one prediction every 0.16 deg over the last 3 deg, confident or not: only the current one must be
+        return [PredictionSummary(label, confidence, x) for x in np.arange(scan.frontier - 3.0, scan.frontier, 0.16)]
+
+    history = agreeing(far)
+    assert is_settled(far, prediction("Pm-3m", 0.95), history, config)
+    assert decide(far, prediction("Pm-3m", 0.95), history, config, GRID).action is ActionKind.STOP
     # too little of the range
-    assert not is_settled(near, prediction("Pm-3m", 0.95), confident, config)
+    assert not is_settled(near, prediction("Pm-3m", 0.95), agreeing(near), config)
     # not confident now
-    assert not is_settled(far, prediction("Pm-3m", 0.85), confident, config)
-    # a disagreeing or unconfident answer among the last ones
-    assert not is_settled(far, prediction("Pm-3m", 0.95), [*confident[:2], PredictionSummary("I4/mcm", 0.95)], config)
-    assert not is_settled(far, prediction("Pm-3m", 0.95), [*confident[:2], PredictionSummary("Pm-3m", 0.5)], config)
-    # too short a history
-    assert not is_settled(far, prediction("Pm-3m", 0.95), confident[:1], config)
+    assert not is_settled(far, prediction("Pm-3m", 0.85), history, config)
+    # another label within the span unsettles it; outside the span it does not matter
+    inside = [*history[:-3], PredictionSummary("I4/mcm", 0.9, far.frontier - 0.5), *history[-2:]]
+    assert not is_settled(far, prediction("Pm-3m", 0.95), inside, config)
+    outside = [PredictionSummary("I4/mcm", 0.9, far.frontier - 2.9), *history[1:]]
+    assert is_settled(far, prediction("Pm-3m", 0.95), outside, config)
+    # a history that does not reach back over the span
+    assert not is_settled(far, prediction("Pm-3m", 0.95), history[-5:], config)
+    assert not is_settled(far, prediction("Pm-3m", 0.95), [], config)
     # no early stop: never stops before the end
-    no_stop = PolicyConfig(start=5.0, stop=60.0, early_stop=False, stable_decisions=4)
-    assert decide(far, prediction("Pm-3m", 0.99), confident, no_stop, GRID).action is ActionKind.COARSE
+    no_stop = PolicyConfig(start=5.0, stop=60.0, early_stop=False, stable_span=2.0)
+    assert decide(far, prediction("Pm-3m", 0.99), history, no_stop, GRID).action is ActionKind.COARSE
 
 
 def test_end_of_range_is_clipped_then_stops() -> None:
@@ -186,7 +194,7 @@ def test_fallback_is_a_fine_step_flagged_as_fallback() -> None:
         {"fine_step": 0.0},
         {"confidence": 1.5},
         {"min_fraction": -0.1},
-        {"stable_decisions": 0},
+        {"stable_span": -1.0},
         {"cam_fraction": 0.0},
     ],
 )

@@ -40,7 +40,8 @@ def _classifier(task: str):
 
     try:
         return models.load_default(task, device="cpu"), "default"
-    except ValueError:
+    except ValueError as exc:
+        print(f"bench speed: no usable default model ({exc}); timing an untrained one")
         config = default_config()
         from models.architectures import build_network
         from models.classifier import task_classes

@@ -239,8 +239,10 @@ class Classifier:
         cfg = self._resolved_config()
         return split_members(cfg.architecture, self.network_.state_dict(), cfg.n_members)
 
-    def _set_fitted(self, network: torch.nn.Module, temperature: float, metadata: dict[str, Any]) -> None:
-        self.device_ = select_device(self._resolved_config().device)
+    def _set_fitted(
+        self, network: torch.nn.Module, temperature: float, metadata: dict[str, Any], device: str | None = None
+    ) -> None:
+        self.device_ = select_device(device or self._resolved_config().device)
         self.network_ = network.to(self.device_).eval()
         self.temperature_ = float(temperature)
         self.metadata_ = metadata
@@ -308,11 +310,15 @@ class Classifier:
         if not mask.any():
             raise ValueError("the scan covers no point of the model grid (5-60 degrees 2-theta)")
         x = torch.from_numpy(preprocess(values, mask)[None]).to(self.device_)
-        logits, maps = self.network_.logits_and_cam(x)
+        if hasattr(self.network_, "logits_and_top_cam"):
+            logits, top_cam = self.network_.logits_and_top_cam(x)
+        else:
+            logits, maps = self.network_.logits_and_cam(x)
+            top_cam = maps.mean(1)[:, int(logits.mean(1)[0].argmax())]
         mean_logits = logits.mean(1)[0].double().cpu() / self.temperature_
         probabilities = torch.softmax(mean_logits, 0).numpy()
         best = int(probabilities.argmax())
-        cam = maps.mean(1)[0, best].clamp(min=0).float().cpu().numpy()
+        cam = top_cam[0].clamp(min=0).float().cpu().numpy()
         peak = cam.max()
         return Prediction(
             probabilities=probabilities,
@@ -437,7 +443,7 @@ class Classifier:
                 f"{meta_path}: preprocessing {metadata.get('preprocessing_version')!r} differs from this code's {PREPROCESSING_VERSION!r}"
             )
         try:
-            config = TrainConfig.from_dict({**metadata["config"], **({"device": device} if device else {})})
+            config = TrainConfig.from_dict(metadata["config"])
             weights = load_file(str(weights_path))
             network = build_network(config.architecture, len(TASK_CLASSES[model_task]), config.n_members, config.width)
             network.load_state_dict(weights)
@@ -447,7 +453,7 @@ class Classifier:
             raise ValueError(f"{directory}: cannot read {WEIGHTS_FILE} ({exc})") from None
         extra = {k: v for k, v in metadata.items() if k not in _RESERVED_KEYS}
         clf = cls(model_task, config)
-        clf._set_fitted(network, float(metadata.get("temperature", 1.0)), extra)
+        clf._set_fitted(network, float(metadata.get("temperature", 1.0)), extra, device=device)
         if metadata.get("version") and metadata["version"] != clf.version_:
             raise ValueError(f"{directory}: content does not match its version id {metadata['version']} (modified or corrupt)")
         return clf

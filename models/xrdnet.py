@@ -113,3 +113,18 @@ class XRDNet(nn.Module):
         maps = (maps * measured[:, None, None]).repeat_interleave(STEM_STRIDE, dim=3)
         maps = F.pad(maps.flatten(1, 2), (0, GRID_SIZE - maps.shape[3]), mode="replicate").view(*maps.shape[:3], GRID_SIZE)
         return logits, maps * x[:, 1][:, None, None]
+
+    def logits_and_top_cam(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits [B, E, K] and the member-mean CAM [B, 1376] of each pattern's top class only.
+
+        The single-scan path of the agent needs one map, so the other classes' maps are not
+        computed or upsampled (a third of the batch-1 latency otherwise).
+        """
+        last, measured = self._last_layer(x)
+        logits = self._head(last, measured)
+        best = logits.mean(1).argmax(1)  # [B]
+        weights = self.head_weight[:, best].permute(1, 0, 2)  # [B, E, W]
+        maps = torch.einsum("bewp,bew->bp", last, weights) / self.n_members * measured
+        maps = maps.repeat_interleave(STEM_STRIDE, dim=1)
+        maps = F.pad(maps[:, None], (0, GRID_SIZE - maps.shape[1]), mode="replicate")[:, 0]
+        return logits, maps * x[:, 1]

@@ -90,7 +90,7 @@ class AccuracySettings:
     train_steps: int | None = None
 
 
-FULL = AccuracySettings(grouped_repeats=2, case2_repeats=1, train_steps=150)
+FULL = AccuracySettings(grouped_repeats=2, case2_repeats=1, train_steps=100)
 QUICK = AccuracySettings(n_splits=2, n_repeats=1, grouped_repeats=1, case2_repeats=1,
                          run_case1=False, n_simulated_per_class=4, quick=True)
 

@@ -1,11 +1,19 @@
-"""Training and evaluation data of a retrain: base simulated patterns + labelled scans, and the held-out set.
+"""Training and evaluation data of a retrain: the base data + labelled scans, and the held-out set.
 
-The held-out set is the measured AUTO-XRD set of the task (the 88 space-group or
-73 dimensionality patterns), never trained on. A labelled run that replays a
-measured pattern (sample "auto-xrd/<file stem>") would put that pattern into
-training, so its whole near-duplicate group is taken out of the held-out set for
-*both* challenger and champion: the two are always compared on the same patterns
-and no evaluated pattern has a copy in training.
+The measured AUTO-XRD patterns are split once, by near-duplicate group, into a fixed
+*held-out* part (about a third of the groups, chosen by a fixed seed over the joint
+group ids of both tasks, so a pattern and its exp_d copy fall on the same side) and
+a *training* part. The base training data of a challenger are simulated patterns
+plus the measured training part; the gate compares challenger and champion on the
+held-out part only.
+
+A labelled run that replays a measured pattern (sample "auto-xrd/<file stem>")
+would put that pattern into training, so its whole near-duplicate group is taken
+out of the held-out set for *both* models: they are always compared on the same
+patterns and no evaluated pattern has a copy in the challenger's training data.
+A champion trained on measured patterns without this split (its ``model.json``
+lacks the same ``heldout_split``) has seen held-out patterns: the flow says so in
+its artifacts, and the gate then errs on the side of keeping the champion.
 """
 
 from __future__ import annotations
@@ -22,6 +30,31 @@ from storage.scans import LabelledScan
 
 #: Prefix of replayed measured samples in sim_devices' library.
 REPLAY_PREFIX = "auto-xrd/"
+#: Fraction of the measured near-duplicate groups held out, and the seed that picks them.
+HELDOUT_GROUP_FRACTION = 1 / 3
+HELDOUT_SEED = 2019
+
+
+def heldout_groups() -> frozenset[int]:
+    """Joint near-duplicate group ids of the fixed held-out part of the measured patterns."""
+    groups = np.union1d(load_measured_set("space_group").groups, load_measured_set("dimensionality").groups)
+    rng = np.random.default_rng(HELDOUT_SEED)
+    chosen = rng.permutation(groups)[: int(round(len(groups) * HELDOUT_GROUP_FRACTION))]
+    return frozenset(int(g) for g in chosen)
+
+
+def heldout_split_id() -> dict[str, object]:
+    """What identifies the split, recorded in every model the flow trains (``heldout_split``)."""
+    return {"seed": HELDOUT_SEED, "fraction": round(HELDOUT_GROUP_FRACTION, 6), "groups": sorted(heldout_groups())}
+
+
+def measured_training_part(task: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Raw gridded values, masks, labels and group ids of the measured patterns outside the held-out part."""
+    measured = load_measured_set(task)
+    held = heldout_groups()
+    keep = np.array([int(g) not in held for g in measured.groups], dtype=bool)
+    return (measured.values[keep].astype(np.float32), measured.masks[keep], measured.labels[keep].astype(np.int64),
+            measured.groups[keep].astype(np.int64))
 
 
 @dataclass(frozen=True)
@@ -99,7 +132,7 @@ def replayed_stems(scans: Sequence[LabelledScan]) -> set[str]:
 
 
 def heldout_dataset(task: str, exclude_stems: set[str] | None = None) -> tuple[HeldOut, list[str]]:
-    """The fixed held-out set of ``task``, minus the near-duplicate groups of replayed patterns.
+    """The fixed held-out part of ``task``'s measured patterns, minus the groups of replayed patterns.
 
     Returns
     -------
@@ -116,10 +149,11 @@ def heldout_dataset(task: str, exclude_stems: set[str] | None = None) -> tuple[H
         if measured.names[i] in exclude_stems or (measured.xy_names[i] or "") in exclude_stems
     ]
     bad_groups = {int(measured.groups[i]) for i in hit}
-    keep = np.array([int(g) not in bad_groups for g in measured.groups], dtype=bool)
+    held = heldout_groups()
+    keep = np.array([int(g) in held and int(g) not in bad_groups for g in measured.groups], dtype=bool)
     if not keep.any():
         raise ValueError("every held-out pattern has a labelled replay in training: no fair evaluation is left")
-    excluded = sorted(n for n, k in zip(measured.names, keep) if not k)
+    excluded = sorted(n for n, g, k in zip(measured.names, measured.groups, keep) if int(g) in held and not k)
     dataset = HeldOut(
         measured.features[keep].astype(np.float32),
         measured.labels[keep].astype(np.int64),

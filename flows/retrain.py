@@ -6,15 +6,17 @@ Tasks, in order:
    label-time cut-off of its training data;
 2. ``gather-labelled-runs`` - every run labelled for the task; those labelled after
    the cut-off are the *new* scans. Without new scans the flow stops (unless ``force``);
-3. ``build-training-data`` - simulated base patterns + all labelled scans on the grid,
-   with calibration hold-out folds (scans of one sample share a fold);
+3. ``build-training-data`` - simulated base patterns + the measured training part +
+   all labelled scans on the grid, with calibration hold-out folds (near-duplicates share
+   a fold);
 4. ``fit-member`` mapped over ensemble members, in a sub-flow whose task runner is a
    thread pool, a Dask ``LocalCluster`` (``dask="local"``) or an existing Dask
    scheduler (``dask="tcp://host:port"``);
 5. ``assemble-challenger`` - calibration temperature from the members' held-out rows;
-6. ``evaluate`` - challenger and champion on the fixed held-out set (the measured
-   AUTO-XRD patterns of the task, minus the near-duplicate groups of any pattern a
-   labelled run replays) and on the new scans;
+6. ``evaluate`` - challenger and champion on the fixed held-out set (a fixed third of
+   the measured AUTO-XRD near-duplicate groups, never trained on by the flow, minus the
+   groups of any pattern a labelled run replays; see :mod:`flows.dataset`) and on the
+   new scans;
 7. the gate (:func:`flows.gate.decide_promotion`) and, only if it passes,
    ``promote`` (registry write then atomic pointer rename);
 8. artifacts: a markdown table of metrics, the confusion matrices, the model version.
@@ -37,7 +39,15 @@ from prefect.cache_policies import NO_CACHE
 
 import flows  # noqa: F401  (Prefect home under XRD_AGENT_HOME)
 from flows.champion import CUTOFF_KEY, champion_cutoff, load_champion, promote
-from flows.dataset import GriddedScans, HeldOut, grid_scans, heldout_dataset, replayed_stems
+from flows.dataset import (
+    GriddedScans,
+    HeldOut,
+    grid_scans,
+    heldout_dataset,
+    heldout_split_id,
+    measured_training_part,
+    replayed_stems,
+)
 from flows.gate import DEFAULT_TOLERANCE, GateDecision, decide_promotion
 from storage.scans import LabelledScan
 
@@ -130,31 +140,36 @@ def gather_labelled_runs(model_task: str, catalog_uri: str | None, scans_file: s
 def build_training_data(
     scans: list[LabelledScan], model_task: str, base_per_class: int, n_members: int, seed: int
 ) -> Any:
-    """Simulated base patterns + labelled scans as ``models.train.TrainingData``.
+    """Base data (simulated patterns + the measured training part) + labelled scans as ``TrainingData``.
 
     Calibration hold-out folds: every member leaves out one fold so the
-    temperature is fitted on patterns it never trained on. Scans of one sample
-    are near-duplicates and share a fold; simulated rows are spread at random.
+    temperature is fitted on patterns it never trained on. Near-duplicates share
+    a fold (scans of one sample; measured patterns of one group); simulated rows
+    are spread at random.
     """
     from models.simulate import simulate_training_set
     from models.train import TrainingData
 
     gridded = grid_scans(scans, model_task)
+    m_values, m_masks, m_labels, m_groups = measured_training_part(model_task)
     sim_values, sim_labels, _ = simulate_training_set(base_per_class, seed=seed, task=model_task)
+    # one id space for the near-duplicate groups of scans and measured patterns
+    groups = np.concatenate([gridded.groups, (gridded.groups.max() + 1 if len(gridded) else 0) + m_groups])
     rng = np.random.default_rng(seed)
     if n_members >= 2:
-        order = rng.permutation(int(gridded.groups.max()) + 1 if len(gridded) else 0)
-        scan_folds = (order[gridded.groups] % n_members).astype(np.int64)
+        order = rng.permutation(int(groups.max()) + 1)
+        real_folds = (order[groups] % n_members).astype(np.int64)
         sim_folds = rng.integers(0, n_members, sim_labels.size).astype(np.int64)
     else:
-        scan_folds = np.full(len(gridded), -1, np.int64)
+        real_folds = np.full(groups.size, -1, np.int64)
         sim_folds = np.full(sim_labels.size, -1, np.int64)
+    n_real = groups.size
     return TrainingData(
-        values=np.concatenate([gridded.values, sim_values.astype(np.float32)]),
-        masks=np.concatenate([gridded.masks, np.ones(sim_values.shape, dtype=bool)]),
-        labels=np.concatenate([gridded.labels, sim_labels.astype(np.int64)]),
-        is_measured=np.concatenate([np.ones(len(gridded), bool), np.zeros(sim_labels.size, bool)]),
-        holdout_fold=np.concatenate([scan_folds, sim_folds]),
+        values=np.concatenate([gridded.values, m_values, sim_values.astype(np.float32)]),
+        masks=np.concatenate([gridded.masks, m_masks, np.ones(sim_values.shape, dtype=bool)]),
+        labels=np.concatenate([gridded.labels, m_labels, sim_labels.astype(np.int64)]),
+        is_measured=np.concatenate([np.ones(n_real, bool), np.zeros(sim_labels.size, bool)]),
+        holdout_fold=np.concatenate([real_folds, sim_folds]),
     )
 
 
@@ -278,13 +293,19 @@ def metrics_markdown(evals: dict[str, Evaluation], decision: GateDecision, info:
         f"**Gate:** {decision.reason}.",
         "",
         f"Training data: {info['n_labelled']} labelled scans ({info['n_new']} new since the champion's cut-off) "
-        f"+ {info['n_simulated']} simulated patterns; {info['members']} members.",
+        f"+ {info['n_measured_train']} measured (training part) + {info['n_simulated']} simulated patterns; "
+        f"{info['members']} members.",
         f"Held-out set: {info['n_heldout']} measured AUTO-XRD patterns"
         + (f" ({len(info['heldout_excluded'])} excluded: replayed by labelled runs)" if info["heldout_excluded"] else "")
         + ".",
         "The challenger was trained on the new scans, so its new-scan accuracy is in-sample; "
         "the gate uses the held-out set only.",
     ]
+    if info["champion_saw_heldout"]:
+        lines.append(
+            "**Caution:** the champion was trained on measured patterns without this held-out split, so its "
+            "held-out score is (partly) in-sample and optimistic; the gate then favours keeping it."
+        )
     return "\n".join(lines)
 
 
@@ -385,13 +406,17 @@ def retrain_flow(
         return {"status": "skipped", "promoted": False, "champion_version": champion.version, "n_new": 0,
                 "n_labelled": len(scans), "flow_run_id": _flow_run_id(), "wall_s": time.perf_counter() - started}
 
+    split = heldout_split_id()
+    champion_meta = getattr(champion, "metadata_", {})
+    # A champion trained on measured patterns without this split has seen held-out ones.
+    champion_saw_heldout = champion_meta.get("heldout_split") != split and int(champion_meta.get("n_measured", 0) or 0) > 0
     data = build_training_data(scans, task, base_per_class, members, seed)
     results = train_members(data, task, config, dask)
     labels_cutoff = max((s.label_time for s in scans), default=cutoff)
     challenger = assemble_challenger(
         results, data, task, config,
         {CUTOFF_KEY: labels_cutoff, "parent_version": champion.version, "n_labelled_runs": len(scans),
-         "trained_by_flow_run": _flow_run_id()},
+         "trained_by_flow_run": _flow_run_id(), "heldout_split": split},
     )
 
     heldout, excluded = heldout_dataset(task, replayed_stems(scans))
@@ -412,7 +437,9 @@ def retrain_flow(
     info = {
         "task": task, "challenger_version": challenger.version, "champion_version": previous_version,
         "n_labelled": len(scans), "n_new": len(new), "n_simulated": int((~data.is_measured).sum()),
+        "n_measured_train": int(data.is_measured.sum()) - len(scans),
         "members": members, "n_heldout": len(heldout), "heldout_excluded": excluded,
+        "champion_saw_heldout": champion_saw_heldout,
     }
     create_markdown_artifact(metrics_markdown(evals, decision, info), key="retrain-metrics", description="retrain metrics")
     create_markdown_artifact(confusion_markdown(evals, heldout.classes), key="retrain-confusion-matrix",
@@ -435,6 +462,7 @@ def retrain_flow(
         "n_new": len(new),
         "n_heldout": len(heldout),
         "heldout_excluded": excluded,
+        "champion_saw_heldout": champion_saw_heldout,
         "metrics": {k: dataclasses.asdict(v) for k, v in evals.items()},
         "flow_run_id": _flow_run_id(),
         "wall_s": time.perf_counter() - started,

@@ -77,8 +77,8 @@ def labelled_uids(module_home: Path) -> list[str]:
 
 @pytest.fixture(scope="module")
 def weak_champion(module_home: Path):
-    """A deliberately weak champion: an untrained network whose output bias makes it answer the
-    rarest held-out class (1 of 88 patterns) for everything. Weak by construction, no training."""
+    """A deliberately weak champion: an untrained network whose output bias makes it answer
+    P2_1/a (1 of the 88 measured patterns, none of the held-out part) for everything."""
     import torch
 
     from models.architectures import build_network, split_members
@@ -126,7 +126,8 @@ def test_promoted_over_a_weak_champion_then_a_worse_challenger_rejected(
     assert result["n_new"] == 2 and result["n_labelled"] == 2
     assert result["previous_champion_version"] == weak_champion.version
     held = result["metrics"]["challenger_heldout"]
-    assert held["n"] == 88 and held["accuracy"] >= result["metrics"]["champion_heldout"]["accuracy"] - 0.005
+    assert held["n"] == result["n_heldout"] > 0
+    assert held["accuracy"] >= result["metrics"]["champion_heldout"]["accuracy"] - 0.005
     new_champion = result["champion_version"]
     assert champion_version("space_group", registry) == new_champion == result["challenger_version"]
     loaded = load_champion("space_group", registry)
@@ -145,19 +146,21 @@ def test_promoted_over_a_weak_champion_then_a_worse_challenger_rejected(
     skipped = retrain_flow(task="space_group", registry=str(registry), **TINY)
     assert skipped["status"] == "skipped" and champion_version("space_group", registry) == new_champion
 
-    # A deliberately worse challenger: its simulated base data all carry the rarest held-out
-    # class (1 of 88 patterns), so it learns to answer that class. It must be rejected and the
+    # A deliberately worse challenger: every training label is replaced by the class that
+    # no held-out pattern has, so it learns to answer that class. It must be rejected and the
     # registry must not change by a byte.
-    import models.simulate
+    import dataclasses
 
-    real_simulate = models.simulate.simulate_training_set
-    rarest = CLASSES.index("P2_1/a")
+    import models.train
 
-    def mislabelled(*args, **kwargs):
-        values, labels, meta = real_simulate(*args, **kwargs)
-        return values, np.full_like(labels, rarest), meta
+    real_fit_member = models.train.fit_member
+    wrong = CLASSES.index("P2_1/a")
 
-    monkeypatch.setattr(models.simulate, "simulate_training_set", mislabelled)
+    def fit_on_wrong_labels(data, member_index, *, task, config):
+        corrupted = dataclasses.replace(data, labels=np.full_like(data.labels, wrong))
+        return real_fit_member(corrupted, member_index, task=task, config=config)
+
+    monkeypatch.setattr(models.train, "fit_member", fit_on_wrong_labels)
     before = registry_snapshot(registry)
     rejected = retrain_flow(task="space_group", registry=str(registry), force=True, **WORSE)
     assert rejected["status"] == "rejected", rejected["reason"]
@@ -209,7 +212,8 @@ def test_crash_while_writing_the_model_leaves_champion_untouched(home, prefect_h
 
     monkeypatch.setattr(Classifier, "save", save_then_fail)
     with pytest.raises(OSError, match="simulated disk failure"):
-        retrain_flow(task="space_group", registry=str(registry), **TINY)
+        # Any trained challenger passes the gate against the weak champion: train briefly.
+        retrain_flow(task="space_group", registry=str(registry), **{**TINY, "steps": 10})
     assert registry_snapshot(registry) == before
     assert load_champion("space_group", registry).version == weak_champion.version
 

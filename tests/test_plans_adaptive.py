@@ -197,3 +197,20 @@ def test_runs_land_in_tiled_with_their_decisions_and_the_report_reads_them(
     assert out.stat().st_size > 10_000 and out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert main(["report", uid[:8]]) == 2  # partial uids are refused, not guessed
     assert "no run" in capsys.readouterr().err
+
+
+def test_demo_compares_with_a_uniform_fine_scan_and_writes_reports(agent: LocalAgent, tmp_path: Path) -> None:
+    from plans.demo import run_adaptive_demo
+
+    results = run_adaptive_demo(["auto-xrd/MASnI3_2-Theta_Omega"], tmp_path, agent=agent, stop=15.0,
+                                print_lines=False)
+    (result,) = results
+    assert result.true_label == "I4/mcm" and result.label in agent.agent.classifier.classes
+    assert result.uniform_points == 251 and result.points < result.uniform_points
+    assert 0 < result.time_fraction < 1 and result.exit_status == "success"
+    assert Path(result.report).read_bytes()[:4] == b"\x89PNG"
+    assert "MASnI3" in result.line()
+    with pytest.raises(ValueError):
+        run_adaptive_demo(["no-such-sample"], tmp_path, agent=agent)
+    with pytest.raises(ValueError):
+        run_adaptive_demo([], tmp_path, agent=agent)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 
 from cli.errors import UserError
 
@@ -61,8 +62,8 @@ def run_serve(args: argparse.Namespace) -> int:
 def run_once(args: argparse.Namespace) -> int:
     from flows.deploy import choose_api_url
 
-    import os
-
+    # A local Prefect server, when one is up, records the run (visible in its UI);
+    # otherwise Prefect's ephemeral mode runs it.
     api_url = choose_api_url()
     if api_url:
         os.environ["PREFECT_API_URL"] = api_url

@@ -10,8 +10,9 @@ Three figures, each against its acceptance line (issue 3):
 * ``augmentation_patterns_per_s``: :func:`models.augment.augment_batch` on raw gridded patterns.
   Target >= 20,000 patterns/s.
 
-Times are wall clock on this machine's CPU with torch limited to ``threads`` (2). The machine may
-be shared: the JSON records the load average before and after so a slow figure can be read.
+Times are wall clock on this machine's CPU; the batched figures are measured with torch at 1 and at
+``threads`` (2) intra-op threads and the better is the headline. The machine may be shared: the
+JSON records the load average before and after so a slow figure can be read.
 """
 
 from __future__ import annotations
@@ -156,12 +157,23 @@ def run(quick: bool, out: Path, *, threads: int = 2) -> dict[str, Any]:
         "cpu_count": os.cpu_count(),
         "quick": quick,
     }
+    n = 2048 if quick else 8192
+    rounds = 2 if quick else 3
     try:
         torch.set_num_threads(1)
         result.update(time_single(clf, repeats=100 if quick else 1000))
-        torch.set_num_threads(threads)
-        result.update(time_batched(clf, n=2048 if quick else 16384, rounds=2 if quick else 3))
-        result.update(time_augmentation(n=2048 if quick else 16384, rounds=2 if quick else 3))
+        # batched figures at 1 and at `threads` threads: on a shared machine OpenMP threads that
+        # wait for each other can make 2 threads slower than 1, so both are recorded and the
+        # headline is the better (the work fits in 2 cores either way)
+        per_threads: dict[str, dict[str, float]] = {}
+        for count in sorted({1, threads}):
+            torch.set_num_threads(count)
+            per_threads[str(count)] = {**time_batched(clf, n=n, rounds=rounds), **time_augmentation(n=n, rounds=rounds)}
+        result["by_threads"] = per_threads
+        for key in ("batched_inference_patterns_per_s", "augmentation_patterns_per_s", "augmentation_plus_preprocessing_patterns_per_s"):
+            best = max(per_threads, key=lambda c: per_threads[c][key])
+            result[key] = per_threads[best][key]
+            result[key.replace("_patterns_per_s", "_threads")] = int(best)
     finally:
         torch.set_num_threads(previous_threads)
     result["load_average_before"] = list(load_before)
@@ -197,7 +209,7 @@ def _plot(result: dict[str, Any], path: Path) -> None:
         ax.set_xticks([])
         ax.set_title(label, fontsize=9)
         ax.legend(fontsize=7)
-    fig.suptitle(f"xrd-agent speed ({result['n_members']}-member {result['architecture']}, {result['threads_batched']} threads)", fontsize=9)
+    fig.suptitle(f"xrd-agent speed ({result['n_members']}-member {result['architecture']}, load {result['load_average_before'][0]:.1f})", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

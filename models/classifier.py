@@ -444,13 +444,17 @@ class Classifier:
             )
         try:
             config = TrainConfig.from_dict(metadata["config"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"{meta_path}: bad training configuration ({exc})") from None
+        try:
             weights = load_file(str(weights_path))
+        except Exception as exc:  # noqa: BLE001 - safetensors' SafetensorError is not exported portably
+            raise ValueError(f"{weights_path}: not a readable safetensors file ({exc})") from None
+        try:
             network = build_network(config.architecture, len(TASK_CLASSES[model_task]), config.n_members, config.width)
             network.load_state_dict(weights)
-        except (KeyError, TypeError, RuntimeError, OSError) as exc:  # safetensors raises its own errors too
-            raise ValueError(f"{directory}: cannot load the model ({exc})") from None
-        except Exception as exc:  # noqa: BLE001 - safetensors' SafetensorError is not exported portably
-            raise ValueError(f"{directory}: cannot read {WEIGHTS_FILE} ({exc})") from None
+        except (ValueError, RuntimeError) as exc:
+            raise ValueError(f"{directory}: weights do not fit the {config.architecture} network ({exc})") from None
         extra = {k: v for k, v in metadata.items() if k not in _RESERVED_KEYS}
         clf = cls(model_task, config)
         clf._set_fitted(network, float(metadata.get("temperature", 1.0)), extra, device=device)

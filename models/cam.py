@@ -90,3 +90,48 @@ def plot_cam(
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def plot_class_average_cams(
+    average_cams: np.ndarray,
+    classes: tuple[str, ...] | list[str],
+    path: str | Path,
+    *,
+    average_patterns: np.ndarray | None = None,
+) -> Path:
+    """One panel per class: its average CAM (Eq. 6), optionally over its average pattern; a PNG.
+
+    Parameters
+    ----------
+    average_cams : np.ndarray
+        float [n_classes, 1376] from :func:`class_average_cams` (NaN rows are drawn empty).
+    classes : sequence of str
+        Class names.
+    path : str or Path
+        Output PNG.
+    average_patterns : np.ndarray, optional
+        float [n_classes, 1376] mean preprocessed intensity per class, drawn as a line.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    n = len(classes)
+    fig, axes = plt.subplots(n, 1, figsize=(9, 1.3 * n + 0.6), sharex=True, squeeze=False)
+    for k, ax in enumerate(axes[:, 0]):
+        cam = np.nan_to_num(average_cams[k], nan=0.0)
+        ax.fill_between(GRID, 0, cam, color="tab:red", alpha=0.6, step="mid", label="mean CAM")
+        if average_patterns is not None:
+            ax.plot(GRID, np.nan_to_num(average_patterns[k]), color="black", lw=0.6, label="mean pattern")
+        ax.set_ylabel(classes[k], rotation=0, ha="right", va="center", fontsize=8)
+        ax.set_yticks([])
+    axes[0, 0].legend(loc="upper right", fontsize=7)
+    axes[-1, 0].set_xlabel("2θ (degrees)")
+    axes[-1, 0].set_xlim(GRID[0], GRID[-1])
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -83,3 +83,16 @@ def test_members_split_and_stack_round_trip():
         rebuilt = build_network(arch, 7, 3, 8)
         rebuilt.load_state_dict(stack_members(arch, members))
         assert torch.allclose(rebuilt(x), net(x))
+
+
+def test_class_average_cam_ignores_unmeasured_points(tmp_path):
+    from models.cam import class_average_cams, plot_class_average_cams
+
+    cams = np.zeros((3, GRID_SIZE))
+    cams[0], cams[1], cams[2] = 1.0, 0.5, 0.25
+    masks = np.ones((3, GRID_SIZE), bool)
+    masks[1, 700:] = False  # a partial scan: its zeros beyond 700 must not pull the average down
+    average = class_average_cams(cams * masks, np.array([0, 0, 2]), 3, masks)
+    assert np.allclose(average[0, :700], 0.75) and np.allclose(average[0, 700:], 1.0)
+    assert np.isnan(average[1]).all() and np.allclose(average[2], 0.25)
+    assert plot_class_average_cams(average, ("a", "b", "c"), tmp_path / "cams.png").is_file()

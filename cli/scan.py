@@ -23,7 +23,8 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--coarse-step", type=float, default=0.16, help="coarse step, degrees")
     parser.add_argument("--fine-step", type=float, default=0.04, help="fine step, degrees")
     parser.add_argument("--dwell", type=float, default=None, help="counting time per point, seconds")
-    parser.add_argument("--confidence", type=float, default=0.9, help="settle threshold, calibrated probability")
+    parser.add_argument("--confidence", type=float, default=None,
+                        help="settle threshold, calibrated probability (default: the policy default)")
     parser.add_argument("--no-early-stop", action="store_true", help="always scan to --stop")
     parser.add_argument("--remote", action="store_true", help="ask an agent started with `xrd-agent serve-agent`")
     parser.add_argument("--timeout", type=float, default=None, help="decision timeout, seconds (default 1)")
@@ -65,10 +66,11 @@ def run(args: argparse.Namespace) -> int:
 
         subscribe_writer(RE, open_catalog())
     began = beamline.clock.time()
+    thresholds = {} if args.confidence is None else {"confidence": args.confidence}
     (uid,) = RE(adaptive_scan(
         [beamline.detector], beamline.motor, start=args.start, stop=args.stop, coarse_step=args.coarse_step,
-        fine_step=args.fine_step, dwell=args.dwell, confidence=args.confidence,
-        early_stop=not args.no_early_stop, agent=agent, timeout=args.timeout,
+        fine_step=args.fine_step, dwell=args.dwell, early_stop=not args.no_early_stop, agent=agent,
+        timeout=args.timeout, **thresholds,
     ))
     record = collector.records[uid]
     final = record.final()

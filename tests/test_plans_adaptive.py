@@ -11,6 +11,7 @@ from bluesky import RunEngine
 
 from agent.callback import LocalAgent
 from agent.decision import ActionKind
+from agent.policy import PolicyConfig
 from plans import beamline as configured
 from plans.adaptive import adaptive_scan
 from plans.decision_stream import DECISIONS_STREAM
@@ -61,7 +62,7 @@ def test_in_process_loop_classifies_steers_and_records_every_decision(agent: Loc
     assert start["plan_name"] == "adaptive_scan"
     assert start["plan_args"]["coarse_step"] == 0.16 and start["plan_args"]["fine_step"] == 0.04
     assert start["adaptive"]["model_version"] == classifier.version
-    assert start["adaptive"]["policy"]["confidence"] == 0.9
+    assert start["adaptive"]["policy"]["confidence"] == PolicyConfig.confidence
     assert start["adaptive"]["classes"] == list(classifier.classes)
     # one decision per ask, each with the model's evidence
     decisions = record.decisions

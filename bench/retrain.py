@@ -152,6 +152,36 @@ def list_labelled_cost(n_runs: int) -> tuple[float, int]:
     return elapsed, len(labelled)
 
 
+def plot(summary: dict[str, Any], png: Path) -> Path:
+    """Bar chart of the figures against their targets (seconds, log scale)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [
+        f"retrain {summary['n_scans']} scans",
+        f"read {summary['n_scans']} runs (first time)",
+        f"read {summary['n_scans']} runs (cached)",
+        f"list labelled of {summary['n_catalog_runs']}",
+    ]
+    values = [summary["wall_s"], summary["catalog_read_projected_s"], summary["catalog_cached_projected_s"],
+              summary["list_labelled_s"]]
+    targets = [summary["target_wall_s"], None, None, summary["target_list_s"]]
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    ax.barh(names, values, color=["C0", "C3", "C2", "C0"])
+    for i, target in enumerate(targets):
+        if target is not None:
+            ax.plot([target, target], [i - 0.4, i + 0.4], "k--", lw=1)
+    ax.set_xscale("log")
+    ax.set_xlabel("seconds (dashed: acceptance target)")
+    ax.set_title(f"xrd-agent retrain bench (load {summary['loadavg_before'][0]:.1f}, {summary['cpu_count']} CPUs)")
+    fig.tight_layout()
+    fig.savefig(png, dpi=120)
+    plt.close(fig)
+    return png
+
+
 def run(quick: bool, out: Path) -> dict[str, Any]:
     """Run the benchmark and write its JSON to ``out``.
 
@@ -223,4 +253,5 @@ def run(quick: bool, out: Path) -> dict[str, Any]:
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(summary, indent=2) + "\n")
+    plot(summary, out.with_suffix(".png"))
     return summary

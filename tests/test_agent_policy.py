@@ -132,7 +132,7 @@ def test_weak_feature_in_a_high_cam_interval_is_refined_only_while_unconfident()
     lo, hi = xs[-3], weak
     cam = np.zeros(GRID.size)
     cam[(GRID >= lo) & (GRID <= hi)] = 1.0
-    unsure = decide(scan, prediction("Pm-3m", 0.5, cam), [], CONFIG, GRID)
+    unsure = decide(scan, prediction("Pm-3m", 0.2, cam), [], CONFIG, GRID)
     assert unsure.action is ActionKind.BACKSTEP and unsure.reason == "weak feature in a high-CAM region"
     assert all(lo < x < hi for x in unsure.positions) and len(unsure.positions) == 3
     assert unsure.cam.peak_two_theta == pytest.approx(lo, abs=0.04)
@@ -140,7 +140,7 @@ def test_weak_feature_in_a_high_cam_interval_is_refined_only_while_unconfident()
     assert sure.action is ActionKind.COARSE
     # a high CAM over flat background alone never sends the scan back
     flat = flat_scan(5.0, 60.0, 10.0, level=level)
-    assert decide(flat, prediction("Pm-3m", 0.5, cam), [], CONFIG, GRID).action is ActionKind.COARSE
+    assert decide(flat, prediction("Pm-3m", 0.2, cam), [], CONFIG, GRID).action is ActionKind.COARSE
 
 
 def test_closed_loop_on_a_synthetic_pattern_keeps_every_invariant() -> None:

@@ -185,7 +185,7 @@ def test_runs_land_in_tiled_with_their_decisions_and_the_report_reads_them(
     RE = RunEngine({})
     subscribe_writer(RE, catalog)
     beamline = make_beamline(sample="CsPbBr3", seed=2)
-    (uid,) = RE(adaptive_scan([beamline.detector], beamline.motor, stop=13.0, agent=agent))
+    (uid,) = RE(adaptive_scan([beamline.detector], beamline.motor, stop=9.0, agent=agent))
     stored = open_catalog()[uid]
     assert DECISIONS_STREAM in stored
     decisions = stored[DECISIONS_STREAM].read()

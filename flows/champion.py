@@ -159,3 +159,34 @@ def registry_snapshot(root: Path | str | None = None) -> dict[str, bytes]:
     if not base.exists():
         return {}
     return {str(p.relative_to(base)): p.read_bytes() for p in sorted(base.rglob("*")) if p.is_file()}
+
+
+class ChampionCache:
+    """The champion of one task, reloaded only when the registry's pointer changes.
+
+    Meant for the agent: call :meth:`get` when a run *starts* (the start document)
+    and keep the returned model for the whole run. Checking costs one small JSON
+    read; a promotion made during a scan is picked up at the next run start, never
+    mid-scan.
+
+    Parameters
+    ----------
+    task : str
+        "space_group" or "dimensionality".
+    root : Path, optional
+        Registry root (default ``XRD_AGENT_HOME/models``).
+    """
+
+    def __init__(self, task: str = "space_group", root: Path | str | None = None) -> None:
+        self.task = _check_task(task)
+        self.root = root
+        self._pointer: str | None = None
+        self._classifier: Classifier | None = None
+
+    def get(self) -> Classifier:
+        """The current champion (loaded again only if the pointer names another version)."""
+        pointer = champion_version(self.task, self.root)
+        if self._classifier is None or pointer != self._pointer:
+            self._classifier = load_champion(self.task, self.root)
+            self._pointer = pointer
+        return self._classifier

@@ -38,7 +38,7 @@ TASK_CLASSES: dict[str, tuple[str, ...]] = {
 FORMAT_VERSION: int = 1
 WEIGHTS_FILE: str = "weights.safetensors"
 METADATA_FILE: str = "model.json"
-INFERENCE_CHUNK: int = 256  # patterns per forward pass: keeps activations in cache on CPU
+INFERENCE_CHUNK: int = 64  # patterns per forward pass: keeps activations in cache (measured fastest on CPU)
 _UNHASHED_KEYS = ("version", "created")
 
 

@@ -1,0 +1,426 @@
+"""Benchmark of the closed loop: does the agent save acquisition time without losing accuracy?
+
+Held-out samples: every measured AUTO-XRD space-group pattern, replayed on the simulated beamline
+with Poisson counting noise (``sim_devices`` sample ``"auto-xrd/<file stem>"``), and classified by
+a grouped-cross-validation fold model that never saw that pattern nor any of its near-duplicates
+(`models.evaluate.grouped_fold_classifiers`). Four strategies scan each sample on a fresh beamline
+with the same noise seed:
+
+* ``uniform_0.04`` -- `bluesky.plans.scan`, 5-60 degrees at 0.04 degrees (1376 points);
+* ``uniform_0.16`` -- the same at 0.16 degrees (344 points);
+* ``slope_adaptive`` -- bluesky's built-in slope-driven `bluesky.plans.adaptive_scan`
+  (min step 0.04, max step 0.32 degrees, back-steps on); its ``target_delta`` (counts) is chosen,
+  from a fixed grid, as the cheapest setting whose mean acquisition time is at least the agent's
+  on a tuning subset -- a time-matched comparison that uses no labels;
+* ``agent`` -- ours, `plans.adaptive.adaptive_scan` with the fold model as the in-process agent.
+
+The final scan of every strategy is classified by the same fold model; accuracy is the fraction
+of samples whose label is right. ``acq_time_s`` is the mean simulated acquisition time (moves +
+exposures, the `sim_devices` clock), ``points`` the mean number of points, ``wall_s`` the mean wall
+time of a scan here (simulated devices, no waiting). Decision latency is the agent's own time per
+decision that ran the model (rebuilding the scan, preprocessing, model, policy) on CPU with one
+thread; the remote round trip is measured against ``xrd-agent serve-agent`` in a subprocess.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+DEFAULT_OUT = RESULTS_DIR / "loop.json"
+STRATEGIES: tuple[str, ...] = ("uniform_0.04", "uniform_0.16", "slope_adaptive", "agent")
+SCAN_START, SCAN_STOP = 5.0, 60.0
+SLOPE_MIN_STEP, SLOPE_MAX_STEP = 0.04, 0.32
+SLOPE_TARGET_DELTAS: tuple[float, ...] = (50.0, 100.0, 200.0, 400.0, 800.0, 1600.0, 3200.0, 6400.0)
+"""Candidate ``target_delta`` values (counts) of the slope-driven baseline."""
+TASK = "space_group"
+REMOTE_SCANS = 3
+
+
+@dataclass
+class ScanOutcome:
+    """One strategy on one sample."""
+
+    strategy: str
+    sample: str
+    label: str
+    predicted: str
+    confidence: float
+    correct: bool
+    acq_time_s: float
+    points: int
+    wall_s: float
+    fold: int
+
+
+class PrimaryCollector:
+    """Keeps the (position, counts) points of the primary stream of the latest run."""
+
+    def __init__(self, motor_field: str = "tth", counts_field: str = "det_counts") -> None:
+        self.motor_field, self.counts_field = motor_field, counts_field
+        self.primary: set[str] = set()
+        self.two_theta: list[float] = []
+        self.counts: list[float] = []
+        self.decisions: list[dict[str, Any]] = []
+        self.decision_descriptors: set[str] = set()
+
+    def __call__(self, name: str, doc: dict[str, Any]) -> None:
+        if name == "start":
+            self.primary.clear(), self.decision_descriptors.clear()
+            self.two_theta, self.counts, self.decisions = [], [], []
+        elif name == "descriptor":
+            if doc.get("name") == "primary":
+                self.primary.add(doc["uid"])
+            elif doc.get("name") == "decisions":
+                self.decision_descriptors.add(doc["uid"])
+        elif name == "event":
+            if doc["descriptor"] in self.primary:
+                self.two_theta.append(float(doc["data"][self.motor_field]))
+                self.counts.append(float(doc["data"][self.counts_field]))
+            elif doc["descriptor"] in self.decision_descriptors:
+                self.decisions.append(doc["data"])
+
+
+def held_out_folds(seed: int, cache_dir: Path) -> list[tuple[Any, list[str], int]]:
+    """(classifier, held-out pattern names, fold index) for every grouped fold.
+
+    The classifier of a fold never saw its held-out patterns nor their near-duplicates; see
+    `models.evaluate.grouped_fold_classifiers`.
+    """
+    from models.evaluate import grouped_fold_classifiers
+
+    folds = []
+    for index, fold in enumerate(grouped_fold_classifiers(TASK, seed=seed, cache_dir=cache_dir)):
+        classifier, names = _unpack_fold(fold)
+        folds.append((classifier, sorted(names), index))
+    return folds
+
+
+def _unpack_fold(fold: Any) -> tuple[Any, list[str]]:
+    """Accept a (classifier, names) pair or an object with ``classifier`` and ``test_names``/``held_out``."""
+    if isinstance(fold, tuple) and len(fold) == 2:
+        return fold[0], list(fold[1])
+    classifier = getattr(fold, "classifier")
+    for attribute in ("held_out", "test_names", "held_out_names", "names"):
+        if hasattr(fold, attribute):
+            return classifier, list(getattr(fold, attribute))
+    raise TypeError(f"cannot read the held-out names of fold {fold!r}")
+
+
+def classify(classifier: Any, two_theta: Sequence[float], counts: Sequence[float]) -> tuple[str, float]:
+    """Label and confidence of the final scan (repeated positions are averaged by `to_grid`)."""
+    x = np.asarray(two_theta, dtype=np.float64)
+    y = np.asarray(counts, dtype=np.float64)
+    order = np.argsort(x, kind="stable")
+    prediction = classifier.predict(x[order], y[order])
+    return str(prediction.label), float(prediction.confidence)
+
+
+def scan_once(
+    strategy: str,
+    sample: str,
+    seed: int,
+    classifier: Any,
+    agent: Any,
+    RE: Any,
+    collector: PrimaryCollector,
+    slope_target_delta: float,
+) -> tuple[float, int, float, list[dict[str, Any]]]:
+    """Run one strategy on a fresh beamline; (acq_time_s, points, wall_s, decision records)."""
+    import bluesky.plans as bp
+
+    from plans.adaptive import adaptive_scan
+    from sim_devices import make_beamline
+
+    beamline = make_beamline(sample=sample, seed=seed)
+    detectors, motor = [beamline.detector], beamline.motor
+    if strategy == "uniform_0.04":
+        plan = bp.scan(detectors, motor, SCAN_START, SCAN_STOP, int(round((SCAN_STOP - SCAN_START) / 0.04)) + 1)
+    elif strategy == "uniform_0.16":
+        plan = bp.scan(detectors, motor, SCAN_START, SCAN_STOP, int(round((SCAN_STOP - SCAN_START) / 0.16)) + 1)
+    elif strategy == "slope_adaptive":
+        plan = bp.adaptive_scan(detectors, "det_counts", motor, SCAN_START, SCAN_STOP, SLOPE_MIN_STEP,
+                                SLOPE_MAX_STEP, slope_target_delta, True, 0.8)
+    elif strategy == "agent":
+        plan = adaptive_scan(detectors, motor, start=SCAN_START, stop=SCAN_STOP, agent=agent)
+    else:
+        raise ValueError(f"unknown strategy {strategy!r}")
+    began_clock, began_wall = beamline.clock.time(), time.perf_counter()
+    RE(plan)
+    wall_s = time.perf_counter() - began_wall
+    return beamline.clock.time() - began_clock, len(collector.two_theta), wall_s, list(collector.decisions)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def measure_remote_roundtrip(samples: Sequence[str], seed: int) -> dict[str, Any]:
+    """Round trips of decisions against `xrd-agent serve-agent` in a subprocess (default model)."""
+    from bluesky import RunEngine
+
+    from agent.remote import RemoteAgent
+    from plans.adaptive import adaptive_scan
+    from sim_devices import make_beamline
+
+    ports = [_free_port() for _ in range(3)]
+    documents_in, documents_out, decisions = (f"tcp://127.0.0.1:{p}" for p in ports)
+    executable = Path(sys.executable).with_name("xrd-agent")
+    process = subprocess.Popen(
+        [str(executable), "serve-agent", "--documents-in", documents_in, "--documents-out", documents_out,
+         "--decisions", decisions],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"},
+    )
+    try:
+        assert process.stdout is not None
+        deadline = time.monotonic() + 120
+        lines = []
+        while time.monotonic() < deadline:
+            line = process.stdout.readline()
+            lines.append(line)
+            if not line or line.startswith("serve-agent ready"):
+                break
+        if not lines or not lines[-1].startswith("serve-agent ready"):
+            return {"median": None, "p99": None, "n": 0, "error": "serve-agent did not start: " + "".join(lines)[-500:]}
+        client = RemoteAgent(decisions, documents_in)
+        fallbacks = 0
+        try:
+            RE = RunEngine({})
+            for sample in samples:
+                beamline = make_beamline(sample=sample, seed=seed)
+                collector = PrimaryCollector()
+                RE.subscribe(collector)
+                RE(adaptive_scan([beamline.detector], beamline.motor, agent=client))
+                fallbacks += sum(int(d["decision_fallback"]) for d in collector.decisions)
+            roundtrips = np.asarray(client.roundtrips_ms)
+        finally:
+            client.close()
+        return {
+            "median": float(np.median(roundtrips)),
+            "p99": float(np.percentile(roundtrips, 99)),
+            "n": int(roundtrips.size),
+            "fallback_decisions": fallbacks,
+            "scans": len(samples),
+        }
+    finally:
+        process.kill()
+        process.wait(10)
+
+
+def pick_slope_target_delta(
+    samples: Sequence[tuple[str, int]], agent_mean_time_s: float, scan: Callable[[str, int, float], float]
+) -> tuple[float, dict[str, float]]:
+    """The cheapest candidate whose mean acquisition time on `samples` is >= the agent's (else the slowest)."""
+    times = {}
+    for delta in SLOPE_TARGET_DELTAS:
+        times[str(delta)] = float(np.mean([scan(sample, seed, delta) for sample, seed in samples]))
+    eligible = [float(d) for d, t in times.items() if t >= agent_mean_time_s]
+    chosen = max(eligible) if eligible else float(min(SLOPE_TARGET_DELTAS))
+    return chosen, times
+
+
+def summarise(outcomes: list[ScanOutcome]) -> dict[str, dict[str, float]]:
+    """Per-strategy accuracy and means."""
+    summary = {}
+    for strategy in STRATEGIES:
+        rows = [o for o in outcomes if o.strategy == strategy]
+        if not rows:
+            continue
+        summary[strategy] = {
+            "accuracy": float(np.mean([o.correct for o in rows])),
+            "acq_time_s": float(np.mean([o.acq_time_s for o in rows])),
+            "points": float(np.mean([o.points for o in rows])),
+            "wall_s": float(np.mean([o.wall_s for o in rows])),
+            "n_samples": len(rows),
+        }
+    if "uniform_0.04" in summary:
+        reference = summary["uniform_0.04"]["acq_time_s"]
+        for values in summary.values():
+            values["acq_time_fraction"] = values["acq_time_s"] / reference
+    return summary
+
+
+def targets(summary: dict[str, dict[str, float]]) -> dict[str, bool]:
+    """The acceptance lines of the closed-loop issue, evaluated."""
+    if not all(s in summary for s in STRATEGIES):
+        return {}
+    ours, fine, coarse, slope = (summary[s] for s in ("agent", "uniform_0.04", "uniform_0.16", "slope_adaptive"))
+    return {
+        "accuracy_within_0.01_of_uniform_0.04": ours["accuracy"] >= fine["accuracy"] - 0.01,
+        "time_at_most_20pct_of_uniform_0.04": ours["acq_time_s"] <= 0.2 * fine["acq_time_s"],
+        "beats_uniform_0.16_at_equal_or_lower_time": ours["accuracy"] > coarse["accuracy"]
+        and ours["acq_time_s"] <= coarse["acq_time_s"],
+        "beats_slope_adaptive_at_equal_or_lower_time": ours["accuracy"] > slope["accuracy"]
+        and ours["acq_time_s"] <= slope["acq_time_s"],
+    }
+
+
+def plot(summary: dict[str, dict[str, float]], path: Path) -> Path:
+    """Accuracy against mean acquisition time, one marker per strategy."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, ax = plt.subplots(figsize=(6.5, 4.5))
+    for strategy, values in summary.items():
+        ax.scatter(values["acq_time_s"], values["accuracy"], s=60, label=strategy, zorder=3)
+        ax.annotate(strategy, (values["acq_time_s"], values["accuracy"]), textcoords="offset points", xytext=(5, 5),
+                    fontsize=8)
+    if "uniform_0.04" in summary:
+        fine = summary["uniform_0.04"]
+        ax.axvline(0.2 * fine["acq_time_s"], color="0.5", ls=":", lw=1, label="20 % of uniform 0.04 time")
+        ax.axhline(fine["accuracy"] - 0.01, color="0.5", ls="--", lw=1, label="uniform 0.04 accuracy - 0.01")
+    ax.set_xlabel("mean simulated acquisition time per sample (s)")
+    ax.set_ylabel("accuracy (held-out measured patterns)")
+    ax.set_ylim(0, 1.02)
+    ax.legend(fontsize=7, loc="lower right")
+    ax.set_title("closed loop: accuracy vs acquisition time", fontsize=10)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
+def run(quick: bool = False, out: Path | None = None, *, seed: int = 0, max_samples: int | None = None,
+        remote: bool = True, log: Callable[[str], None] | None = print) -> dict[str, Any]:
+    """Run the benchmark and write JSON (and a PNG beside it).
+
+    Parameters
+    ----------
+    quick : bool
+        A subset: two held-out samples per fold and fewer slope candidates.
+    out : Path, optional
+        JSON path; default ``bench/results/loop.json``.
+    seed : int
+        Seed of the fold models and of the counting noise.
+    max_samples : int, optional
+        Cap on the number of held-out samples (after the quick subset).
+    remote : bool
+        Also measure the remote round trip (starts ``xrd-agent serve-agent``).
+    log : callable, optional
+        Progress lines.
+
+    Returns
+    -------
+    dict
+        The JSON written.
+    """
+    import torch
+    from bluesky import RunEngine
+
+    from agent.callback import LocalAgent
+    from sim_devices import get_sample, list_samples
+
+    torch.set_num_threads(1)
+    log = log or (lambda line: None)
+    out = Path(out) if out is not None else DEFAULT_OUT
+    began = time.perf_counter()
+    cache_dir = RESULTS_DIR.parent / ".cache" / "loop"
+    folds = held_out_folds(seed, cache_dir)
+    available = set(list_samples())
+    jobs: list[tuple[str, int, Any, int]] = []  # (sample, noise seed, classifier, fold)
+    for classifier, names, fold in folds:
+        chosen = names[:2] if quick else names
+        for name in chosen:
+            sample = f"auto-xrd/{name}"
+            if sample in available:
+                jobs.append((sample, seed + len(jobs), classifier, fold))
+    if max_samples is not None:
+        jobs = jobs[:max_samples]
+    if not jobs:
+        raise ValueError("no held-out samples to benchmark")
+    log(f"bench loop: {len(jobs)} held-out samples over {len(folds)} folds")
+
+    RE = RunEngine({})
+    collector = PrimaryCollector()
+    RE.subscribe(collector)
+    agents = {id(classifier): LocalAgent(classifier) for classifier, _, _ in folds}
+    outcomes: list[ScanOutcome] = []
+    latencies: list[float] = []
+    agent_seconds: list[float] = []
+
+    def outcome(strategy: str, sample: str, noise_seed: int, classifier: Any, fold: int, delta: float) -> ScanOutcome:
+        acq, points, wall, decisions = scan_once(strategy, sample, noise_seed, classifier, agents[id(classifier)],
+                                                 RE, collector, delta)
+        if strategy == "agent":
+            used = [float(d["decision_latency_ms"]) for d in decisions if d["decision_label"]]
+            latencies.extend(used)
+            agent_seconds.append(sum(float(d["decision_latency_ms"]) for d in decisions) / 1e3)
+        predicted, confidence = classify(classifier, collector.two_theta, collector.counts)
+        label = str(get_sample(sample).label)
+        return ScanOutcome(strategy, sample, label, predicted, confidence, predicted == label, acq, points, wall, fold)
+
+    for strategy in ("agent", "uniform_0.04", "uniform_0.16"):
+        for i, (sample, noise_seed, classifier, fold) in enumerate(jobs):
+            outcomes.append(outcome(strategy, sample, noise_seed, classifier, fold, 0.0))
+        log(f"  {strategy}: done ({time.perf_counter() - began:.0f} s)")
+
+    agent_mean_time = float(np.mean([o.acq_time_s for o in outcomes if o.strategy == "agent"]))
+    tuning = [(sample, noise_seed) for sample, noise_seed, _, _ in jobs[:: max(1, len(jobs) // (4 if quick else 8))]]
+
+    def slope_time(sample: str, noise_seed: int, delta: float) -> float:
+        acq, *_ = scan_once("slope_adaptive", sample, noise_seed, None, None, RE, collector, delta)
+        return acq
+
+    chosen_delta, candidate_times = pick_slope_target_delta(tuning, agent_mean_time, slope_time)
+    log(f"  slope_adaptive: target_delta {chosen_delta} counts (candidate mean times {candidate_times})")
+    for sample, noise_seed, classifier, fold in jobs:
+        outcomes.append(outcome("slope_adaptive", sample, noise_seed, classifier, fold, chosen_delta))
+    log(f"  slope_adaptive: done ({time.perf_counter() - began:.0f} s)")
+
+    summary = summarise(outcomes)
+    agent_rows = [o for o in outcomes if o.strategy == "agent"]
+    overhead_acq = [s / o.acq_time_s for s, o in zip(agent_seconds, agent_rows, strict=True)]
+    overhead_wall = [s / o.wall_s for s, o in zip(agent_seconds, agent_rows, strict=True)]
+    latency = np.asarray(latencies)
+    result: dict[str, Any] = {
+        "strategies": summary,
+        "decision_latency_ms": {
+            "median": float(np.median(latency)) if latency.size else None,
+            "p99": float(np.percentile(latency, 99)) if latency.size else None,
+            "n": int(latency.size),
+            "device": "cpu",
+            "torch_threads": torch.get_num_threads(),
+        },
+        "remote_roundtrip_ms": {"median": None, "n": 0, "skipped": True},
+        "agent_overhead": {
+            "fraction_of_acquisition_time_mean": float(np.mean(overhead_acq)),
+            "fraction_of_simulated_wall_time_mean": float(np.mean(overhead_wall)),
+            "note": "agent time per scan over the scan's acquisition time (a real scan's wall time), and over "
+                    "the wall time of the simulated scan here (devices do not wait, so RunEngine overhead dominates)",
+        },
+        "targets": targets(summary),
+        "slope_adaptive": {"min_step": SLOPE_MIN_STEP, "max_step": SLOPE_MAX_STEP, "backstep": True,
+                           "threshold": 0.8, "target_delta": chosen_delta,
+                           "candidate_mean_acq_time_s": candidate_times, "tuning_samples": [s for s, _ in tuning]},
+        "config": {"quick": quick, "seed": seed, "task": TASK, "n_samples": len(jobs), "n_folds": len(folds),
+                   "range_deg": [SCAN_START, SCAN_STOP], "python": platform.python_version(),
+                   "machine": platform.machine()},
+        "per_sample": [asdict(o) for o in outcomes],
+    }
+    if remote:
+        remote_samples = [sample for sample, *_ in jobs[:REMOTE_SCANS]]
+        result["remote_roundtrip_ms"] = measure_remote_roundtrip(remote_samples, seed)
+    result["config"]["bench_wall_s"] = time.perf_counter() - began
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2))
+    plot(summary, out.with_suffix(".png"))
+    log(f"bench loop: wrote {out} and {out.with_suffix('.png')}")
+    return result

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
 from collections.abc import Sequence
 
 from cli.errors import UserError
@@ -49,6 +50,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # tiled's in-process client imports starlette's TestClient, which warns about httpx on every
+    # start: noise for a user, not something they can act on.
+    warnings.filterwarnings("ignore", message=".*httpx.*", module="tiled.*")
+    warnings.filterwarnings("ignore", message=".*httpx.*", category=DeprecationWarning)
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -32,7 +32,7 @@ def test_uniform_scan_records_positions_counts_and_time(tmp_path: Path) -> None:
 def test_demo_command_prints_both_scans_and_writes_a_png(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code = main(["demo", "--sample", "CsPbBr3", "--start", "28", "--stop", "33", "--out", str(tmp_path)])
+    code = main(["demo", "--uniform", "--sample", "CsPbBr3", "--start", "28", "--stop", "33", "--out", str(tmp_path)])
     output = capsys.readouterr().out
     assert code == 0
     assert "step 0.16 deg:    32 points" in output and "step 0.04 deg:   126 points" in output
@@ -41,5 +41,22 @@ def test_demo_command_prints_both_scans_and_writes_a_png(
 
 
 def test_demo_rejects_an_unknown_sample(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["demo", "--sample", "no-such-sample", "--out", str(tmp_path)]) == 2
+    assert main(["demo", "--uniform", "--sample", "no-such-sample", "--out", str(tmp_path)]) == 2
     assert "unknown sample 'no-such-sample'" in capsys.readouterr().err
+    assert main(["demo", "--samples", "CsPbBr3", "no-such-sample", "--out", str(tmp_path)]) == 2
+    assert "unknown sample 'no-such-sample'" in capsys.readouterr().err
+
+
+def test_adaptive_demo_stores_its_run_and_prints_the_next_commands(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["demo", "--samples", "auto-xrd/MASnI3_2-Theta_Omega", "--start", "10", "--stop", "20",
+                 "--out", str(tmp_path)])
+    output = capsys.readouterr().out
+    assert code == 0
+    assert "vs uniform 0.04: 251 pts" in output
+    assert "xrd-agent label" in output and "xrd-agent flows run" in output and "prefect-ui" in output
+    assert len(list(tmp_path.glob("*.png"))) == 1
+    from storage.catalog import open_catalog
+
+    assert len(open_catalog()) == 1

@@ -25,6 +25,7 @@ from safetensors.torch import load_file, save, save_file
 from models.architectures import build_network, split_members, stack_members
 from models.grid import GRID_SIZE, GRID_START, GRID_STEP, GRID_STOP, coverage, to_grid
 from models.preprocess import PREPROCESSING_VERSION, preprocess, preprocess_torch
+from models.xrdnet import FusedXRDNet, XRDNet
 from patterns import DIMENSIONALITIES, SPACE_GROUPS
 
 if TYPE_CHECKING:
@@ -38,7 +39,8 @@ TASK_CLASSES: dict[str, tuple[str, ...]] = {
 FORMAT_VERSION: int = 1
 WEIGHTS_FILE: str = "weights.safetensors"
 METADATA_FILE: str = "model.json"
-INFERENCE_CHUNK: int = 64  # patterns per forward pass: keeps activations in cache (measured fastest on CPU)
+INFERENCE_CHUNK: int = 64  # patterns per module forward pass: keeps activations in cache (measured fastest on CPU)
+FUSED_CHUNK: int = 32  # patterns per fused-path pass (bench/speed.py: 16-64 within noise, 128+ slower)
 _UNHASHED_KEYS = ("version", "created")
 
 
@@ -261,7 +263,11 @@ class Classifier:
         """Uncalibrated per-member logits [N, n_members, n_classes] for preprocessed [N, 2, 1376]."""
         self._check_fitted()
         x = self._as_batch(features)
-        out = [self.network_(chunk.to(self.device_)).float().cpu() for chunk in x.split(INFERENCE_CHUNK)]
+        fused = self._fused()
+        if fused is not None:
+            out = [fused(chunk.to(self.device_)).float().cpu() for chunk in x.split(FUSED_CHUNK)]
+        else:
+            out = [self.network_(chunk.to(self.device_)).float().cpu() for chunk in x.split(INFERENCE_CHUNK)]
         return torch.cat(out).numpy() if out else np.zeros((0, self._resolved_config().n_members, len(self.classes)), np.float32)
 
     def decision_logits(self, features: np.ndarray | torch.Tensor) -> np.ndarray:
@@ -288,18 +294,27 @@ class Classifier:
         """
         self._check_fitted()
         x = self._as_batch(features)
-        maps, logits = [], []
-        for chunk in x.split(INFERENCE_CHUNK):
-            chunk_logits, chunk_maps = self.network_.logits_and_cam(chunk.to(self.device_))
-            logits.append(chunk_logits.mean(1).float().cpu())
-            maps.append(chunk_maps.mean(1).float().cpu())
-        all_maps, all_logits = torch.cat(maps), torch.cat(logits)
-        if class_index is None:
-            chosen = all_logits.argmax(1)
-        else:
+        chosen = None
+        if class_index is not None:
             chosen = torch.as_tensor(np.broadcast_to(np.asarray(class_index), (x.shape[0],)).copy(), dtype=torch.long)
-        cam = all_maps[torch.arange(x.shape[0]), chosen].clamp(min=0)
-        peak = cam.amax(1, keepdim=True)
+        fused = self._fused()
+        if fused is not None:
+            maps = []
+            for start in range(0, x.shape[0], FUSED_CHUNK):
+                index = None if chosen is None else chosen[start : start + FUSED_CHUNK].to(self.device_)
+                maps.append(fused.logits_and_class_cam(x[start : start + FUSED_CHUNK].to(self.device_), index)[1].float().cpu())
+            cam = (torch.cat(maps) if maps else torch.zeros(0, GRID_SIZE)).clamp(min=0)
+        else:
+            all_maps, all_logits = [], []
+            for chunk in x.split(INFERENCE_CHUNK):
+                chunk_logits, chunk_maps = self.network_.logits_and_cam(chunk.to(self.device_))
+                all_logits.append(chunk_logits.mean(1).float().cpu())
+                all_maps.append(chunk_maps.mean(1).float().cpu())
+            stacked = torch.cat(all_maps)
+            if chosen is None:
+                chosen = torch.cat(all_logits).argmax(1)
+            cam = stacked[torch.arange(x.shape[0]), chosen].clamp(min=0)
+        peak = cam.amax(1, keepdim=True) if cam.shape[0] else cam[:, :1]
         return (cam / torch.where(peak > 0, peak, torch.ones_like(peak))).numpy()
 
     @torch.inference_mode()
@@ -309,16 +324,25 @@ class Classifier:
         mask = np.asarray(mask, dtype=bool)
         if not mask.any():
             raise ValueError("the scan covers no point of the model grid (5-60 degrees 2-theta)")
-        x = torch.from_numpy(preprocess(values, mask)[None]).to(self.device_)
-        if hasattr(self.network_, "logits_and_top_cam"):
+        return self._predict_features(torch.from_numpy(preprocess(values, mask)[None]), mask)
+
+    def _predict_features(self, x: torch.Tensor, mask: np.ndarray) -> Prediction:
+        """Prediction for one preprocessed pattern [1, 2, 1376] (inference mode, validated input)."""
+        x = x.to(self.device_)
+        fused = self._fused()
+        if fused is not None:
+            logits, top_cam = fused.logits_and_class_cam(x)
+        elif hasattr(self.network_, "logits_and_top_cam"):
             logits, top_cam = self.network_.logits_and_top_cam(x)
         else:
             logits, maps = self.network_.logits_and_cam(x)
             top_cam = maps.mean(1)[:, int(logits.mean(1)[0].argmax())]
-        mean_logits = logits.mean(1)[0].double().cpu() / self.temperature_
-        probabilities = torch.softmax(mean_logits, 0).numpy()
+        # softmax in float64 numpy: cheaper than torch ops for a handful of classes
+        mean_logits = logits[0].float().cpu().numpy().mean(0).astype(np.float64) / self.temperature_
+        probabilities = np.exp(mean_logits - mean_logits.max())
+        probabilities /= probabilities.sum()
         best = int(probabilities.argmax())
-        cam = top_cam[0].clamp(min=0).float().cpu().numpy()
+        cam = top_cam[0].float().cpu().numpy().clip(min=0)
         peak = cam.max()
         return Prediction(
             probabilities=probabilities,
@@ -329,6 +353,7 @@ class Classifier:
             classes=self.classes,
         )
 
+    @torch.inference_mode()
     def predict(self, two_theta: np.ndarray, intensity: np.ndarray) -> Prediction:
         """Classify one measured (possibly partial, coarse or mixed-step) scan.
 
@@ -339,12 +364,34 @@ class Classifier:
         intensity : np.ndarray
             Counts at those angles.
         """
-        values, mask = to_grid(two_theta, intensity)
-        return self.predict_grid(values, mask)
+        self._check_fitted()
+        values, mask = to_grid(two_theta, intensity)  # validates; values finite, 0 where unmeasured
+        if not mask.any():
+            raise ValueError("the scan covers no point of the model grid (5-60 degrees 2-theta)")
+        # straight to the torch preprocessing: to_grid output needs none of preprocess()'s checks
+        x = preprocess_torch(torch.from_numpy(values[None]), torch.from_numpy(mask[None]))
+        return self._predict_features(x, mask)
 
     def predict_pattern(self, pattern: Any) -> Prediction:
         """Classify a :class:`patterns.Pattern`."""
         return self.predict(pattern.two_theta, pattern.intensity)
+
+    def _fused(self) -> FusedXRDNet | None:
+        """The inference-only form of the network (built once, rebuilt if the weights change); None
+        when the network has none (the a-CNN) or is in training mode (batch statistics)."""
+        network = self.network_
+        if not isinstance(network, XRDNet) or network.training:
+            return None
+        cache = self.__dict__.get("_fused_cache")
+        if cache is None or cache[0] is not network:
+            tensors = [*network.parameters(), *network.buffers()]
+            cache = (network, tensors, None, None)
+        # in-place updates of any weight (an optimiser step, load_state_dict) bump its version counter
+        stamp = tuple(t._version for t in cache[1])
+        if cache[2] != stamp:
+            cache = (network, cache[1], stamp, FusedXRDNet.from_network(network).to(self.device_))
+        self._fused_cache = cache
+        return cache[3]
 
     def _as_batch(self, features: np.ndarray | torch.Tensor) -> torch.Tensor:
         x = torch.as_tensor(features, dtype=torch.float32)

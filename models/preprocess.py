@@ -138,7 +138,7 @@ def preprocess(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
     if not np.all(np.isfinite(values[mask.astype(bool)])):
         raise ValueError("measured intensities must be finite")
     values = np.where(mask.astype(bool), values, 0.0)  # unmeasured contents may be anything
-    with torch.no_grad():
+    with torch.inference_mode():  # fewer bookkeeping costs than no_grad; the result leaves as numpy
         out = preprocess_torch(torch.from_numpy(np.ascontiguousarray(values, dtype=np.float32)), torch.from_numpy(mask.astype(bool)))
     result = out.numpy()
     return result[0] if single else result

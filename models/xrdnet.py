@@ -128,3 +128,193 @@ class XRDNet(nn.Module):
         maps = maps.repeat_interleave(STEM_STRIDE, dim=1)
         maps = F.pad(maps[:, None], (0, GRID_SIZE - maps.shape[1]), mode="replicate")[:, 0]
         return logits, maps * x[:, 1]
+
+
+class FusedXRDNet:
+    """Inference-only form of a trained :class:`XRDNet` with the same outputs, several times faster.
+
+    Built once from a network in eval mode (:meth:`from_network`); it holds plain tensors, no
+    autograd and no module hooks:
+
+    - every batch normalisation is folded into the convolution before it (eval-mode statistics:
+      ``w' = w * gamma / sqrt(var + eps)``, ``b' = (b - mean) * gamma / sqrt(var + eps) + beta``);
+    - activations live member-major and channels-last, ``[members, B, positions, width]``, so each
+      member's grouped convolution is one slice of a batched matrix multiply (``torch.bmm``) and no
+      layer needs a transpose;
+    - the kernel = stride convolutions (stem 6, context1 4) are a reshape of the input into
+      non-overlapping patches and one matrix multiply;
+    - the k = 3 convolutions multiply every position once by all three taps and add the shifted
+      products (no im2col copy);
+    - the head pools and maps the member-mean CAM of the requested class only.
+
+    Outputs equal the module's forward / CAM to float32 rounding (tested in
+    tests/test_models_networks.py).
+    """
+
+    def __init__(self, tensors: dict[str, torch.Tensor], n_members: int, width: int, n_classes: int) -> None:
+        self.t = tensors
+        self.n_members, self.width, self.n_classes = n_members, width, n_classes
+
+    @classmethod
+    @torch.no_grad()
+    def from_network(cls, net: XRDNet) -> FusedXRDNet:
+        """Fold and re-lay the weights of ``net`` (its batch-norm running statistics are used)."""
+        e, w = net.n_members, net.width
+
+        def fold(conv: nn.Conv1d, norm: nn.BatchNorm1d | None) -> tuple[torch.Tensor, torch.Tensor]:
+            weight, bias = conv.weight.detach().float(), conv.bias.detach().float()
+            if norm is not None:
+                scale = norm.weight.detach().float() / torch.sqrt(norm.running_var.float() + norm.eps)
+                weight = weight * scale[:, None, None]
+                bias = (bias - norm.running_mean.float()) * scale + norm.bias.detach().float()
+            return weight, bias
+
+        def per_member(weight: torch.Tensor) -> torch.Tensor:
+            # grouped conv weight [E*W_out, W_in, k] -> [E, k*W_in, W_out], rows ordered (tap, channel)
+            k = weight.shape[2]
+            return weight.view(e, w, -1, k).permute(0, 3, 2, 1).reshape(e, -1, w).contiguous()
+
+        def taps(weight: torch.Tensor) -> torch.Tensor:
+            # k=3 conv weight [E*W_out, W_in, 3] -> [E, W_in, 3*W_out], columns ordered (tap, channel)
+            return weight.view(e, w, w, 3).permute(0, 2, 3, 1).reshape(e, w, 3 * w).contiguous()
+
+        stem_w, stem_b = fold(net.stem, net.stem_norm)  # [E*W, 3, 6]
+        c1_w, c1_b = fold(net.context1, net.context1_norm)
+        c2_w, c2_b = fold(net.context2, net.context2_norm)
+        c3_w, c3_b = fold(net.context3, net.context3_norm)
+        out_w, out_b = fold(net.context_out, None)
+        fine_w, fine_b = fold(net.fine, None)
+        tensors = {
+            # stem rows ordered (input channel, tap), matching patches concatenated channel-major
+            "stem_w": stem_w.view(e, w, 3 * STEM_STRIDE).transpose(1, 2).contiguous(),
+            "stem_b": stem_b.view(e, 1, w),
+            "c1_w": per_member(c1_w),
+            "c1_b": c1_b.view(e, 1, w),
+            "c2_w": taps(c2_w),
+            "c2_b": c2_b.view(e, 1, 1, w),
+            "c3_w": taps(c3_w),
+            "c3_b": c3_b.view(e, 1, 1, w),
+            "out_w": per_member(out_w),
+            "out_b": out_b.view(e, 1, w),
+            "fine_w": per_member(fine_w),
+            # the context projection's bias is added at every position like the fine bias: fold it in
+            "fine_b": (fine_b + out_b).view(e, 1, w),
+            "head_wt": net.head_weight.detach().float().transpose(1, 2).contiguous(),  # [E, W, K]
+            "head_b": net.head_bias.detach().float()[:, None],  # [E, 1, K]
+            "position": net.position[0, 0, : POSITIONS * STEM_STRIDE].float().view(POSITIONS, STEM_STRIDE).clone(),
+        }
+        return cls(tensors, e, w, net.n_classes)
+
+    def to(self, device: torch.device | str) -> FusedXRDNet:
+        """A copy on ``device``."""
+        return FusedXRDNet({k: v.to(device) for k, v in self.t.items()}, self.n_members, self.width, self.n_classes)
+
+    @staticmethod
+    def _taps(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, dilation: int) -> torch.Tensor:
+        """k=3 'same' convolution along dim 1 of [E, Q, B, W] (zero padding = dilation), bias, ReLU."""
+        e, q, b, w = x.shape
+        z = torch.bmm(x.view(e, q * b, w), weight).view(e, q, b, 3, w)
+        out = z[:, :, :, 1] + bias
+        out[:, dilation:] += z[:, :-dilation, :, 0]
+        out[:, :-dilation] += z[:, dilation:, :, 2]
+        return out.relu_()
+
+    def last_layer(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Last feature map and the measured fraction of each of the 229 positions.
+
+        Returns
+        -------
+        main : torch.Tensor
+            [E, 57, B, 4, W]: positions 0-227 as (context position q, pattern, offset j), position
+            4 q + j. This order makes the stride-4 context input a view of the stem output and
+            puts the pooled position dimension outermost (fast reductions).
+        tail : torch.Tensor
+            [E, B, W]: position 228, the last one, which has no context position of its own.
+        measured : torch.Tensor
+            [B, 229] fraction of each position's 6 grid points measured.
+        last : torch.Tensor
+            [E, 57 * B * 4 + B, W], the storage of ``main`` then ``tail``.
+        """
+        t, e, w = self.t, self.n_members, self.width
+        b = x.shape[0]
+        q, k, s = POSITIONS // CONTEXT_POOL, CONTEXT_POOL, STEM_STRIDE  # 57, 4, 6
+        n_main = q * k * s  # 1368 grid points feed positions 0-227
+        if b == 1:  # one pattern: rows (q, 0, j) are simply positions 0-228 in order
+            signal = x[0, 0, : POSITIONS * s].view(POSITIONS, s)
+            mask = x[0, 1, : POSITIONS * s].view(POSITIONS, s)
+            patches = torch.cat([signal, mask, mask * t["position"]], dim=1)
+        else:
+            patches = x.new_empty(q * b * k + b, 3 * s)
+            main_patches = patches[: q * b * k].view(q, b, k, 3 * s)
+            mask = x[:, 1, :n_main].view(b, q, k, s).transpose(0, 1)
+            main_patches[..., :s].copy_(x[:, 0, :n_main].view(b, q, k, s).transpose(0, 1))
+            main_patches[..., s : 2 * s].copy_(mask)
+            torch.mul(mask, t["position"][: q * k].view(q, 1, k, s), out=main_patches[..., 2 * s :])
+            tail_patches = patches[q * b * k :]
+            tail_mask = x[:, 1, n_main : n_main + s]
+            tail_patches[:, :s].copy_(x[:, 0, n_main : n_main + s])
+            tail_patches[:, s : 2 * s].copy_(tail_mask)
+            torch.mul(tail_mask, t["position"][q * k], out=tail_patches[:, 2 * s :])
+        stem = torch.baddbmm(t["stem_b"], patches[None].expand(e, -1, -1), t["stem_w"]).relu_()  # [E, rows, W]
+        # context1 (kernel = stride = 4): rows (q, b, j) regroup to (q, b) x (j, channel) for free
+        context = torch.baddbmm(t["c1_b"], stem[:, : q * b * k].view(e, q * b, k * w), t["c1_w"]).relu_()
+        context = self._taps(context.view(e, q, b, w), t["c2_w"], t["c2_b"], 1)
+        context = self._taps(context, t["c3_w"], t["c3_b"], 2)
+        context = torch.bmm(context.view(e, q * b, w), t["out_w"]).view(e, q, b, 1, w)
+        last = torch.baddbmm(t["fine_b"], stem, t["fine_w"])
+        main = last[:, : q * b * k].view(e, q, b, k, w)
+        tail = last[:, q * b * k :]
+        # nearest upsampling of the context (x4); the last position repeats the last context value
+        main.add_(context).relu_()
+        tail.add_(context[:, -1, :, 0]).relu_()
+        measured = x[:, 1, : POSITIONS * s].reshape(b, POSITIONS, s).mean(2)
+        return main, tail, measured, last
+
+    def _logits(self, main: torch.Tensor, tail: torch.Tensor, measured: torch.Tensor) -> torch.Tensor:
+        e, q, b, k, w = main.shape
+        measured_main = (measured[:, : q * k] > 0).to(main.dtype).view(b, q, k).transpose(0, 1)[None, :, :, :, None]
+        pooled = (main * measured_main).amax(1).amax(2)  # [E, B, W]; features >= 0, unmeasured zeroed
+        pooled = torch.maximum(pooled, tail * (measured[:, -1] > 0).to(main.dtype)[None, :, None])
+        return torch.baddbmm(self.t["head_b"], pooled, self.t["head_wt"]).transpose(0, 1)  # [B, E, K]
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """Per-member logits [B, n_members, n_classes] for preprocessed input [B, 2, 1376]."""
+        return self._logits(*self.last_layer(x)[:3])
+
+    def logits_and_class_cam(self, x: torch.Tensor, class_index: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits [B, E, K] and the member-mean CAM [B, 1376] of one class per pattern.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            Preprocessed [B, 2, 1376].
+        class_index : torch.Tensor, optional
+            int64 [B]; the class of the highest member-mean logit when None.
+
+        The map equals ``XRDNet.logits_and_cam(x)[1].mean(1)[range(B), class_index]`` (unclipped).
+        """
+        main, tail, measured, last = self.last_layer(x)
+        logits = self._logits(main, tail, measured)
+        if class_index is None:
+            class_index = logits.mean(1).argmax(1)
+        weights = self.t["head_wt"][:, :, class_index]  # [E, W, B]
+        # sum over members and channels of the features at each position times the class weights
+        b = x.shape[0]
+        if b == 1:  # rows of `last` are the 229 positions in order
+            maps = torch.bmm(last, weights).sum(0).view(1, POSITIONS)
+        else:
+            maps = torch.cat(
+                [torch.einsum("eqbjw,ewb->bqj", main, weights).reshape(b, -1), torch.einsum("ebw,ewb->b", tail, weights)[:, None]],
+                dim=1,
+            )
+        maps = maps * (measured / self.n_members)
+        return logits, self._upsample(maps) * x[:, 1]
+
+    @staticmethod
+    def _upsample(maps: torch.Tensor) -> torch.Tensor:
+        """[B, 229] -> [B, 1376]: each position over its 6 grid points, the last 2 replicating."""
+        b = maps.shape[0]
+        out = maps.new_empty(b, GRID_SIZE)
+        out[:, : POSITIONS * STEM_STRIDE].view(b, POSITIONS, STEM_STRIDE).copy_(maps[:, :, None].expand(b, POSITIONS, STEM_STRIDE))
+        out[:, POSITIONS * STEM_STRIDE :] = maps[:, -1:]
+        return out

@@ -155,3 +155,49 @@ def test_registry_champion_pointer(toy_classifier: Classifier, tmp_path):
     assert pointer == {"version": other.version, "previous": toy_classifier.version}
     with pytest.raises(ValueError):
         registry.set_champion("dimensionality", "0000")
+
+
+def _module_only(clf: Classifier) -> Classifier:
+    """The same model answering through the module forward (the fused fast path switched off)."""
+    slow = clf.with_temperature(clf.temperature_)
+    slow._fused = lambda: None  # instance attribute shadows the method
+    return slow
+
+
+def test_fast_path_matches_the_module_on_measured_partial_scans():
+    from models import load_default
+    from models.grid import to_grid
+    from models.preprocess import preprocess
+    from patterns import load_space_group_set
+
+    clf = load_default("space_group", device="cpu")
+    slow = _module_only(clf)
+    patterns = load_space_group_set()[::11]
+    fractions = (1.0, 0.6, 0.3)
+    grids = []
+    for i, p in enumerate(patterns):
+        keep = p.two_theta <= p.two_theta[0] + fractions[i % 3] * (p.two_theta[-1] - p.two_theta[0])
+        two_theta, intensity = p.two_theta[keep][:: 1 + 3 * (i % 2)], p.intensity[keep][:: 1 + 3 * (i % 2)]
+        fast, ref = clf.predict(two_theta, intensity), slow.predict(two_theta, intensity)
+        assert fast.label == ref.label
+        np.testing.assert_allclose(fast.probabilities, ref.probabilities, atol=1e-5)
+        np.testing.assert_allclose(fast.cam, ref.cam, atol=1e-4)
+        grids.append(preprocess(*to_grid(two_theta, intensity)))
+    x = np.stack(grids)
+    np.testing.assert_allclose(clf.decision_logits(x), slow.decision_logits(x), atol=1e-4)
+    np.testing.assert_allclose(clf.predict_proba(x), slow.predict_proba(x), atol=1e-5)
+    np.testing.assert_allclose(clf.explain(x), slow.explain(x), atol=1e-4)
+    np.testing.assert_allclose(clf.explain(x, class_index=2), slow.explain(x, class_index=2), atol=1e-4)
+
+
+def test_fast_path_follows_in_place_weight_changes(toy_classifier: Classifier):
+    clf = toy_classifier.with_temperature(toy_classifier.temperature_)
+    clf.network_ = type(clf.network_)(3, n_members=2, width=8)
+    clf.network_.load_state_dict(toy_classifier.network_.state_dict())
+    clf.network_.eval()
+    x = np.stack([np.stack([np.random.default_rng(0).random(GRID_SIZE, dtype=np.float32) ** 8, np.ones(GRID_SIZE, np.float32)])])
+    before = clf.decision_logits(x)
+    with torch.no_grad():
+        clf.network_.head_bias.add_(1.0)  # shifts every logit by exactly 1
+    np.testing.assert_allclose(clf.decision_logits(x), before + 1.0, atol=1e-5)
+    np.testing.assert_allclose(clf.decision_logits(x), _module_only(clf).decision_logits(x), atol=1e-5)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from models.acnn import ACNN, ACNNEnsemble
 from models.architectures import build_network, split_members, stack_members
 from models.grid import GRID, GRID_SIZE
-from models.xrdnet import CAM_RESOLUTION_DEG, POSITIONS, XRDNet
+from models.xrdnet import CAM_RESOLUTION_DEG, POSITIONS, FusedXRDNet, XRDNet
 
 
 def _input(n: int = 3, measured_until: float | None = None) -> torch.Tensor:
@@ -96,3 +97,59 @@ def test_class_average_cam_ignores_unmeasured_points(tmp_path):
     assert np.allclose(average[0, :700], 0.75) and np.allclose(average[0, 700:], 1.0)
     assert np.isnan(average[1]).all() and np.allclose(average[2], 0.25)
     assert plot_class_average_cams(average, ("a", "b", "c"), tmp_path / "cams.png").is_file()
+
+
+def _trained_looking_xrdnet(n_members: int = 3, width: int = 8, seed: int = 0) -> XRDNet:
+    """An XRDNet in eval mode whose batch norms hold non-trivial statistics and affine weights."""
+    torch.manual_seed(seed)
+    net = XRDNet(7, n_members=n_members, width=width)
+    for module in net.modules():
+        if isinstance(module, torch.nn.BatchNorm1d):
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.2, 2.0)
+            module.weight.data.uniform_(0.5, 1.5)
+            module.bias.data.uniform_(-0.3, 0.3)
+    return net.eval()
+
+
+def _partial_inputs(n: int, seed: int) -> torch.Tensor:
+    """Peaky inputs with truncated ranges, a masked gap and one empty-tail row."""
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.zeros(n, 2, GRID_SIZE)
+    x[:, 0] = torch.rand(n, GRID_SIZE, generator=gen) ** 8
+    ends = torch.randint(40, GRID_SIZE + 1, (n,), generator=gen)
+    x[:, 1] = (torch.arange(GRID_SIZE)[None] < ends[:, None]).float()
+    x[0, 1, 300:420] = 0.0  # a gap
+    x[:, 0] *= x[:, 1]
+    return x
+
+
+@pytest.mark.parametrize("batch", [1, 2, 5])
+def test_fused_path_matches_the_module_forward_and_cam(batch):
+    net = _trained_looking_xrdnet()
+    fused = FusedXRDNet.from_network(net)
+    x = _partial_inputs(batch, seed=batch)
+    with torch.inference_mode():
+        logits = net(x)
+        ref_logits, ref_maps = net.logits_and_cam(x)
+        fast_logits, top_map = fused.logits_and_class_cam(x)
+        chosen = torch.arange(batch) % 7
+        _, given_map = fused.logits_and_class_cam(x, chosen)
+        torch.testing.assert_close(fused(x), logits, atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(fast_logits, ref_logits, atol=1e-4, rtol=1e-4)
+        mean_maps = ref_maps.mean(1)
+        best = ref_logits.mean(1).argmax(1)
+        rows = torch.arange(batch)
+        torch.testing.assert_close(top_map, mean_maps[rows, best], atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(given_map, mean_maps[rows, chosen], atol=1e-4, rtol=1e-4)
+        assert torch.all(top_map[x[:, 1] == 0] == 0)
+
+
+def test_fused_path_is_not_a_copy_of_batch_statistics():
+    # a network in training mode normalises with batch statistics: the fused (eval) form must differ
+    # from it, i.e. the equality above really compares folded running statistics
+    net = _trained_looking_xrdnet()
+    fused = FusedXRDNet.from_network(net)
+    x = _partial_inputs(4, seed=9)
+    with torch.no_grad():
+        assert not torch.allclose(fused(x), net.train()(x), atol=1e-3)

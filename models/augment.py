@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from models.grid import GRID, GRID_SIZE, GRID_STEP
 
 _GRID_T = torch.from_numpy(GRID.astype("float32"))
+_ELIMINATION_BAND = int(math.ceil(1.0 / GRID_STEP))  # widest eliminated window (1 degree), grid points
 
 
 @dataclass(frozen=True)
@@ -118,13 +119,21 @@ def eliminate_peaks(values: torch.Tensor, config: AugmentConfig, generator: torc
     centre = _uniform(n, 0, GRID_SIZE - 1, generator)
     lo = (centre - width / 2).clamp(0, GRID_SIZE - 1).long()
     hi = (centre + width / 2).clamp(0, GRID_SIZE - 1).long()
-    idx = torch.arange(GRID_SIZE, device=values.device)[None]
-    inside = (idx > lo[:, None]) & (idx < hi[:, None]) & chosen[:, None]
-    v_lo = torch.gather(values, 1, lo[:, None])
-    v_hi = torch.gather(values, 1, hi[:, None])
-    t = (idx - lo[:, None]) / (hi - lo).clamp(min=1)[:, None]
+    rows = chosen.nonzero().squeeze(1)
+    if not rows.numel():
+        return values
+    # only the chosen rows' windows change: work on a band of _ELIMINATION_BAND points after lo
+    lo, hi = lo[rows, None], hi[rows, None]
+    idx = lo + torch.arange(1, _ELIMINATION_BAND + 1, device=values.device)[None]  # [R, band]
+    inside = idx < hi
+    idx = idx.clamp(max=GRID_SIZE - 1)
+    band = values[rows].gather(1, idx)
+    v_lo, v_hi = values[rows].gather(1, lo), values[rows].gather(1, hi)
+    t = (idx - lo) / (hi - lo).clamp(min=1)
     line = v_lo + (v_hi - v_lo) * t
-    return torch.where(inside, torch.minimum(values, line), values)
+    out = values.clone()
+    out[rows] = out[rows].scatter(1, idx, torch.where(inside, torch.minimum(band, line), band))
+    return out
 
 
 def scale_peaks(values: torch.Tensor, config: AugmentConfig, generator: torch.Generator) -> torch.Tensor:
@@ -191,10 +200,12 @@ def poisson_noise(values: torch.Tensor, config: AugmentConfig, generator: torch.
 
 
 def _span(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """First and last measured index per row (0 and -1 -> empty rows give lo > hi)."""
-    idx = torch.arange(GRID_SIZE, device=mask.device)[None]
-    lo = torch.where(mask, idx, GRID_SIZE).amin(1)
-    hi = torch.where(mask, idx, -1).amax(1)
+    """First and last measured index per row (GRID_SIZE and -1 for an empty row, so lo > hi)."""
+    # argmax returns the first maximal index: on a 0/1 row, the first measured point
+    as_bytes = mask.to(torch.uint8)
+    any_measured = as_bytes.amax(1) > 0
+    lo = torch.where(any_measured, as_bytes.argmax(1), GRID_SIZE)
+    hi = torch.where(any_measured, GRID_SIZE - 1 - as_bytes.flip(1).argmax(1), -1)
     return lo, hi
 
 
@@ -208,20 +219,22 @@ def partial_mask(mask: torch.Tensor, config: AugmentConfig, generator: torch.Gen
     truncate = torch.rand(n, generator=generator) < config.p_truncate
     fraction = _uniform(n, 0.15, 1.0, generator)
     new_hi = torch.where(truncate, lo + (length * fraction).long(), hi)
-    keep = idx <= new_hi[:, None]
     # window: a random sub-range of at least 10 degrees
     window = torch.rand(n, generator=generator) < config.p_window
     min_len = int(10 / GRID_STEP)
     w_len = (min_len + torch.rand(n, generator=generator) * (length - min_len).clamp(min=0)).long()
     w_start = lo + (torch.rand(n, generator=generator) * (length - w_len.float()).clamp(min=0)).long()
-    in_window = (idx >= w_start[:, None]) & (idx <= (w_start + w_len)[:, None])
-    keep &= torch.where(window[:, None], in_window, torch.ones_like(in_window))
     # gap: a masked stretch inside the range (a detector or motor fault, or an unvisited region)
     gap = torch.rand(n, generator=generator) < config.p_gap
     g_len = _uniform(n, 0.5, 5.0, generator) / GRID_STEP
     g_start = lo + (torch.rand(n, generator=generator) * length).long()
-    in_gap = (idx >= g_start[:, None]) & (idx < (g_start + g_len.long())[:, None])
-    keep &= ~(in_gap & gap[:, None])
+    # the kept points are one interval [first, last] minus the gap [g_start, g_end): per-row bounds,
+    # then three comparisons per point
+    first = torch.where(window, w_start, torch.full_like(w_start, -1))
+    last = torch.where(window, torch.minimum(new_hi, w_start + w_len), new_hi)
+    g_end = torch.where(gap, g_start + g_len.long(), g_start)  # empty gap when not chosen
+    keep = (idx >= first[:, None]) & (idx <= last[:, None])
+    keep &= (idx < g_start[:, None]) | (idx >= g_end[:, None])
     return mask & keep
 
 
@@ -236,24 +249,59 @@ def coarsen(values: torch.Tensor, mask: torch.Tensor, factor: torch.Tensor, gene
         int64 [B], points per coarse step (1 leaves a row unchanged).
     """
     n = values.shape[0]
-    # index arithmetic in float32 (exact for these small integers) is several times faster than int64
-    idx = torch.arange(GRID_SIZE, device=values.device, dtype=torch.float32)[None]
     k = factor.to(torch.float32)[:, None]
     offset = (torch.rand(n, 1, generator=generator) * k).floor()
-    steps_from_offset = torch.floor((idx - offset) / k)
-    left_f = (steps_from_offset * k + offset).clamp(0, GRID_SIZE - 1)
-    right_f = (left_f + k).clamp(max=GRID_SIZE - 1)
-    frac = ((idx - left_f) / k).clamp(0, 1)
-    left, right = left_f.long(), right_f.long()
+    # every (factor, offset) pair has the same interpolation pattern: look it up instead of
+    # recomputing the index arithmetic per row
+    tables = _coarsening_tables(int(factor.max()) if n else 1, values.device)
+    combo = factor * tables["stride"] + offset[:, 0].long()
+    left, right = tables["left"][combo], tables["right"][combo]
     v_left, v_right = torch.gather(values, 1, left), torch.gather(values, 1, right)
     m_left, m_right = torch.gather(mask, 1, left), torch.gather(mask, 1, right)
-    on_point = (idx >= offset) & (idx == left_f)
-    new_values = torch.where(on_point, values, v_left * (1 - frac) + v_right * frac)
+    on_point = tables["on_point"][combo]
+    new_values = torch.where(on_point, values, v_left * tables["one_minus_frac"][combo] + v_right * tables["frac"][combo])
     # between kept points a grid point is measured when both kept neighbours are (to_grid: inside
     # the measured span, not across a gap); before the first or after the last kept point it is not
-    bracketed = (idx > offset) & (left_f + k <= GRID_SIZE - 1)
-    new_mask = torch.where(on_point, mask, bracketed & m_left & m_right)
+    new_mask = torch.where(on_point, mask, tables["bracketed"][combo] & m_left & m_right)
     return new_values * new_mask, new_mask
+
+
+_COARSENING_TABLES: dict[tuple[int, str], dict[str, torch.Tensor]] = {}
+
+
+def _coarsening_tables(max_factor: int, device: torch.device) -> dict[str, torch.Tensor]:
+    """Interpolation pattern of every (factor, offset) with factor <= max_factor, rows factor * stride + offset.
+
+    Returns
+    -------
+    dict
+        "left", "right" (int64 [rows, 1376]): kept neighbours of each grid point; "frac",
+        "one_minus_frac" (float32): interpolation weights; "on_point" (bool): the point is kept;
+        "bracketed" (bool): it lies between two kept points; "stride" (int): offsets per factor.
+    """
+    stride = max(max_factor, 8)
+    key = (stride, str(device))
+    if key not in _COARSENING_TABLES:
+        # index arithmetic in float32 (exact for these small integers)
+        idx = torch.arange(GRID_SIZE, dtype=torch.float32)[None]
+        factors = torch.arange(stride + 1, dtype=torch.float32).repeat_interleave(stride)[:, None]
+        offset = torch.arange(stride, dtype=torch.float32).repeat(stride + 1)[:, None]
+        k = factors.clamp(min=1)  # rows of factor 0 are never used
+        steps_from_offset = torch.floor((idx - offset) / k)
+        left_f = (steps_from_offset * k + offset).clamp(0, GRID_SIZE - 1)
+        right_f = (left_f + k).clamp(max=GRID_SIZE - 1)
+        frac = ((idx - left_f) / k).clamp(0, 1)
+        tables = {
+            "left": left_f.long(),
+            "right": right_f.long(),
+            "frac": frac,
+            "one_minus_frac": 1 - frac,
+            "on_point": (idx >= offset) & (idx == left_f),
+            "bracketed": (idx > offset) & (left_f + k <= GRID_SIZE - 1),
+            "stride": torch.tensor(stride),
+        }
+        _COARSENING_TABLES[key] = {name: table.to(device) for name, table in tables.items()}
+    return _COARSENING_TABLES[key]
 
 
 def augment_batch(values: torch.Tensor, mask: torch.Tensor, config: AugmentConfig, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:

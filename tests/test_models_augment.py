@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from models.augment import AugmentConfig, augment_batch, coarsen, partial_mask, shift_and_strain
+from models.augment import AugmentConfig, augment_batch, coarsen, eliminate_peaks, partial_mask, shift_and_strain
 from models.grid import GRID, GRID_SIZE, to_grid
 
 
@@ -70,3 +70,42 @@ def test_coarsening_matches_to_grid_of_the_kept_points():
         ref_v, ref_m = to_grid(GRID[kept], values[0, kept].numpy())
         assert np.array_equal(ref_m, new_m[0].numpy())
         assert np.allclose(ref_v, (new_v * new_m)[0].numpy(), atol=1e-5)
+
+
+def test_peak_elimination_replaces_one_window_by_the_line_below_the_pattern():
+    values = 100 + 1000 * torch.rand(64, GRID_SIZE, generator=torch.Generator().manual_seed(2)) ** 8  # peaks everywhere
+    config = AugmentConfig(p_eliminate=1.0)
+    out = eliminate_peaks(values, config, torch.Generator().manual_seed(3))
+    changed = (out != values).numpy()
+    for row, before, after in zip(changed, values.numpy(), out.numpy()):
+        idx = np.flatnonzero(row)
+        if idx.size:
+            assert idx[-1] - idx[0] <= 1.0 / 0.04  # one window of at most 1 degree
+            assert np.all(after[idx] < before[idx])  # the line only cuts peaks down
+            assert after[idx].max() <= before.max()
+    assert changed.any(1).mean() > 0.8  # every row has a window, and nearly every window cuts a peak
+
+
+def test_partial_mask_matches_the_dense_definition():
+    # per-row interval bounds must give the same mask as the point-by-point definition
+    masks = torch.rand(200, 1, generator=torch.Generator().manual_seed(0)) * GRID_SIZE > torch.arange(GRID_SIZE)
+    masks[::9, :150] = False
+    config = AugmentConfig(p_truncate=0.5, p_window=0.5, p_gap=0.5)
+    out = partial_mask(masks, config, torch.Generator().manual_seed(4))
+    draws = torch.Generator().manual_seed(4)
+    n, idx = masks.shape[0], torch.arange(GRID_SIZE)[None]
+    lo = torch.where(masks, idx, GRID_SIZE).amin(1)
+    hi = torch.where(masks, idx, -1).amax(1)
+    length = (hi - lo).clamp(min=0).float()
+    truncate = torch.rand(n, generator=draws) < config.p_truncate
+    fraction = 0.15 + 0.85 * torch.rand(n, generator=draws)
+    keep = idx <= torch.where(truncate, lo + (length * fraction).long(), hi)[:, None]
+    window = torch.rand(n, generator=draws) < config.p_window
+    w_len = (250 + torch.rand(n, generator=draws) * (length - 250).clamp(min=0)).long()
+    w_start = lo + (torch.rand(n, generator=draws) * (length - w_len.float()).clamp(min=0)).long()
+    keep &= ~window[:, None] | ((idx >= w_start[:, None]) & (idx <= (w_start + w_len)[:, None]))
+    gap = torch.rand(n, generator=draws) < config.p_gap
+    g_len = (0.5 + 4.5 * torch.rand(n, generator=draws)) / 0.04
+    g_start = lo + (torch.rand(n, generator=draws) * length).long()
+    keep &= ~(gap[:, None] & (idx >= g_start[:, None]) & (idx < (g_start + g_len.long())[:, None]))
+    assert torch.equal(out, masks & keep)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import numpy as np
@@ -186,10 +187,18 @@ class ScanAgent:
         Torch intra-op threads for inference (process-wide ``torch.set_num_threads``); None leaves
         torch's setting alone. One thread is the fastest for a single small pattern: on a busy
         machine torch's default pool of spinning threads made a 1 ms prediction take 50-400 ms.
+    model_source : callable, optional
+        Called at every run start (and by `describe`, just before a plan opens its run) to get the
+        model for that run, e.g. ``flows.champion.ChampionCache(task).get``: a model promoted
+        during a scan is used from the next run on, never mid-scan. None keeps `classifier`.
     """
 
     def __init__(
-        self, classifier: ClassifierLike, grid: np.ndarray | None = None, inference_threads: int | None = 1
+        self,
+        classifier: ClassifierLike,
+        grid: np.ndarray | None = None,
+        inference_threads: int | None = 1,
+        model_source: Callable[[], ClassifierLike] | None = None,
     ) -> None:
         if inference_threads is not None:
             import torch
@@ -202,6 +211,7 @@ class ScanAgent:
 
             grid = GRID
         self.classifier = classifier
+        self.model_source = model_source
         self.grid = np.asarray(grid, dtype=np.float64)
         self.device = place_on_best_device(classifier)
         self._runs: OrderedDict[str, AgentRunCallback] = OrderedDict()
@@ -213,6 +223,7 @@ class ScanAgent:
         """RunRouter factory: a callback for each adaptive run, nothing for other runs."""
         if "adaptive" not in start_doc:
             return [], []
+        self._refresh_model()
         callback = AgentRunCallback(start_doc, self.classifier, self.grid)
         with self._run_added:
             self._runs[start_doc["uid"]] = callback
@@ -236,8 +247,18 @@ class ScanAgent:
                 self._run_added.wait(remaining)
             return self._runs[run_uid]
 
+    def _refresh_model(self) -> None:
+        """Take the model source's current model (between runs only: each run keeps its own)."""
+        if self.model_source is None:
+            return
+        classifier = self.model_source()
+        if classifier is not self.classifier:
+            self.classifier = classifier
+            self.device = place_on_best_device(classifier)
+
     def describe(self) -> dict[str, Any]:
-        """Model identity for the run's start document."""
+        """Model identity for the run's start document (the model the next run will use)."""
+        self._refresh_model()
         return {
             "model_version": str(self.classifier.version),
             "model_task": str(getattr(self.classifier, "task", "")),
@@ -265,16 +286,20 @@ class LocalAgent:
         The model.
     grid : np.ndarray, optional
         Angles of the classifier's CAM, degrees.
-    inference_threads : int or None
+    inference_threads, model_source
         See `ScanAgent`.
     """
 
     kind = "local"
 
     def __init__(
-        self, classifier: ClassifierLike, grid: np.ndarray | None = None, inference_threads: int | None = 1
+        self,
+        classifier: ClassifierLike,
+        grid: np.ndarray | None = None,
+        inference_threads: int | None = 1,
+        model_source: Callable[[], ClassifierLike] | None = None,
     ) -> None:
-        self.agent = ScanAgent(classifier, grid, inference_threads)
+        self.agent = ScanAgent(classifier, grid, inference_threads, model_source)
 
     @property
     def document_callback(self) -> ScanAgent:

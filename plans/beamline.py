@@ -3,8 +3,10 @@
 Configuration, later sources overriding earlier ones:
 
 1. Built-in defaults: the simulated beamline (`sim_devices.make_beamline`) with sample
-   ``"CsPbBr3"``, seed 0, and an in-process agent with the shipped space-group model
-   (`models.load_default("space_group")`).
+   ``"CsPbBr3"``, seed 0, and an in-process agent with the champion space-group model of the
+   registry under ``XRD_AGENT_HOME/models`` (`flows.champion`; the shipped default while nothing
+   has been promoted), looked up again at every run start so a nightly promotion is picked up by
+   the next run, never mid-scan.
 2. ``$XRD_AGENT_HOME/beamline.json`` (``XRD_AGENT_HOME`` defaults to ``~/.local/share/xrd-agent``),
    a JSON object with any of the keys of `BeamlineConfig`, e.g.::
 
@@ -141,14 +143,23 @@ def get_beamline(config: BeamlineConfig | None = None) -> Any:
 
 
 def load_classifier(config: BeamlineConfig) -> Any:
-    """The configured classifier: ``config.model_path`` when set, else the shipped default."""
+    """The configured classifier: ``config.model_path`` when set, else the registry's champion."""
     if config.model_path:
         from models.classifier import Classifier
 
         return Classifier.load(Path(config.model_path))
-    import models
+    source = champion_source(config)
+    assert source is not None
+    return source()
 
-    return models.load_default(config.task)
+
+def champion_source(config: BeamlineConfig) -> Any:
+    """What the agent calls at each run start for its model; None when a fixed model is configured."""
+    if config.model_path:
+        return None
+    from flows.champion import ChampionCache
+
+    return ChampionCache(config.task).get
 
 
 def get_agent(config: BeamlineConfig | None = None) -> Any:
@@ -163,7 +174,7 @@ def get_agent(config: BeamlineConfig | None = None) -> Any:
         else:
             from agent.callback import LocalAgent
 
-            _agent = LocalAgent(load_classifier(config))
+            _agent = LocalAgent(load_classifier(config), model_source=champion_source(config))
     return _agent
 
 

@@ -24,10 +24,10 @@ from sim_devices import make_beamline
 def classifier():
     import torch
 
-    from plans.beamline import load_classifier, load_config
+    import models
 
     torch.set_num_threads(1)
-    return load_classifier(load_config())  # the shipped model (XRD_AGENT_MODEL may point elsewhere)
+    return models.load_default("space_group")
 
 
 @pytest.fixture()
@@ -215,3 +215,25 @@ def test_demo_compares_with_a_uniform_fine_scan_and_writes_reports(agent: LocalA
         run_adaptive_demo(["no-such-sample"], tmp_path, agent=agent)
     with pytest.raises(ValueError):
         run_adaptive_demo([], tmp_path, agent=agent)
+
+
+def test_a_promoted_champion_is_used_from_the_next_run_on_never_mid_scan(classifier) -> None:
+    from flows.champion import ChampionCache, promote
+
+    promoted = classifier.with_temperature(2.0 * classifier.temperature_)
+    assert promoted.version != classifier.version
+    cache = ChampionCache("space_group")
+    agent = LocalAgent(cache.get(), model_source=cache.get)
+    beamline = make_beamline(sample="CsPbBr3", seed=4)
+
+    def promote_after_some_points(name: str, doc: dict) -> None:
+        if name == "event" and doc.get("seq_num") == 5 and cache.get().version == classifier.version:
+            promote(promoted)  # the nightly flow finishing while a scan is running
+
+    first = run(adaptive_scan([beamline.detector], beamline.motor, start=20, stop=30, agent=agent),
+                promote_after_some_points)
+    second = run(adaptive_scan([beamline.detector], beamline.motor, start=30, stop=40, agent=agent))
+    assert first.start["adaptive"]["model_version"] == classifier.version
+    assert set(first.decisions["model_version"]) == {classifier.version}
+    assert second.start["adaptive"]["model_version"] == promoted.version
+    assert set(second.decisions["model_version"]) == {promoted.version}

@@ -289,6 +289,8 @@ def run(
         single-threaded trainings outrun one two-threaded one. Results travel back as JSON.
     """
     tic = time.perf_counter()
+    # provenance at the start: the code the evaluation imports is the working tree of now
+    commit, modified = _git_commit(), _git_modified_code()
     settings = replace(settings or (QUICK if quick else FULL), quick=quick)
     defaults = specs is None and source is None
     jobs = jobs if jobs is not None else (1 if quick else 2)
@@ -318,8 +320,8 @@ def run(
     result = _assemble(blocks, tasks, out)
     result["settings"] = asdict(settings)
     result["models"] = blocks[tasks[0]]["models"]
-    result["git_commit"] = _git_commit()
-    result["git_modified_code"] = _git_modified_code()
+    result["git_commit"] = commit
+    result["git_modified_code"] = modified
     result["parallel_task_processes"] = jobs
     result["cpu_threads"] = _threads()
     result["wall_seconds"] = time.perf_counter() - tic

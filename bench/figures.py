@@ -54,9 +54,10 @@ def curve_png(
 ) -> Path:
     """Accuracy curves: name -> (x, mean, std or None)."""
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
-    for name, (x, mean, std) in curves.items():
+    for index, (name, (x, mean, std)) in enumerate(curves.items()):
         x, mean = np.asarray(x), np.asarray(mean)
-        ax.plot(x, mean, marker="o", label=name)
+        # the colour cycle has 10 colours: change the line style for each further ten curves
+        ax.plot(x, mean, marker="o", ls=("-", "--", ":")[index // 10 % 3], label=name)
         if std is not None:
             ax.fill_between(x, mean - np.asarray(std), mean + np.asarray(std), alpha=0.2)
     ax.set_xlabel(xlabel)

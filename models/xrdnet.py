@@ -272,6 +272,10 @@ class FusedXRDNet:
 
     def _logits(self, main: torch.Tensor, tail: torch.Tensor, measured: torch.Tensor) -> torch.Tensor:
         e, q, b, k, w = main.shape
+        if bool(measured.min() > 0):  # every position measured (whole patterns): nothing to zero
+            return torch.baddbmm(
+                self.t["head_b"], torch.maximum(main.amax(1).amax(2), tail), self.t["head_wt"]
+            ).transpose(0, 1)
         measured_main = (measured[:, : q * k] > 0).to(main.dtype).view(b, q, k).transpose(0, 1)[None, :, :, :, None]
         pooled = (main * measured_main).amax(1).amax(2)  # [E, B, W]; features >= 0, unmeasured zeroed
         pooled = torch.maximum(pooled, tail * (measured[:, -1] > 0).to(main.dtype)[None, :, None])

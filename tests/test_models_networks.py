@@ -153,3 +153,15 @@ def test_fused_path_is_not_a_copy_of_batch_statistics():
     x = _partial_inputs(4, seed=9)
     with torch.no_grad():
         assert not torch.allclose(fused(x), net.train()(x), atol=1e-3)
+
+
+def test_fused_path_matches_on_fully_measured_patterns():
+    # whole patterns take the pooling branch that skips the mask
+    net = _trained_looking_xrdnet(n_members=2, width=8, seed=1)
+    x = _partial_inputs(3, seed=11)
+    x[:, 1] = 1.0
+    with torch.inference_mode():
+        ref_logits, ref_maps = net.logits_and_cam(x)
+        logits, top_map = FusedXRDNet.from_network(net).logits_and_class_cam(x)
+        torch.testing.assert_close(logits, ref_logits, atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(top_map, ref_maps.mean(1)[torch.arange(3), ref_logits.mean(1).argmax(1)], atol=1e-4, rtol=1e-4)

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from bench import figures
+from models.cam import plot_class_average_cams
 from models.evaluate import (
     ModelSpec,
     ProtocolResult,
@@ -359,10 +360,11 @@ def _assemble(blocks: dict[str, dict[str, Any]], tasks: Sequence[str], out: Path
         if "average_cam" in block:
             cam = block["average_cam"]
             path = out.with_name(f"{out.stem}_cam_{task}.png")
-            figures.class_cam_png({k: np.asarray(v) for k, v in cam["cam"].items()},
-                                  {k: np.asarray(v) for k, v in cam["mean_pattern"].items()},
-                                  cam["count"], path,
-                                  f"{task}: average CAM of the true class (Eq. 6), Case 3 test folds")
+            names = list(cam["cam"])
+            plot_class_average_cams(np.array([cam["cam"][k] for k in names], dtype=float), names, path,
+                                    average_patterns=np.array([cam["mean_pattern"][k] for k in names], dtype=float),
+                                    counts=[cam["count"][k] for k in names],
+                                    title=f"{task}: average CAM of the true class (Eq. 6), Case 3 test folds")
             pngs.append(path.name)
         for protocol, label in (("case3", "random"), ("case3_grouped", "grouped")):
             if protocol not in summaries:

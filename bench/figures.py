@@ -87,29 +87,3 @@ def reliability_png(diagrams: Mapping[str, Reliability], path: Path, title: str)
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
-
-
-def class_cam_png(
-    average_cams: Mapping[str, np.ndarray],
-    average_patterns: Mapping[str, np.ndarray],
-    counts: Mapping[str, int],
-    path: Path,
-    title: str,
-) -> Path:
-    """Average CAM per class (the paper's Eq. 6) over the class's mean processed pattern."""
-    names = list(average_cams)
-    fig, axes = plt.subplots(len(names), 1, figsize=(8, 1.6 * len(names) + 0.6), sharex=True, squeeze=False)
-    for ax, name in zip(axes[:, 0], names):
-        ax.plot(GRID, average_patterns[name], color="black", lw=0.7, label="mean pattern")
-        cam = np.asarray(average_cams[name], dtype=float)
-        scale = cam.max() if cam.max() > 0 else 1.0
-        ax.fill_between(GRID, 0, cam / scale, color="tab:red", alpha=0.45, label="average CAM")
-        ax.set_ylabel(f"{name}\n(n={counts[name]})", fontsize=8)
-        ax.set_yticks([])
-    axes[0, 0].legend(fontsize=7, loc="upper right")
-    axes[-1, 0].set_xlabel("2theta (deg)")
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path

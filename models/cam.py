@@ -6,6 +6,7 @@ XRDNet, zero where unmeasured). This module averages them per class and draws th
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -98,6 +99,8 @@ def plot_class_average_cams(
     path: str | Path,
     *,
     average_patterns: np.ndarray | None = None,
+    counts: Sequence[int] | None = None,
+    title: str | None = None,
 ) -> Path:
     """One panel per class: its average CAM (Eq. 6), optionally over its average pattern; a PNG.
 
@@ -111,6 +114,10 @@ def plot_class_average_cams(
         Output PNG.
     average_patterns : np.ndarray, optional
         float [n_classes, 1376] mean preprocessed intensity per class, drawn as a line.
+    counts : sequence of int, optional
+        Patterns averaged per class, shown beside the class name.
+    title : str, optional
+        Figure title.
     """
     import matplotlib
 
@@ -123,14 +130,18 @@ def plot_class_average_cams(
     fig, axes = plt.subplots(n, 1, figsize=(9, 1.3 * n + 0.6), sharex=True, squeeze=False)
     for k, ax in enumerate(axes[:, 0]):
         cam = np.nan_to_num(average_cams[k], nan=0.0)
+        cam = cam / cam.max() if cam.max() > 0 else cam  # same 0-1 scale as the processed pattern
         ax.fill_between(GRID, 0, cam, color="tab:red", alpha=0.6, step="mid", label="mean CAM")
         if average_patterns is not None:
             ax.plot(GRID, np.nan_to_num(average_patterns[k]), color="black", lw=0.6, label="mean pattern")
-        ax.set_ylabel(classes[k], rotation=0, ha="right", va="center", fontsize=8)
+        label = classes[k] if counts is None else f"{classes[k]}\n(n={counts[k]})"
+        ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=8)
         ax.set_yticks([])
     axes[0, 0].legend(loc="upper right", fontsize=7)
     axes[-1, 0].set_xlabel("2θ (degrees)")
     axes[-1, 0].set_xlim(GRID[0], GRID[-1])
+    if title:
+        fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -40,12 +40,12 @@ def run(args: argparse.Namespace) -> int:
         loopback_address(address)  # ValueError -> one clear line, exit 2
     from agent.callback import ScanAgent
     from agent.remote import AgentServer
-    from plans.beamline import BeamlineConfig, champion_source, load_classifier, load_config
+    from plans.beamline import BeamlineConfig, load_config, model_source
 
     model_path = str(args.model) if args.model else load_config().model_path  # XRD_AGENT_MODEL, beamline.json
-    config = BeamlineConfig(task=args.task, model_path=model_path)
+    source = model_source(BeamlineConfig(task=args.task, model_path=model_path))
     server = AgentServer(
-        ScanAgent(load_classifier(config), model_source=champion_source(config)),
+        ScanAgent(source(), model_source=source),
         documents_in=args.documents_in,
         documents_out=args.documents_out,
         decisions=args.decisions,

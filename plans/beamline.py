@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
@@ -142,24 +143,25 @@ def get_beamline(config: BeamlineConfig | None = None) -> Any:
     return _beamline
 
 
-def load_classifier(config: BeamlineConfig) -> Any:
-    """The configured classifier: ``config.model_path`` when set, else the registry's champion."""
+def model_source(config: BeamlineConfig) -> Callable[[], Any]:
+    """What the agent calls at each run start for its model.
+
+    A configured ``model_path`` is loaded once and always returned; otherwise the registry's
+    champion (`flows.champion.ChampionCache`), reloaded only when a promotion moved its pointer.
+    """
     if config.model_path:
         from models.classifier import Classifier
 
-        return Classifier.load(Path(config.model_path))
-    source = champion_source(config)
-    assert source is not None
-    return source()
-
-
-def champion_source(config: BeamlineConfig) -> Any:
-    """What the agent calls at each run start for its model; None when a fixed model is configured."""
-    if config.model_path:
-        return None
+        fixed = Classifier.load(Path(config.model_path))
+        return lambda: fixed
     from flows.champion import ChampionCache
 
     return ChampionCache(config.task).get
+
+
+def load_classifier(config: BeamlineConfig) -> Any:
+    """The configured classifier now: ``config.model_path`` when set, else the registry's champion."""
+    return model_source(config)()
 
 
 def get_agent(config: BeamlineConfig | None = None) -> Any:
@@ -174,7 +176,8 @@ def get_agent(config: BeamlineConfig | None = None) -> Any:
         else:
             from agent.callback import LocalAgent
 
-            _agent = LocalAgent(load_classifier(config), model_source=champion_source(config))
+            source = model_source(config)
+            _agent = LocalAgent(source(), model_source=source)
     return _agent
 
 

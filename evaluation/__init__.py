@@ -1,0 +1,1 @@
+"""Evaluation: protocols, folds, metrics and baselines that measure the classifier."""

@@ -1,0 +1,1 @@
+"""Training: simulated thin-film data, augmentation and fitting of the classifier the agent loads."""

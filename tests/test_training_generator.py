@@ -1,0 +1,68 @@
+"""FilmGenerator: the per-step stream of new simulated thin films (training.generator)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from models.grid import GRID_SIZE
+from patterns import DIMENSIONALITIES, SPACE_GROUPS
+from training.generator import FilmGenerator
+
+
+@pytest.fixture(scope="module")
+def two_draws() -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+    generator = FilmGenerator("space_group", seed=11, device="cpu")
+    return generator.sample(48), generator.sample(48)
+
+
+def test_shapes_dtypes_and_labels(two_draws):
+    (values, labels), _ = two_draws
+    assert values.shape == (48, GRID_SIZE) and values.dtype == torch.float32
+    assert labels.shape == (48,) and labels.dtype == torch.int64
+    assert values.device.type == "cpu"
+    assert torch.isfinite(values).all() and (values >= 0).all()
+    assert int(labels.min()) >= 0 and int(labels.max()) < len(SPACE_GROUPS)
+    # raw counts: integers from the counting noise, not normalised
+    assert torch.equal(values, values.round()) and float(values.max()) > 10.0
+
+
+def test_two_draws_never_repeat(two_draws):
+    (first, _), (second, _) = two_draws
+    rows = torch.cat([first, second]).numpy()
+    assert np.unique(rows, axis=0).shape[0] == rows.shape[0]
+    # not merely different noise on the same film: the noise-free shapes differ too
+    normalised = rows / np.linalg.norm(rows, axis=1, keepdims=True)
+    similarity = normalised @ normalised.T
+    np.fill_diagonal(similarity, 0.0)
+    assert similarity.max() < 0.9999
+
+
+def test_same_seed_same_batches_and_draw_index(two_draws):
+    (first, first_labels), (second, second_labels) = two_draws
+    again = FilmGenerator("space_group", seed=11, device="cpu")
+    values, labels = again.sample(48)
+    assert torch.equal(values, first) and torch.equal(labels, first_labels)
+    values, labels = again.sample(48)
+    assert torch.equal(values, second) and torch.equal(labels, second_labels)
+    assert again.draws == 2
+    other, _ = FilmGenerator("space_group", seed=12, device="cpu").sample(48)
+    assert not torch.equal(other, first)
+
+
+def test_dimensionality_task_and_meta():
+    values, labels, meta = FilmGenerator("dimensionality", seed=3, device="cpu").sample(30, return_meta=True)
+    assert values.shape == (30, GRID_SIZE) and len(meta) == 30
+    assert int(labels.max()) < len(DIMENSIONALITIES)
+    for label, record in zip(labels.tolist(), meta):
+        assert DIMENSIONALITIES[label] == record["dimensionality"]
+
+
+def test_bad_arguments_raise():
+    with pytest.raises(ValueError, match="task"):
+        FilmGenerator("colour")
+    with pytest.raises(ValueError, match="seed"):
+        FilmGenerator(seed=-1)
+    with pytest.raises(ValueError, match="batch_size"):
+        FilmGenerator(seed=0, device="cpu").sample(0)

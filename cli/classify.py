@@ -1,27 +1,50 @@
-"""`xrd-agent classify FILE...`: class, probability and top 3 per pattern file; CAM plots."""
+"""`xrd-agent classify FILE...`: class, probability and top 3 per pattern file, or a refusal.
+
+Every file is read into the model's axis (Cu K-alpha1 2theta; `patterns.read_pattern` converts
+other radiations, q and d), checked for a basis for an answer (`models.basis`), then classified.
+The output says which wavelength was used and where it came from, any conversion, the coverage of
+the model's range and the flags. ``--json`` prints one JSON object per file:
+``{"file", "task", "label", "probability", "top3", "coverage", "wavelength_A", "wavelength_source",
+"converted_from", "flags": [...], "refusal", "error"}``; with ``--task both`` the top level is the
+space group and ``"dimensionality"`` holds the other head's ``label``, ``probability``, ``top3``.
+The exit status is 2 when any file was unreadable or refused.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import sys
 from pathlib import Path
+from typing import Any
 
 from cli.errors import UserError
 
 TASK_CHOICES = ("space_group", "dimensionality", "both")
+ANODES = ("Cr", "Fe", "Co", "Cu", "Mo", "Ag")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "classify",
-        help="classify XRD pattern files (.xy, .xrdml) with the default or a given model",
-        description="Print the predicted class, its calibrated probability and the top 3 for each file.",
+        help="classify XRD pattern files (.xy, .xye, .xrdml, .chi, .ras, .uxd, ...) with the default or a given model",
+        description=(
+            "Print the predicted class, its calibrated probability and the top 3 for each file, or why no "
+            "answer is given. The model works on Cu K-alpha1 2theta: a file that states its wavelength (XRDML, "
+            "pyFAI, Rigaku, Bruker headers) or its x unit (q, d) is converted through d-spacings; otherwise "
+            "declare the radiation with --wavelength or --anode, or Cu K-alpha1 (1.540598 A) is assumed and said."
+        ),
     )
-    parser.add_argument("files", nargs="+", type=Path, metavar="FILE", help="pattern files (.xy/.txt/.csv/.dat/.xrdml)")
+    parser.add_argument("files", nargs="+", type=Path, metavar="FILE", help="pattern files")
     parser.add_argument("--task", choices=TASK_CHOICES, default="space_group", help="what to predict (default: space_group)")
     parser.add_argument("--model", type=Path, default=None, help="model directory (default: the shipped default model)")
     parser.add_argument("--plot", type=Path, default=None, metavar="DIR", help="write the CAM over each pattern as PNG into DIR")
+    radiation = parser.add_mutually_exclusive_group()
+    radiation.add_argument("--wavelength", type=float, default=None, metavar="ANGSTROM",
+                           help="measurement wavelength (A) for files that do not state one")
+    radiation.add_argument("--anode", choices=ANODES, default=None, help="X-ray tube anode (its K-alpha1) for files that do not state one")
+    parser.add_argument("--json", action="store_true", help="one JSON object per file on stdout")
     parser.set_defaults(func=run_classify)
 
 
@@ -42,23 +65,83 @@ def _plot_name(file: Path, task: str) -> str:
     return f"{stem}.{task}.cam.png"
 
 
-def run_classify(args: argparse.Namespace) -> int:
-    from models.cam import plot_cam
-    from patterns import read_pattern
+def classify_file(file: Path, classifiers: list, args: argparse.Namespace) -> dict[str, Any]:
+    """Read, check and classify one file; the result is the JSON object described in the module."""
+    from models.basis import assess_basis
+    from patterns import SPACE_GROUP_TO_DIMENSIONALITY, read_pattern
 
+    result: dict[str, Any] = {"file": str(file), "task": args.task, "label": None, "probability": None,
+                              "top3": None, "coverage": None, "wavelength_A": None, "wavelength_source": None,
+                              "converted_from": None, "flags": [], "refusal": None, "error": None}
+    try:
+        pattern = read_pattern(file, wavelength_A=args.wavelength, anode=args.anode)
+    except (ValueError, OSError) as exc:
+        result["error"] = str(exc)
+        return result
+    meta = pattern.metadata
+    basis = assess_basis(pattern.two_theta, pattern.intensity, meta)
+    result.update(coverage=round(basis.coverage, 4), wavelength_A=meta["wavelength_A"],
+                  wavelength_source=meta["wavelength_source"], converted_from=meta["converted_from"],
+                  flags=list(basis.flags), refusal=basis.refusal)
+    if basis.refused:
+        return result
+    answers = {}
+    for clf in classifiers:
+        prediction = clf.predict_pattern(pattern)
+        answers[clf.task] = {"label": prediction.label, "probability": round(float(prediction.confidence), 4),
+                             "top3": [[name, round(float(p), 4)] for name, p in prediction.top(3)]}
+        if args.plot is not None:
+            from models.cam import plot_cam
+
+            title = f"{file.name}: {prediction.label} (p = {prediction.confidence:.2f}, model {clf.version})"
+            plot_cam(pattern.two_theta, pattern.intensity, prediction.cam, args.plot / _plot_name(file, clf.task), title=title)
+    first = "space_group" if "space_group" in answers else next(iter(answers))
+    result.update(answers[first])
+    if len(answers) == 2:
+        result["dimensionality"] = answers["dimensionality"]
+        if SPACE_GROUP_TO_DIMENSIONALITY[answers["space_group"]["label"]] != answers["dimensionality"]["label"]:
+            result["flags"].append("tasks_disagree")
+    return result
+
+
+def _text_lines(result: dict[str, Any]) -> list[str]:
+    """Tab-separated lines for one file: one per task, then the provenance of the reading."""
+    answers = [(result["task"] if result["task"] != "both" else "space_group", result)]
+    if "dimensionality" in result:
+        answers.append(("dimensionality", result["dimensionality"]))
+    lines = []
+    for task, answer in answers:
+        top = ", ".join(f"{name} {p:.3f}" for name, p in answer["top3"])
+        lines.append(f"{result['file']}\t{task}\t{answer['label']}\tp={answer['probability']:.3f}\ttop3: {top}\t"
+                     f"coverage={result['coverage']:.2f}")
+    lines.append(_provenance(result))
+    return lines
+
+
+def _provenance(result: dict[str, Any]) -> str:
+    source = {"file": "stated in the file", "user": "declared", "default": "assumed: Cu K-alpha1 default"}
+    text = f"{result['file']}\twavelength={result['wavelength_A']:.6g} A ({source[result['wavelength_source']]})"
+    if result["converted_from"]:
+        text += f"\tconverted from {result['converted_from']}"
+    if result["flags"]:
+        text += f"\tflags: {', '.join(result['flags'])}"
+    return text
+
+
+def run_classify(args: argparse.Namespace) -> int:
+    """Classify every file; print answers (stdout) and refusals or errors (stderr, one line each)."""
     classifiers = _load_models(args)
     failures = 0
     for file in args.files:
-        try:
-            pattern = read_pattern(file)
-            for clf in classifiers:
-                prediction = clf.predict(pattern.two_theta, pattern.intensity)
-                top = ", ".join(f"{name} {p:.3f}" for name, p in prediction.top(3))
-                print(f"{file}\t{clf.task}\t{prediction.label}\tp={prediction.confidence:.3f}\ttop3: {top}\tcoverage={prediction.coverage:.2f}")
-                if args.plot is not None:
-                    title = f"{file.name}: {prediction.label} (p = {prediction.confidence:.2f}, model {clf.version})"
-                    plot_cam(pattern.two_theta, pattern.intensity, prediction.cam, args.plot / _plot_name(file, clf.task), title=title)
-        except (ValueError, FileNotFoundError, OSError, UserError) as exc:
+        result = classify_file(file, classifiers, args)
+        problem = result["error"] or (f"{file}: no answer: {result['refusal']}" if result["refusal"] else None)
+        if args.json:
+            print(json.dumps(result))
+        elif problem is None:
+            print("\n".join(_text_lines(result)))
+        if problem is not None:
             failures += 1
-            print(f"xrd-agent classify: error: {exc}", file=sys.stderr)
+            print(f"xrd-agent classify: error: {problem}", file=sys.stderr)
+            if not args.json and result["wavelength_A"] is not None:
+                print(_provenance(result))
     return 2 if failures else 0

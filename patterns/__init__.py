@@ -1,7 +1,9 @@
 """xrd-agent patterns: the bottom layer (numpy only).
 
-`Pattern` (validated 2theta/intensity arrays with metadata), file readers (two-column text,
-PANalytical .xrdml) and loaders for the AUTO-XRD measured data sets kept in ``data/auto-xrd``.
+`Pattern` (validated 2theta/intensity arrays with metadata), file readers (column text, .xye,
+PANalytical .xrdml, Fit2D .chi, Rigaku .ras, Bruker .uxd) that bring every file to the model's
+Cu K-alpha1 2theta axis (`patterns.radiation`), and loaders for the AUTO-XRD measured data sets
+kept in ``data/auto-xrd``.
 """
 
 from patterns.datasets import (
@@ -15,9 +17,13 @@ from patterns.datasets import (
     repo_data_dir,
 )
 from patterns.pattern import Pattern
-from patterns.readers import read_pattern, read_xrdml, read_xy, write_xy
+from patterns.radiation import ANODE_WAVELENGTHS_A, MODEL_WAVELENGTH_A
+from patterns.readers import SUFFIXES, read_pattern, read_xrdml, read_xy, write_xy
 
 __all__ = [
+    "ANODE_WAVELENGTHS_A",
+    "MODEL_WAVELENGTH_A",
+    "SUFFIXES",
     "DIMENSIONALITIES",
     "FOLDER_TO_SPACE_GROUP",
     "SPACE_GROUPS",

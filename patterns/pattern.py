@@ -31,7 +31,9 @@ class Pattern:
         non-negative, same length as `two_theta`.
     metadata : dict
         Free-form provenance. Conventional keys: ``"source"`` (file path or generator),
-        ``"name"``, ``"label"``. When ``"source"`` is given, validation errors name it.
+        ``"name"``, ``"label"``; the file readers add the radiation and what they did
+        (``"wavelength_A"``, ``"wavelength_source"``, ``"converted_from"``, ...; see
+        `patterns.raw_scan.to_pattern`). When ``"source"`` is given, validation errors name it.
 
     Raises
     ------
@@ -98,6 +100,15 @@ class Pattern:
     def label(self) -> str | None:
         """``metadata["label"]`` (e.g. a space group) if present, else None."""
         return self.metadata.get("label")
+
+    @property
+    def wavelength_A(self) -> float | None:
+        """The measurement wavelength in Angstrom (``metadata["wavelength_A"]``), None if unknown.
+
+        Readers set it with ``metadata["wavelength_source"]`` ("file", "user" or "default") and
+        convert the angles to the model's Cu K-alpha1 2theta (``metadata["converted_from"]``).
+        """
+        return self.metadata.get("wavelength_A")
 
     def with_metadata(self, **updates: Any) -> Pattern:
         """Return a copy with `metadata` updated by `updates` (arrays are shared, read-only)."""

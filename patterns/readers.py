@@ -1,222 +1,154 @@
-"""Readers for diffraction pattern files: two-column text and PANalytical .xrdml.
+"""Read a diffraction pattern file of any supported format into a `Pattern`.
 
-Every reader returns a validated `Pattern` whose ``metadata["source"]`` is the file path,
-and every malformed file raises ``ValueError`` whose message starts with the file path and,
-where the file has lines, names the first bad line (1-based), e.g.
-``"/data/a.xy: line 12: two_theta 10.02 does not increase after 10.04"``.
+Formats, chosen by suffix (case-insensitive):
 
-Two-column text (.xy, .txt, .csv, .dat)
----------------------------------------
-* Columns are separated by whitespace (spaces, tabs) or commas; or by semicolons, in which
-  case a comma inside a field is a decimal comma (``10,5;1200`` = 10.5 deg, 1200 counts).
-  Line endings may be LF, CRLF or CR; a UTF-8 byte-order mark is ignored.
-* Blank lines and comment lines starting with ``#``, ``;`` or ``!`` are skipped anywhere.
-* Header lines (lines whose first two fields are not numbers, e.g. ``2theta,intensity``) are
-  allowed only before the first data line; a non-numeric line after data started is an error.
-* Columns beyond the second (e.g. a fit or an esd column) are ignored; their count is
-  recorded in ``metadata["n_columns"]``.
-* Fixed-width glued lines: some instrument exports write 2theta in a 7-character field and
-  the counts right after it; when the counts overflow their field the two numbers touch, e.g.
-  ``14.11851260`` = 2theta 14.1185 deg, 1260 counts (see the AUTO-XRD I4/mcm files
-  "... SnPerovskite at 0.5M 4to1 dmftodmso.xy"). A line with a single field is split after its
-  7th character **only** when the file also has ordinary two-column data lines and the line
-  matches ``^[ 0-9.]{7}[0-9]+(\\.[0-9]*)?$``; the number of such lines is recorded in
-  ``metadata["n_fixed_width_lines"]``. A file whose data lines all have one field is rejected
-  as single-column.
-* Every data value must be finite, intensity >= 0, and 2theta strictly increasing; the first
-  line breaking this is named in the error.
+* two-column text ``.xy``, ``.xye``, ``.txt``, ``.csv``, ``.dat`` (`read_xy`; tokenising in
+  `patterns.text_columns`, the meaning of the header text in `patterns.header_hints`);
+* PANalytical ``.xrdml`` (`read_xrdml`, `patterns.xrdml`);
+* Fit2D ``.chi``, Rigaku ``.ras``, Bruker ``.uxd`` (`patterns.vendor_text`);
+* binary exports (Bruker ``.raw``/``.brml``, Philips ``.rd``/``.sd``, images) are refused with
+  the export that works.
 
-PANalytical .xrdml
-------------------
-Parsed with `xml.etree.ElementTree` (namespace-agnostic; the expat shipped with Python 3.11
-refuses entity-expansion bombs). The first ``<scan>`` is read (``metadata["n_scans"]`` says
-how many there are). 2theta comes from ``<positions axis="2Theta">``: either
-``<listPositions>`` or ``<startPosition>``/``<endPosition>`` (points spaced evenly between
-them, inclusive). Intensity is ``<intensities>`` or ``<counts>`` **as stored, not divided by
-the counting time**; the counting time per point (s) is kept in
-``metadata["counting_time_s"]`` (from ``<commonCountingTime>``) so a caller can convert to a
-rate. The Cu K-alpha1 wavelength (Angstrom), when present, is ``metadata["wavelength_angstrom"]``.
+Every reader returns a `Pattern` on the model's axis: 2theta in degrees for Cu K-alpha1, converted
+through d-spacings when the file holds another radiation or q/d (`patterns.radiation`), sorted,
+with repeats averaged and a small background-subtraction offset lifted (`patterns.raw_scan`).
+The wavelength is the file's when it states one, else the caller's (``wavelength_A`` / ``anode``),
+else Cu K-alpha1, and ``metadata["wavelength_source"]`` says which. Every error is a `ValueError`
+whose message starts with the file path and names the first bad line (or XRDML scan and point),
+e.g. ``"/data/a.xy: line 12: x 10.02 goes back after 10.04, ..."``.
 """
 
 from __future__ import annotations
 
-import math
-import re
-import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from os import PathLike
 from pathlib import Path
-from typing import Any
 
-import numpy as np
-
+from patterns.header_hints import (
+    anode_mentioned,
+    neutron_mentioned,
+    wavelength_from_header,
+    x_column_name,
+    x_unit_from_name,
+)
 from patterns.pattern import Pattern
-
-#: File suffixes (lower case) read as two-column text.
-TEXT_SUFFIXES: tuple[str, ...] = (".xy", ".txt", ".csv", ".dat")
-#: File suffixes read as PANalytical XML.
-XRDML_SUFFIXES: tuple[str, ...] = (".xrdml",)
-
-COMMENT_PREFIXES: tuple[str, ...] = ("#", ";", "!")
-_FIELD_SEPARATORS = re.compile(r"[\s,;]+")
-#: Width of the 2theta field in fixed-width exports whose counts can touch the angle.
-FIXED_WIDTH_ANGLE_CHARS: int = 7
-_FIXED_WIDTH_LINE = re.compile(r"^[ 0-9.]{%d}[0-9]+(?:\.[0-9]*)?$" % FIXED_WIDTH_ANGLE_CHARS)
+from patterns.raw_scan import RawScan, to_pattern
+from patterns.text_columns import decode_text, read_table
+from patterns.vendor_text import read_chi, read_ras, read_uxd
+from patterns.xrdml import read_xrdml_scans
 
 PathArg = str | PathLike[str]
 
+#: File suffixes (lower case) read as column text.
+TEXT_SUFFIXES: tuple[str, ...] = (".xy", ".xye", ".txt", ".csv", ".dat")
+#: File suffixes read as PANalytical XML.
+XRDML_SUFFIXES: tuple[str, ...] = (".xrdml",)
+#: Instrument text formats and their readers.
+VENDOR_READERS: dict[str, Callable[[Path], RawScan]] = {".chi": read_chi, ".ras": read_ras, ".uxd": read_uxd}
+#: Binary formats we do not read, with what to do instead.
+BINARY_FORMATS: dict[str, str] = {
+    ".raw": "a binary Bruker/Siemens RAW file; export it as .uxd or .xy (DIFFRAC.EVA or FileExchange)",
+    ".brml": "a Bruker BRML archive; export it as .uxd or .xy (DIFFRAC.EVA)",
+    ".rd": "a binary Philips RD file; export it as .xrdml or .xy",
+    ".sd": "a binary Philips SD file; export it as .xrdml or .xy",
+    ".tif": "a detector image; integrate it to 2theta (pyFAI, Fit2D) and give the .xy or .chi",
+    ".tiff": "a detector image; integrate it to 2theta (pyFAI, Fit2D) and give the .xy or .chi",
+    ".edf": "a detector image; integrate it to 2theta (pyFAI, Fit2D) and give the .xy or .chi",
+}
+SUFFIXES: tuple[str, ...] = TEXT_SUFFIXES + XRDML_SUFFIXES + tuple(VENDOR_READERS)
 
-def read_pattern(path: PathArg) -> Pattern:
+
+def read_pattern(path: PathArg, *, wavelength_A: float | None = None, anode: str | None = None) -> Pattern:
     """Read a pattern file, choosing the reader from the file suffix.
 
     Parameters
     ----------
     path : str or path-like
-        A ``.xy``, ``.txt``, ``.csv`` or ``.dat`` two-column text file, or a ``.xrdml`` file.
+        A file with one of `SUFFIXES`.
+    wavelength_A : float, optional
+        The measurement wavelength in Angstrom when the file does not state it.
+    anode : str, optional
+        The X-ray tube anode (``"Co"``, ``"Mo"``, ...) instead of `wavelength_A`.
 
     Returns
     -------
     Pattern
-        2theta in degrees, intensity as stored in the file.
+        2theta in degrees for Cu K-alpha1; see `patterns.raw_scan.to_pattern` for the metadata.
 
     Raises
     ------
     ValueError
-        Unknown suffix, or a malformed file (the message names the file and first bad line).
+        Unknown or binary suffix, or a malformed or refused file (the message names the file and
+        the first bad line and says why).
     FileNotFoundError
         If `path` does not exist.
     """
     file = Path(path)
     suffix = file.suffix.lower()
-    reader: Callable[[PathArg], Pattern]
+    if suffix in BINARY_FORMATS:
+        raise ValueError(f"{file}: {BINARY_FORMATS[suffix]}")
+    if suffix not in SUFFIXES:
+        raise ValueError(f"{file}: unknown pattern file suffix {file.suffix!r} (known: {', '.join(SUFFIXES)})")
+    if not file.exists():
+        raise FileNotFoundError(f"{file}: no such file")
     if suffix in TEXT_SUFFIXES:
-        reader = read_xy
+        raw = read_text_columns(file)
     elif suffix in XRDML_SUFFIXES:
-        reader = read_xrdml
+        raw = read_xrdml_scans(file)
     else:
-        known = ", ".join(TEXT_SUFFIXES + XRDML_SUFFIXES)
-        raise ValueError(f"{file}: unknown pattern file suffix {file.suffix!r} (known: {known})")
-    return reader(file)
+        raw = VENDOR_READERS[suffix](file)
+    return to_pattern(file, raw, wavelength_A=wavelength_A, anode=anode)
 
 
-def read_xy(path: PathArg) -> Pattern:
-    """Read a two-column text pattern (2theta in degrees, intensity).
+def read_xy(path: PathArg, *, wavelength_A: float | None = None, anode: str | None = None) -> Pattern:
+    """Read a column text pattern (``.xy``, ``.xye``, ``.txt``, ``.csv``, ``.dat``).
 
-    See the module docstring for the accepted layout (separators, comments, headers,
-    fixed-width glued lines).
-
-    Parameters
-    ----------
-    path : str or path-like
-        The text file.
+    Layout: see `patterns.text_columns`; x unit and wavelength from the header text
+    (`patterns.header_hints`), 2theta in degrees when the header says nothing.
 
     Returns
     -------
     Pattern
-        With metadata ``source`` (path), ``name`` (file stem), ``format`` ("xy"),
-        ``n_columns`` and ``n_fixed_width_lines``.
+        Metadata adds ``format`` ("xy"), ``encoding``, ``n_columns`` (extra columns such as the
+        sigma of ``.xye`` are ignored), ``n_fixed_width_lines``, ``radiation_in_header`` (a tube
+        anode named in a comment, or None).
 
     Raises
     ------
     ValueError
-        Empty or binary file, no data, a single column, a non-numeric, non-finite or negative
-        value, or 2theta not strictly increasing; the message names the file and the line.
+        See `read_pattern`.
     """
     file = Path(path)
-    text = _read_text(file)
-    rows = _classify_lines(file, text)
-    two_column = [row for row in rows if row.kind == "pair"]
-    single = [row for row in rows if row.kind == "single"]
-    if not rows:
-        raise ValueError(f"{file}: no data lines (only blank, comment or header lines)")
-    if not two_column:
+    return to_pattern(file, read_text_columns(file), wavelength_A=wavelength_A, anode=anode)
+
+
+def read_xrdml(path: PathArg, *, wavelength_A: float | None = None, anode: str | None = None) -> Pattern:
+    """Read a PANalytical ``.xrdml`` file: all scans, counts per second (see `patterns.xrdml`)."""
+    file = Path(path)
+    return to_pattern(file, read_xrdml_scans(file), wavelength_A=wavelength_A, anode=anode)
+
+
+def read_text_columns(file: Path) -> RawScan:
+    """The numbers and header meaning of a column text file (see `read_xy`)."""
+    text, encoding = decode_text(file, file.read_bytes())
+    table = read_table(file, text.splitlines(), encoding=encoding)
+    header_line = table.line_numbers[0] - 1
+    if neutron_mentioned(table.header):
         raise ValueError(
-            f"{file}: line {single[0].line_number}: only one column; expected 2theta and intensity"
+            f"{file}: the header says neutron diffraction; the model knows X-ray patterns only"
         )
-    two_theta: list[float] = []
-    intensity: list[float] = []
-    n_fixed_width = 0
-    for row in rows:
-        if row.kind == "pair":
-            angle, value = row.values
-        else:
-            angle, value = _split_fixed_width(file, row)
-            n_fixed_width += 1
-        _check_point(file, row.line_number, angle, value, two_theta[-1] if two_theta else None)
-        two_theta.append(angle)
-        intensity.append(value)
-    metadata: dict[str, Any] = {
-        "source": str(file),
-        "name": file.stem,
+    unit, refusal = x_unit_from_name(x_column_name(table.column_names))
+    if refusal is not None:
+        raise ValueError(f"{file}: line {header_line}: {refusal}")
+    metadata = {
         "format": "xy",
-        "n_columns": max(row.n_fields for row in two_column),
-        "n_fixed_width_lines": n_fixed_width,
+        "encoding": encoding,
+        "n_columns": table.n_columns,
+        "n_fixed_width_lines": table.n_fixed_width_lines,
+        "radiation_in_header": anode_mentioned(table.header),
     }
-    return Pattern(np.asarray(two_theta), np.asarray(intensity), metadata)
-
-
-def read_xrdml(path: PathArg) -> Pattern:
-    """Read a PANalytical ``.xrdml`` file (first scan, 2theta axis).
-
-    Parameters
-    ----------
-    path : str or path-like
-        The XML file.
-
-    Returns
-    -------
-    Pattern
-        2theta in degrees; intensity as stored (counts per point, not divided by the counting
-        time). Metadata: ``source``, ``name``, ``format`` ("xrdml"), ``n_scans``,
-        ``counting_time_s`` (None if absent), ``wavelength_angstrom`` (None if absent),
-        ``intensity_kind`` ("counts" or "intensities").
-
-    Raises
-    ------
-    ValueError
-        Not well-formed XML (with the line), missing 2theta positions or intensities, counts
-        that are not finite non-negative numbers, or a positions/intensities length mismatch.
-    """
-    file = Path(path)
-    raw = file.read_bytes()
-    if not raw.strip():
-        raise ValueError(f"{file}: file is empty")
-    try:
-        root = ET.fromstring(raw)
-    except ET.ParseError as exc:
-        line, column = exc.position
-        raise ValueError(f"{file}: line {line}: not well-formed XML (column {column}): {exc}") from exc
-    scans = [element for element in root.iter() if _local(element.tag) == "scan"]
-    if not scans:
-        raise ValueError(f"{file}: no <scan> element; not an XRDML measurement")
-    data_points = _first_child(scans[0], "dataPoints")
-    if data_points is None:
-        raise ValueError(f"{file}: first <scan> has no <dataPoints>")
-    values_element = _first_child(data_points, "intensities")
-    kind = "intensities"
-    if values_element is None:
-        values_element = _first_child(data_points, "counts")
-        kind = "counts"
-    if values_element is None:
-        raise ValueError(f"{file}: <dataPoints> has neither <intensities> nor <counts>")
-    intensity = _parse_numbers(file, values_element.text or "", f"<{kind}>")
-    two_theta = _xrdml_two_theta(file, data_points, intensity.size)
-    bad = np.flatnonzero(~np.isfinite(intensity) | (intensity < 0))
-    if bad.size:
-        i = int(bad[0])
-        raise ValueError(f"{file}: <{kind}> value {i + 1} is {intensity[i]!r}; expected finite >= 0")
-    counting_time = _first_child(data_points, "commonCountingTime")
-    wavelength = next((e for e in root.iter() if _local(e.tag) == "kAlpha1"), None)
-    metadata: dict[str, Any] = {
-        "source": str(file),
-        "name": file.stem,
-        "format": "xrdml",
-        "n_scans": len(scans),
-        "intensity_kind": kind,
-        "counting_time_s": _optional_float(counting_time),
-        "wavelength_angstrom": _optional_float(wavelength),
-    }
-    return Pattern(two_theta, intensity, metadata)
+    where = [f"line {n}" for n in table.line_numbers]
+    return RawScan(table.x, table.y, unit or "2th_deg", wavelength_from_header(table.header), where, metadata)
 
 
 def write_xy(pattern: Pattern, path: PathArg, *, header: str | None = None) -> Path:
@@ -243,160 +175,3 @@ def write_xy(pattern: Pattern, path: PathArg, *, header: str | None = None) -> P
     lines.extend(f"{a!r} {b!r}" for a, b in zip(pattern.two_theta.tolist(), pattern.intensity.tolist(), strict=True))
     file.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return file
-
-
-# ----------------------------------------------------------------------------- text helpers
-
-
-class _Row:
-    """One data line of a text file: either a parsed pair or a single field."""
-
-    __slots__ = ("line_number", "kind", "values", "raw", "n_fields")
-
-    def __init__(
-        self, line_number: int, kind: str, values: tuple[float, float], raw: str, n_fields: int
-    ) -> None:
-        self.line_number = line_number
-        self.kind = kind  # "pair" or "single"
-        self.values = values
-        self.raw = raw
-        self.n_fields = n_fields
-
-
-def _read_text(file: Path) -> str:
-    raw = file.read_bytes()
-    if not raw:
-        raise ValueError(f"{file}: file is empty")
-    if b"\x00" in raw:
-        line = raw[: raw.index(b"\x00")].count(b"\n") + 1
-        raise ValueError(f"{file}: line {line}: binary data (NUL byte); not a text pattern file")
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        text = raw.decode("latin-1")
-        # Legacy 8-bit headers (e.g. a degree sign) are fine; control bytes mean binary.
-        control = re.search(r"[\x01-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]", text)
-        if control is not None:
-            line = text.count("\n", 0, control.start()) + 1
-            raise ValueError(f"{file}: line {line}: binary data; not a text pattern file") from exc
-        return text
-
-
-def _classify_lines(file: Path, text: str) -> list[_Row]:
-    rows: list[_Row] = []
-    for line_number, line in enumerate(text.splitlines(), start=1):
-        stripped = line.strip()
-        if not stripped or stripped.startswith(COMMENT_PREFIXES):
-            continue
-        if ";" in stripped:
-            # semicolon-separated exports (European locale) write decimal commas: "10,5;1200"
-            fields = [f.strip().replace(",", ".") for f in stripped.split(";") if f.strip()]
-        else:
-            fields = [f for f in _FIELD_SEPARATORS.split(stripped) if f]
-        numbers = [_to_float(f) for f in fields[:2]]
-        if len(fields) >= 2 and numbers[0] is not None and numbers[1] is not None:
-            rows.append(_Row(line_number, "pair", (numbers[0], numbers[1]), line, len(fields)))
-        elif len(fields) == 1 and numbers[0] is not None:
-            rows.append(_Row(line_number, "single", (numbers[0], math.nan), line, 1))
-        elif not rows:
-            continue  # a header line before the data
-        else:
-            raise ValueError(
-                f"{file}: line {line_number}: expected two numbers (2theta, intensity), "
-                f"got {stripped[:60]!r}"
-            )
-    return rows
-
-
-def _split_fixed_width(file: Path, row: _Row) -> tuple[float, float]:
-    line = row.raw.rstrip()
-    angle = _to_float(line[:FIXED_WIDTH_ANGLE_CHARS])
-    value = _to_float(line[FIXED_WIDTH_ANGLE_CHARS:])
-    if _FIXED_WIDTH_LINE.match(line) is None or angle is None or value is None:
-        raise ValueError(
-            f"{file}: line {row.line_number}: only one column ({line.strip()[:60]!r}); expected "
-            f"2theta and intensity"
-        )
-    return angle, value
-
-
-def _check_point(
-    file: Path, line_number: int, angle: float, value: float, previous_angle: float | None
-) -> None:
-    if not math.isfinite(angle) or not math.isfinite(value):
-        raise ValueError(
-            f"{file}: line {line_number}: non-finite value (2theta {angle!r}, intensity {value!r})"
-        )
-    if value < 0:
-        raise ValueError(f"{file}: line {line_number}: negative intensity {value!r}")
-    if previous_angle is not None and angle <= previous_angle:
-        raise ValueError(
-            f"{file}: line {line_number}: two_theta {angle!r} does not increase after "
-            f"{previous_angle!r}"
-        )
-    if not 0.0 <= angle <= 180.0:
-        raise ValueError(f"{file}: line {line_number}: two_theta {angle!r} outside [0, 180] deg")
-
-
-def _to_float(field: str) -> float | None:
-    try:
-        return float(field)
-    except ValueError:
-        return None
-
-
-# ---------------------------------------------------------------------------- XRDML helpers
-
-
-def _local(tag: str) -> str:
-    """Tag name without its ``{namespace}`` (XRDML files use several schema versions)."""
-    return tag.rsplit("}", 1)[-1]
-
-
-def _first_child(element: ET.Element, name: str) -> ET.Element | None:
-    return next((child for child in element if _local(child.tag) == name), None)
-
-
-def _parse_numbers(file: Path, text: str, what: str) -> np.ndarray:
-    fields = text.split()
-    if not fields:
-        raise ValueError(f"{file}: {what} is empty")
-    try:
-        return np.array([float(f) for f in fields], dtype=np.float64)
-    except ValueError:
-        index = next(i for i, f in enumerate(fields) if _to_float(f) is None)
-        raise ValueError(f"{file}: {what} value {index + 1} {fields[index][:30]!r} is not a number") from None
-
-
-def _xrdml_two_theta(file: Path, data_points: ET.Element, n_points: int) -> np.ndarray:
-    positions = next(
-        (
-            child
-            for child in data_points
-            if _local(child.tag) == "positions" and child.get("axis") == "2Theta"
-        ),
-        None,
-    )
-    if positions is None:
-        raise ValueError(f"{file}: no <positions axis=\"2Theta\"> in <dataPoints>")
-    listed = _first_child(positions, "listPositions")
-    if listed is not None:
-        two_theta = _parse_numbers(file, listed.text or "", "<listPositions>")
-        if two_theta.size != n_points:
-            raise ValueError(
-                f"{file}: {two_theta.size} 2theta positions but {n_points} intensity values"
-            )
-        return two_theta
-    start = _optional_float(_first_child(positions, "startPosition"))
-    end = _optional_float(_first_child(positions, "endPosition"))
-    if start is None or end is None:
-        raise ValueError(f"{file}: 2Theta <positions> lacks startPosition/endPosition or listPositions")
-    if n_points < 2:
-        raise ValueError(f"{file}: a pattern needs at least 2 points, got {n_points}")
-    return np.linspace(start, end, n_points)
-
-
-def _optional_float(element: ET.Element | None) -> float | None:
-    if element is None or element.text is None:
-        return None
-    return _to_float(element.text.strip())

@@ -130,8 +130,14 @@ def test_bad_text_files_raise_value_error_naming_file_and_line(tmp_path: Path, n
 
 
 def test_unknown_suffix_is_refused(tmp_path: Path) -> None:
-    path = write(tmp_path, "scan.raw", "10 5\n11 6\n")
-    with pytest.raises(ValueError, match=r"scan\.raw.*unknown pattern file suffix"):
+    path = write(tmp_path, "scan.foo", "10 5\n11 6\n")
+    with pytest.raises(ValueError, match=r"scan\.foo.*unknown pattern file suffix"):
+        read_pattern(path)
+
+
+def test_binary_export_is_refused_with_the_export_that_works(tmp_path: Path) -> None:
+    path = write(tmp_path, "scan.raw", b"RAW1.01\x00\x00")
+    with pytest.raises(ValueError, match=r"scan\.raw.*Bruker.*export it as \.uxd or \.xy"):
         read_pattern(path)
 
 
@@ -164,9 +170,9 @@ def test_read_xrdml_start_end_and_counts(tmp_path: Path) -> None:
     text = XRDML_TEMPLATE.format(positions=START_END, values='<counts unit="counts">5 6 7 8 9</counts>')
     pattern = read_pattern(write(tmp_path, "scan.xrdml", text))
     np.testing.assert_allclose(pattern.two_theta, [10.0, 10.5, 11.0, 11.5, 12.0])
-    np.testing.assert_array_equal(pattern.intensity, [5, 6, 7, 8, 9])  # not divided by time
-    assert pattern.metadata["counting_time_s"] == 2.5
-    assert pattern.metadata["wavelength_angstrom"] == pytest.approx(1.540598)
+    np.testing.assert_allclose(pattern.intensity, np.array([5, 6, 7, 8, 9]) / 2.5)  # counts per second
+    assert pattern.metadata["counting_time_s"] == 2.5 and pattern.metadata["intensity_unit"] == "counts/s"
+    assert pattern.metadata["wavelength_A"] == pytest.approx(1.540598)
     assert pattern.metadata["intensity_kind"] == "counts"
 
 
@@ -175,7 +181,7 @@ def test_read_xrdml_list_positions_and_intensities(tmp_path: Path) -> None:
     text = XRDML_TEMPLATE.format(positions=positions, values="<intensities>1.5 2 0</intensities>")
     pattern = read_xrdml(write(tmp_path, "list.xrdml", text))
     np.testing.assert_allclose(pattern.two_theta, [10.0, 10.2, 10.7])
-    np.testing.assert_allclose(pattern.intensity, [1.5, 2.0, 0.0])
+    np.testing.assert_allclose(pattern.intensity, np.array([1.5, 2.0, 0.0]) / 2.5)
     assert pattern.metadata["intensity_kind"] == "intensities"
 
 
@@ -194,7 +200,7 @@ def test_read_xrdml_list_positions_and_intensities(tmp_path: Path) -> None:
                 positions='<positions axis="2Theta"><listPositions>1 2</listPositions></positions>',
                 values="<counts>1 2 3</counts>",
             ),
-            "3 intensity",
+            "2 values but the scan has 3 points",
         ),
     ],
 )

@@ -10,10 +10,12 @@ from models.grid import GRID_SIZE
 from patterns import DIMENSIONALITIES, SPACE_GROUPS
 from training.generator import FilmGenerator
 
+SMALL = {"structures_per_class": 2, "include_cifs": False, "refresh_every": 40}  # fast pool for tests
+
 
 @pytest.fixture(scope="module")
 def two_draws() -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
-    generator = FilmGenerator("space_group", seed=11, device="cpu")
+    generator = FilmGenerator("space_group", seed=11, device="cpu", **SMALL)
     return generator.sample(48), generator.sample(48)
 
 
@@ -41,18 +43,26 @@ def test_two_draws_never_repeat(two_draws):
 
 def test_same_seed_same_batches_and_draw_index(two_draws):
     (first, first_labels), (second, second_labels) = two_draws
-    again = FilmGenerator("space_group", seed=11, device="cpu")
+    again = FilmGenerator("space_group", seed=11, device="cpu", **SMALL)
     values, labels = again.sample(48)
     assert torch.equal(values, first) and torch.equal(labels, first_labels)
     values, labels = again.sample(48)
     assert torch.equal(values, second) and torch.equal(labels, second_labels)
-    assert again.draws == 2
-    other, _ = FilmGenerator("space_group", seed=12, device="cpu").sample(48)
+    assert again.draws == 2 and again.pool.replaced == 2  # 96 films, one new structure per 40
+    other, _ = FilmGenerator("space_group", seed=12, device="cpu", **SMALL).sample(48)
     assert not torch.equal(other, first)
 
 
+def test_labels_follow_the_structures(two_draws):
+    generator = FilmGenerator("space_group", seed=5, device="cpu", **SMALL)
+    _, labels, meta = generator.sample(40, return_meta=True)
+    assert [SPACE_GROUPS[i] for i in labels.tolist()] == [m["space_group"] for m in meta]
+    origins = {m["origin"] for m in meta}
+    assert origins <= {"prototype", "substituted", "pyxtal"} and "substituted" in origins
+
+
 def test_dimensionality_task_and_meta():
-    values, labels, meta = FilmGenerator("dimensionality", seed=3, device="cpu").sample(30, return_meta=True)
+    values, labels, meta = FilmGenerator("dimensionality", seed=3, device="cpu", **SMALL).sample(30, return_meta=True)
     assert values.shape == (30, GRID_SIZE) and len(meta) == 30
     assert int(labels.max()) < len(DIMENSIONALITIES)
     for label, record in zip(labels.tolist(), meta):
@@ -64,5 +74,7 @@ def test_bad_arguments_raise():
         FilmGenerator("colour")
     with pytest.raises(ValueError, match="seed"):
         FilmGenerator(seed=-1)
+    with pytest.raises(ValueError, match="structures_per_class"):
+        FilmGenerator(seed=0, structures_per_class=-1)
     with pytest.raises(ValueError, match="batch_size"):
-        FilmGenerator(seed=0, device="cpu").sample(0)
+        FilmGenerator(seed=0, device="cpu", **SMALL).sample(0)

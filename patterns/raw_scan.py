@@ -162,17 +162,17 @@ def _check_finite_and_range(file: Path, raw: RawScan, x: np.ndarray, y: np.ndarr
     bad = np.flatnonzero(~np.isfinite(x) | ~np.isfinite(y))
     if bad.size:
         i = int(bad[0])
-        raise ValueError(f"{file}: {raw.where[i]}: non-finite value (x {x[i]!r}, intensity {y[i]!r})")
+        raise ValueError(f"{file}: {raw.where[i]}: non-finite value (x {float(x[i])!r}, intensity {float(y[i])!r})")
     low, high = _X_RANGES[raw.x_unit]
     if x.size and x.max() > high:
         i = int(np.argmax(x))
         raise ValueError(
-            f"{file}: {raw.where[i]}: x reaches {x[i]!r}, beyond {high:g}: not {_UNIT_WORDS[raw.x_unit]} "
+            f"{file}: {raw.where[i]}: x reaches {float(x[i])!r}, beyond {high:g}: not {_UNIT_WORDS[raw.x_unit]} "
             f"(a time-of-flight, energy or channel axis?)"
         )
     if x.size and (x.min() < low or (raw.x_unit == "d_A" and x.min() == 0.0)):
         i = int(np.argmin(x))
-        raise ValueError(f"{file}: {raw.where[i]}: x is {x[i]!r}, outside the range of {_UNIT_WORDS[raw.x_unit]}")
+        raise ValueError(f"{file}: {raw.where[i]}: x is {float(x[i])!r}, outside the range of {_UNIT_WORDS[raw.x_unit]}")
 
 
 def _lift_negatives(file: Path, raw: RawScan, y: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
@@ -184,8 +184,8 @@ def _lift_negatives(file: Path, raw: RawScan, y: np.ndarray) -> tuple[np.ndarray
     if peak <= 0 or -y[i] > NEGATIVE_LIMIT * peak:
         first = int(negative[0])
         raise ValueError(
-            f"{file}: {raw.where[first]}: negative intensity {y[first]!r}; the intensities reach "
-            f"{y[i]!r} against a maximum of {peak!r}, deeper than a background-subtraction residue "
+            f"{file}: {raw.where[first]}: negative intensity {float(y[first])!r}; the intensities reach "
+            f"{float(y[i])!r} against a maximum of {peak!r}, deeper than a background-subtraction residue "
             f"({NEGATIVE_LIMIT:.0%} of the maximum): not counts of a diffraction pattern"
         )
     offset = float(-y[i])
@@ -206,7 +206,7 @@ def _check_order(file: Path, raw: RawScan, x: np.ndarray) -> str:
             i = int(start) if start > 0 else int(stop)
             i = min(i, x.size - 1)
             raise ValueError(
-                f"{file}: {raw.where[i]}: x {x[i]!r} goes back after {x[i - 1]!r}, and the run there is "
+                f"{file}: {raw.where[i]}: x {float(x[i])!r} goes back after {float(x[i - 1])!r}, and the run there is "
                 f"only {stop - start} points: not a merged range (those have >= {MIN_RANGE_POINTS})"
             )
     return "merged ranges"

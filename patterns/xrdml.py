@@ -213,7 +213,7 @@ def _numbers(file: Path, element: ET.Element, what: str, expected: int | None = 
         raise ValueError(f"{file}: {what} has {values.size} values but the scan has {expected} points")
     bad = np.flatnonzero(~np.isfinite(values))
     if bad.size:
-        raise ValueError(f"{file}: {what} value {int(bad[0]) + 1} is {values[bad[0]]!r}; expected a finite number")
+        raise ValueError(f"{file}: {what} value {int(bad[0]) + 1} is {float(values[bad[0]])!r}; expected a finite number")
     return values
 
 

@@ -87,7 +87,11 @@ def classify_file(file: Path, classifiers: list, args: argparse.Namespace) -> di
         return result
     answers = {}
     for clf in classifiers:
-        prediction = clf.predict_pattern(pattern)
+        try:
+            prediction = clf.predict_pattern(pattern)
+        except ValueError as exc:  # the model's own checks: say which file
+            result["error"] = f"{file}: {exc}"
+            return result
         answers[clf.task] = {"label": prediction.label, "probability": round(float(prediction.confidence), 4),
                              "top3": [[name, round(float(p), 4)] for name, p in prediction.top(3)]}
         if args.plot is not None:

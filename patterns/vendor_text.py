@@ -2,8 +2,8 @@
 Bruker ``.uxd``. Each reader returns a `RawScan`; `patterns.raw_scan.to_pattern` does the rest.
 
 No kept Python library reads these correctly for us: xrayutilities' ``RASFile`` (GPL-2) drops the
-wavelength and the attenuator column's meaning is left to the caller; xylib, which reads ``.uxd``
-and ``.chi``, has no maintained Python wheel. The formats are small and documented by their
+wavelength and leaves the attenuator column to the caller; xylib reads ``.uxd`` and ``.chi`` but
+its Python bindings (xylib-py) have had no release since 2022. The formats are small and documented by their
 writers, so the readers below are short; each names the file and line in its errors.
 
 Fit2D ``.chi`` (A. Hammersley, FIT2D reference manual, "save chi format")

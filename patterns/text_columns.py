@@ -135,7 +135,11 @@ def _bomless_utf16(raw: bytes) -> str | None:
 
 
 def split_fields(line: str) -> list[str]:
-    """Fields of one line with decimal commas turned into points (see the module docstring)."""
+    """Fields of one line with decimal commas turned into points (see the module docstring).
+
+    Quotes around fields (spreadsheet CSV exports: ``"10.5","1200"``) are removed first.
+    """
+    line = line.replace('"', " ").replace("'", " ")
     if ";" in line:
         return [f.strip().replace(",", ".") for f in line.split(";") if f.strip()]
     fields = [f.rstrip(",") for f in line.split()]

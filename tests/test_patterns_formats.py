@@ -205,8 +205,9 @@ def test_xrdml_rocking_curve_is_refused(tmp_path: Path) -> None:
         "10,0 5\n10,5 6\n11,0 7\n",
         "10.0, 5\n10.5, 6\n11.0, 7\n",
         "11.0 7\n10.5 6\n10.0 5\n",
+        '"Angle","Counts"\n"10.0","5"\n"10.5","6"\n"11.0","7"\n',
     ],
-    ids=["semicolon-decimal-comma", "space-decimal-comma", "comma-space", "descending"],
+    ids=["semicolon-decimal-comma", "space-decimal-comma", "comma-space", "descending", "quoted-csv"],
 )
 def test_separators_decimal_commas_and_order(tmp_path: Path, content: str) -> None:
     pattern = read_pattern(write(tmp_path, "p.xy", content))

@@ -195,20 +195,21 @@ def _node_widths(p: FilmBatch) -> torch.Tensor:
 
 def _background(p: FilmBatch, device: torch.device) -> torch.Tensor:
     """[n, 1376] smooth background: b0 (1 + A exp(-(2theta - 5) / tau) + slope x + hump)."""
-    grid = torch.tensor(GRID, dtype=torch.float64)  # a copy: GRID is read-only
+    grid = torch.tensor(GRID, dtype=torch.float32, device=device)  # a copy: GRID is read-only
     x = (grid - GRID_START)[None, :]
-    hump = p.hump[:, :1] * torch.exp(-0.5 * ((grid[None, :] - p.hump[:, 1:2]) / (p.hump[:, 2:] / 2.355)) ** 2)
-    shape = 1.0 + p.decay[:, :1] * torch.exp(-x / p.decay[:, 1:]) + p.slope[:, None] * x / float(GRID[-1] - GRID_START) + hump
-    return ((p.background_ratio * p.peak_counts)[:, None] * shape).float().to(device)
+    hump, decay = p.hump.float().to(device), p.decay.float().to(device)
+    shape = 1.0 + decay[:, :1] * torch.exp(-x / decay[:, 1:]) + p.slope.float().to(device)[:, None] * (x / float(GRID[-1] - GRID_START))
+    shape = shape + hump[:, :1] * torch.exp(-0.5 * ((grid[None, :] - hump[:, 1:2]) / (hump[:, 2:] / 2.355)) ** 2)
+    return (p.background_ratio * p.peak_counts).float().to(device)[:, None] * shape
 
 
 def counting_noise(expected: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     """Poisson counts of ``expected`` (exact below 100 counts, normal approximation above)."""
     noise = torch.randn(expected.shape, generator=gen).to(expected.device)
+    counts = torch.clamp(torch.round(expected + torch.sqrt(expected) * noise), min=0.0)
     low = expected < _POISSON_EXACT_BELOW
-    exact = torch.poisson(torch.where(low, expected, torch.zeros_like(expected)).cpu(), generator=gen).to(expected.device)
-    approx = torch.clamp(torch.round(expected + torch.sqrt(expected) * noise), min=0.0)
-    return torch.where(low, exact, approx)
+    counts[low] = torch.poisson(expected[low].cpu(), generator=gen).to(expected.device)
+    return counts
 
 
 def render_films(

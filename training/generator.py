@@ -76,7 +76,7 @@ class FilmGenerator:
 
     def __init__(
         self, task: str = "space_group", seed: int = 0, device: str | torch.device | None = None, *,
-        settings: SimulationSettings | None = None, structures_per_class: int = 16, refresh_every: int = 256,
+        settings: SimulationSettings | None = None, structures_per_class: int = 16, refresh_every: int = 2048,
         include_cifs: bool = True,
     ) -> None:
         if task not in ("space_group", "dimensionality"):

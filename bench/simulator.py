@@ -1,0 +1,139 @@
+"""Benchmark: the training-data simulator, its accuracy against pymatgen and its throughput.
+
+Acceptance line (issue 9): at least 2,000 new thin-film patterns per second on the 2 CPU cores,
+peak positions within 0.01 deg and normalised intensities with Pearson r >= 0.99 against
+pymatgen's XRDCalculator on every shared CIF of the seven classes.
+
+1. Accuracy: :func:`training.reflections_check.compare_with_pymatgen` on every CIF of the seven
+   classes in the repository copy and, where present, the shared folder ``../shared/data/cifs``.
+2. Throughput: a :class:`training.generator.FilmGenerator` with its default pool (cited
+   prototypes, CIF library, generated structures refreshed every 2048 films: the refresh cost is
+   inside the timing) draws batches of 512 films on the CPU, at 1 and 2 torch threads; the figure
+   is films per wall-clock second, with the load average before and after (the 2 cores are
+   shared with other work: a busy machine reads slower). CUDA is measured too where present.
+
+Usage: ``xrd-agent bench simulator [--quick]``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+
+BATCH = 512
+TARGET_FILMS_PER_S = 2000.0
+SHARED_CIFS = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifs"
+
+
+def _validate() -> dict[str, Any]:
+    """Worst position error and Pearson r over every CIF of the seven classes."""
+    from crystals.cif_library import default_cif_root, load_cif_library
+    from training.reflections_check import compare_with_pymatgen
+
+    roots = {"repository": default_cif_root()} | ({"shared": SHARED_CIFS} if SHARED_CIFS.is_dir() else {})
+    per_file: dict[str, dict[str, float]] = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for label, root in roots.items():
+            for entry in load_cif_library(root):
+                error, pearson, n = compare_with_pymatgen(entry.structure)
+                per_file[f"{label}/{entry.name}"] = {"position_err_deg": error, "pearson": pearson, "peaks": n}
+    return {
+        "peak_position_max_err_deg": max(v["position_err_deg"] for v in per_file.values()),
+        "intensity_pearson_min": min(v["pearson"] for v in per_file.values()),
+        "n_cifs": len(per_file),
+        "cif_roots": list(roots),
+        "per_cif": per_file,
+    }
+
+
+def _throughput(generator: Any, batches: int, threads: int) -> float:
+    """Films per wall-clock second over ``batches`` batches at ``threads`` torch threads."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        generator.sample(BATCH)  # warm-up at this thread count
+        start = time.perf_counter()
+        for _ in range(batches):
+            generator.sample(BATCH)
+        return batches * BATCH / (time.perf_counter() - start)
+    finally:
+        torch.set_num_threads(previous)
+
+
+def run(quick: bool, out: Path) -> dict[str, Any]:
+    """Validate the reflections, time the generator, write JSON to ``out``.
+
+    Parameters
+    ----------
+    quick : bool
+        Small pool (2 generated structures per class, no CIFs) and 2 timed batches per setting.
+    out : pathlib.Path
+        JSON output path.
+
+    Returns
+    -------
+    dict
+        ``films_per_s_cpu`` (best CPU setting), ``films_per_s_cpu_1_thread``,
+        ``films_per_s_cpu_2_threads``, ``films_per_s_cuda`` (None without CUDA),
+        ``peak_position_max_err_deg``, ``intensity_pearson_min``, ``n_structures`` (structures in
+        the pool at the start plus those generated during the timing), ``pool_build_s``,
+        ``load_average`` (before / after), ``git_commit``, ``meets_target``.
+    """
+    from bench.accuracy import _git_commit
+    from training.generator import FilmGenerator
+
+    load_before = list(os.getloadavg())
+    tic = time.perf_counter()
+    result: dict[str, Any] = _validate()
+    validate_s = time.perf_counter() - tic
+    pool = {"structures_per_class": 2, "include_cifs": False} if quick else {}
+    tic = time.perf_counter()
+    generator = FilmGenerator("space_group", seed=0, device="cpu", **pool)
+    pool_build_s = time.perf_counter() - tic
+    n_start = len(generator.pool.table)
+    batches = 2 if quick else 8
+    one = _throughput(generator, batches, 1)
+    two = _throughput(generator, batches, 2)
+    cuda = None
+    if torch.cuda.is_available():
+        gpu = FilmGenerator("space_group", seed=0, device="cuda", **pool)
+        cuda = _throughput(gpu, batches, 1)
+    result = {
+        "films_per_s_cpu": max(one, two),
+        "films_per_s_cpu_1_thread": one,
+        "films_per_s_cpu_2_threads": two,
+        "films_per_s_cuda": cuda,
+        "peak_position_max_err_deg": result["peak_position_max_err_deg"],
+        "intensity_pearson_min": result["intensity_pearson_min"],
+        "n_structures": n_start + generator.pool.replaced,
+        "n_structures_in_pool": n_start,
+        "n_structures_generated_during_timing": generator.pool.replaced,
+        "n_cifs_validated": result["n_cifs"],
+        "cif_roots": result["cif_roots"],
+        "batch_size": BATCH,
+        "timed_batches_per_setting": batches,
+        "pool_build_s": pool_build_s,
+        "validation_s": validate_s,
+        "meets_target": max(one, two) >= TARGET_FILMS_PER_S,
+        "target_films_per_s": TARGET_FILMS_PER_S,
+        "load_average": {"before": load_before, "after": list(os.getloadavg())},
+        "cpu_count": os.cpu_count(),
+        "git_commit": _git_commit(),
+        "quick": quick,
+        "per_cif": result["per_cif"],
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2))
+    return result
+
+
+if __name__ == "__main__":
+    summary = run(quick=False, out=Path(__file__).resolve().parent / "results" / "simulator.json")
+    print(json.dumps({k: v for k, v in summary.items() if k != "per_cif"}, indent=1))

@@ -189,7 +189,7 @@ class ScanAgent:
         machine torch's default pool of spinning threads made a 1 ms prediction take 50-400 ms.
     model_source : callable, optional
         Called at every run start (and by `describe`, just before a plan opens its run) to get the
-        model for that run, e.g. ``flows.champion.ChampionCache(task).get``: a model promoted
+        model for that run, e.g. ``models.champion.ChampionCache(task).get``: a model promoted
         during a scan is used from the next run on, never mid-scan. None keeps `classifier`.
     """
 

@@ -29,7 +29,7 @@ import numpy as np
 
 from bench import figures
 from models.cam import plot_class_average_cams
-from models.evaluate import (
+from evaluation.protocols import (
     ModelSpec,
     ProtocolResult,
     SimulatedSource,
@@ -40,10 +40,10 @@ from models.evaluate import (
     simulated_source,
     summarize,
 )
-from models.folds import group_sizes
-from models.measured_set import MeasuredSet, load_measured_set
-from models.metrics import Reliability, reliability
-from models.scan_variants import PARTIAL_FRACTIONS, STEP_SIZES, variant_features
+from training.near_duplicates import group_sizes
+from training.measured_set import MeasuredSet, load_measured_set
+from evaluation.metrics import Reliability, reliability
+from evaluation.scan_variants import PARTIAL_FRACTIONS, STEP_SIZES, variant_features
 
 TASKS: tuple[str, ...] = ("space_group", "dimensionality")
 HEADLINE_MODEL = "ours"
@@ -76,7 +76,7 @@ class AccuracySettings:
         Tiny CI settings (the figures are not meaningful).
     train_steps : int or None
         Optimiser steps per fold model for ours and the a-CNN alike (None: the classifier's
-        :class:`models.train.TrainConfig` default). The per-fold budget that keeps the full run
+        :class:`training.fit.TrainConfig` default). The per-fold budget that keeps the full run
         near 35 minutes on two cores; recorded in the JSON with the configs used.
     """
 
@@ -98,7 +98,7 @@ QUICK = AccuracySettings(n_splits=2, n_repeats=1, grouped_repeats=1, case2_repea
 
 def default_specs(settings: AccuracySettings) -> list[ModelSpec]:
     """Our model, the faithful a-CNN and the 1-NN baselines (all on the same folds)."""
-    from models.compared_models import ACNN_CONFIG, OURS_CONFIG, acnn_spec, ours_spec  # torch: lazily
+    from evaluation.compared_models import ACNN_CONFIG, OURS_CONFIG, acnn_spec, ours_spec  # torch: lazily
 
     ours, acnn = OURS_CONFIG, ACNN_CONFIG
     if settings.train_steps is not None:
@@ -281,7 +281,7 @@ def run(
         JSON path; figures are written as ``<stem>_*.png`` in the same folder.
     settings, specs, source : optional
         Override the run sizes, the compared models and the simulated-data source (tests pass
-        stand-ins; the defaults are the real models and :func:`models.simulate.simulate_training_set`).
+        stand-ins; the defaults are the real models and :func:`training.simulate.simulate_training_set`).
     tasks : sequence of str
         Tasks to evaluate.
     jobs : int, optional

@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from models.grid import GRID  # noqa: E402
-from models.metrics import Reliability  # noqa: E402
+from evaluation.metrics import Reliability  # noqa: E402
 
 
 def confusion_png(

@@ -3,7 +3,7 @@
 Held-out samples: every measured AUTO-XRD space-group pattern, replayed on the simulated beamline
 with Poisson counting noise (``sim_devices`` sample ``"auto-xrd/<file stem>"``), and classified by
 a grouped-cross-validation fold model that never saw that pattern nor any of its near-duplicates
-(`models.evaluate.grouped_fold_classifiers`). Four strategies scan each sample on a fresh beamline
+(`evaluation.fold_classifiers.grouped_fold_classifiers`). Four strategies scan each sample on a fresh beamline
 with the same noise seed:
 
 * ``uniform_0.04`` -- `bluesky.plans.scan`, 5-60 degrees at 0.04 degrees (1376 points);
@@ -97,9 +97,9 @@ def held_out_folds(seed: int, cache_dir: Path) -> list[tuple[Any, list[str], int
     """(classifier, held-out pattern names, fold index) for every grouped fold.
 
     The classifier of a fold never saw its held-out patterns nor their near-duplicates; see
-    `models.evaluate.grouped_fold_classifiers`.
+    `evaluation.fold_classifiers.grouped_fold_classifiers`.
     """
-    from models.evaluate import grouped_fold_classifiers
+    from evaluation.fold_classifiers import grouped_fold_classifiers
 
     folds = []
     for index, fold in enumerate(grouped_fold_classifiers(TASK, seed=seed, cache_dir=cache_dir)):

@@ -66,9 +66,9 @@ def simulated_scans(n_scans: int, seed: int) -> list[Any]:
 def _champion(registry: Path) -> str:
     """Promote the shipped default model into the bench registry, or an untrained one without it."""
     import models
-    from flows.champion import promote
-    from models.simulate import simulate_training_set
-    from models.train import TrainConfig, train_classifier
+    from models.champion import promote
+    from training.simulate import simulate_training_set
+    from training.fit import TrainConfig, train_classifier
 
     try:
         promote(models.load_default("space_group"), root=registry)

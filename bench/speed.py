@@ -11,7 +11,7 @@ Three figures, each against its acceptance line (issue 3):
   :class:`models.xrdnet.FusedXRDNet`). The module forward (``network_(x)`` in eval mode, the path
   before the fused one) is timed in the same run on the same inputs, so the ratio is read off one
   machine state. Target >= 20,000 patterns/s.
-* ``augmentation_patterns_per_s``: :func:`models.augment.augment_batch` on raw gridded patterns.
+* ``augmentation_patterns_per_s``: :func:`training.augment.augment_batch` on raw gridded patterns.
   Target >= 20,000 patterns/s.
 
 Every figure is a median over repeats. The batched figures are measured three ways "on 2 cores":
@@ -44,7 +44,7 @@ def _classifier(task: str):
     """The shipped default model; an untrained one of the default architecture when absent."""
     import models
     from models.classifier import Classifier
-    from models.train import default_config
+    from training.fit import default_config
 
     try:
         return models.load_default(task, device="cpu"), "default"
@@ -147,7 +147,7 @@ def time_augmentation(n: int, rounds: int, chunk: int = 256) -> dict[str, float]
     ``chunk`` 256 patterns per call: 128-256 measured fastest on this CPU (a [256, 1376] float32
     batch, 1.4 MB, stays in the 2 MB L2 cache); 512 and more are a third slower.
     """
-    from models.augment import AugmentConfig, augment_batch
+    from training.augment import AugmentConfig, augment_batch
     from models.preprocess import preprocess_torch
 
     generator = torch.Generator().manual_seed(0)
@@ -176,7 +176,7 @@ def _worker(task: str, n: int, rounds: int, barrier: Any, queue: Any) -> None:
     torch.set_num_threads(1)
     clf, _ = _classifier(task)
     x = _batch_inputs(n)
-    from models.augment import AugmentConfig, augment_batch
+    from training.augment import AugmentConfig, augment_batch
 
     generator = torch.Generator().manual_seed(os.getpid())
     values = torch.rand(n, 1376, generator=generator) ** 8 * 1000

@@ -2,7 +2,7 @@
 
 Case 3 with random stratified folds (simulated + measured training fold); every measured test
 pattern is coarsened to 0.04, 0.08, 0.12, 0.16, 0.24 and 0.32 degrees by dropping points
-(:func:`models.scan_variants.coarsen`), re-gridded and classified by the fold's model. The same
+(:func:`evaluation.scan_variants.coarsen`), re-gridded and classified by the fold's model. The same
 figures appear in ``accuracy.json`` (from its own, larger run); this benchmark is the quicker,
 standalone version with its own PNG.
 """
@@ -25,9 +25,9 @@ from bench.accuracy import (
     _progress,
     default_specs,
 )
-from models.evaluate import ModelSpec, SimulatedSource, run_case3, simulated_source, summarize
-from models.measured_set import load_measured_set
-from models.scan_variants import STEP_SIZES, variant_features
+from evaluation.protocols import ModelSpec, SimulatedSource, run_case3, simulated_source, summarize
+from training.measured_set import load_measured_set
+from evaluation.scan_variants import STEP_SIZES, variant_features
 
 FULL = AccuracySettings(n_repeats=2, grouped_repeats=0, case2_repeats=0, run_case1=False)
 """Random Case 3, 5-fold x 2 repeats."""

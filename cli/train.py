@@ -35,7 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _config(args: argparse.Namespace):
     from dataclasses import replace
 
-    from models.train import DEFAULT_SEED, default_config
+    from training.fit import DEFAULT_SEED, default_config
 
     config = default_config(args.seed if args.seed is not None else DEFAULT_SEED)
     overrides = {
@@ -50,7 +50,7 @@ def _config(args: argparse.Namespace):
 def run_train(args: argparse.Namespace) -> int:
     import models
     from models.registry import ModelRegistry
-    from models.train import train_default
+    from training.fit import train_default
 
     if args.default and args.out is not None:
         raise UserError("--default writes models/default/<task>; do not combine it with --out")

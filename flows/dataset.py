@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from models.grid import GRID_SIZE, to_grid
-from models.measured_set import load_measured_set, task_classes
+from training.measured_set import load_measured_set, task_classes
 from models.preprocess import preprocess
 from storage.scans import LabelledScan
 

@@ -38,7 +38,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 import flows  # noqa: F401  (Prefect home under XRD_AGENT_HOME)
-from flows.champion import CUTOFF_KEY, champion_cutoff, load_champion, promote
+from models.champion import CUTOFF_KEY, champion_cutoff, load_champion, promote
 from flows.dataset import (
     GriddedScans,
     HeldOut,
@@ -147,8 +147,8 @@ def build_training_data(
     a fold (scans of one sample; measured patterns of one group); simulated rows
     are spread at random.
     """
-    from models.simulate import simulate_training_set
-    from models.train import TrainingData
+    from training.simulate import simulate_training_set
+    from training.fit import TrainingData
 
     gridded = grid_scans(scans, model_task)
     m_values, m_masks, m_labels, m_groups = measured_training_part(model_task)
@@ -175,10 +175,10 @@ def build_training_data(
 
 @task(name="fit-member", cache_policy=NO_CACHE)
 def fit_member_task(data: Any, member_index: int, model_task: str, config: Any, torch_threads: int | None) -> Any:
-    """Train one ensemble member (``models.train.fit_member``)."""
+    """Train one ensemble member (``training.fit.fit_member``)."""
     import torch
 
-    from models.train import fit_member
+    from training.fit import fit_member
 
     if torch_threads:
         torch.set_num_threads(torch_threads)
@@ -215,7 +215,7 @@ def assemble_challenger(
     import math
 
     from models.classifier import Classifier
-    from models.train import calibrate_members
+    from training.fit import calibrate_members
 
     results = sorted(results, key=lambda r: r.member_index)
     temperature, calibration = calibrate_members(results, data) if config.n_members >= 2 else (1.0, {"n_heldout": 0})
@@ -235,7 +235,7 @@ def assemble_challenger(
 
 def evaluate(model: Any, features: np.ndarray, labels: np.ndarray, n_classes: int) -> Evaluation:
     """Accuracy, macro F1 and confusion matrix of ``model`` on preprocessed ``features``."""
-    from models.metrics import confusion_matrix, f1_scores
+    from evaluation.metrics import confusion_matrix, f1_scores
 
     if len(labels) == 0:
         return Evaluation(0, None, None, np.zeros((n_classes, n_classes), int).tolist())
@@ -356,7 +356,7 @@ def retrain_flow(
     members : int
         Ensemble members (each one mapped ``fit-member`` task).
     steps, width, batch_size : int, optional
-        Override ``models.train.TrainConfig`` (optimiser steps per member, channels, batch).
+        Override ``training.fit.TrainConfig`` (optimiser steps per member, channels, batch).
     base_per_class : int
         Simulated base training patterns per class.
     seed : int
@@ -380,7 +380,7 @@ def retrain_flow(
     dict
         ``status`` ("promoted", "rejected" or "skipped"), ``promoted``, versions, metrics.
     """
-    from models.train import TrainConfig
+    from training.fit import TrainConfig
 
     logger = get_run_logger()
     started = time.perf_counter()

@@ -29,7 +29,7 @@ from models.xrdnet import FusedXRDNet, XRDNet
 from patterns import DIMENSIONALITIES, SPACE_GROUPS
 
 if TYPE_CHECKING:
-    from models.train import TrainConfig
+    from training.fit import TrainConfig
 
 TASK_CLASSES: dict[str, tuple[str, ...]] = {
     "space_group": tuple(SPACE_GROUPS),
@@ -132,7 +132,7 @@ class Classifier:
     task : str
         "space_group" (7 classes) or "dimensionality" (0D / 2D / 3D).
     config : TrainConfig, optional
-        Architecture and training settings (:class:`models.train.TrainConfig`); default settings
+        Architecture and training settings (:class:`training.fit.TrainConfig`); default settings
         when None.
 
     Attributes
@@ -164,7 +164,7 @@ class Classifier:
         return self.version_
 
     def _resolved_config(self) -> TrainConfig:
-        from models.train import TrainConfig  # deferred: train imports this module
+        from training.fit import TrainConfig  # deferred: train imports this module
 
         return self.config if self.config is not None else TrainConfig()
 
@@ -181,7 +181,7 @@ class Classifier:
         *,
         simulated: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> Classifier:
-        """Train on gridded measured patterns (plus simulated ones); see :func:`models.train.train_classifier`.
+        """Train on gridded measured patterns (plus simulated ones); see :func:`training.fit.train_classifier`.
 
         Parameters
         ----------
@@ -194,7 +194,7 @@ class Classifier:
         simulated : tuple, optional
             (X float32 [M, 1376], y int [M]) simulated raw patterns (fully measured).
         """
-        from models.train import train_classifier
+        from training.fit import train_classifier
 
         fitted = train_classifier((values, masks), labels, task=self.task, config=self._resolved_config(), simulated=simulated)
         self.__dict__.update({k: v for k, v in fitted.__dict__.items() if k.endswith("_")})
@@ -210,7 +210,7 @@ class Classifier:
         temperature: float = 1.0,
         metadata: dict[str, Any] | None = None,
     ) -> Classifier:
-        """Assemble a classifier from separately trained members (:func:`models.train.fit_member`).
+        """Assemble a classifier from separately trained members (:func:`training.fit.fit_member`).
 
         Parameters
         ----------
@@ -457,7 +457,7 @@ class Classifier:
             If the files are missing or malformed, or the task, classes, grid or preprocessing
             version differ from this code's, or the content does not match its version id.
         """
-        from models.train import TrainConfig
+        from training.fit import TrainConfig
 
         path = Path(path)
         directory = path.parent if path.name in (METADATA_FILE, WEIGHTS_FILE) else path

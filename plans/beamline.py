@@ -4,7 +4,7 @@ Configuration, later sources overriding earlier ones:
 
 1. Built-in defaults: the simulated beamline (`sim_devices.make_beamline`) with sample
    ``"CsPbBr3"``, seed 0, and an in-process agent with the champion space-group model of the
-   registry under ``XRD_AGENT_HOME/models`` (`flows.champion`; the shipped default while nothing
+   registry under ``XRD_AGENT_HOME/models`` (`models.champion`; the shipped default while nothing
    has been promoted), looked up again at every run start so a nightly promotion is picked up by
    the next run, never mid-scan.
 2. ``$XRD_AGENT_HOME/beamline.json`` (``XRD_AGENT_HOME`` defaults to ``~/.local/share/xrd-agent``),
@@ -147,14 +147,14 @@ def model_source(config: BeamlineConfig) -> Callable[[], Any]:
     """What the agent calls at each run start for its model.
 
     A configured ``model_path`` is loaded once and always returned; otherwise the registry's
-    champion (`flows.champion.ChampionCache`), reloaded only when a promotion moved its pointer.
+    champion (`models.champion.ChampionCache`), reloaded only when a promotion moved its pointer.
     """
     if config.model_path:
         from models.classifier import Classifier
 
         fixed = Classifier.load(Path(config.model_path))
         return lambda: fixed
-    from flows.champion import ChampionCache
+    from models.champion import ChampionCache
 
     return ChampionCache(config.task).get
 

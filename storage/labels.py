@@ -40,9 +40,9 @@ def champion_classes(task: str) -> tuple[str, ...]:
     The champion is read from the model registry under ``XRD_AGENT_HOME/models``
     (falling back to the shipped default model), so a label is only accepted if
     the model that will be retrained on it has that class.
-    The registry layout belongs to :mod:`flows.champion`; it reads only JSON (no torch).
+    The registry layout belongs to :mod:`models.champion`; it reads only JSON (no torch).
     """
-    from flows.champion import champion_classes as _classes
+    from models.champion import champion_classes as _classes
 
     return _classes(task)
 

@@ -9,8 +9,8 @@ import pytest
 
 from bench import accuracy
 from cli.main import main
-from models.evaluate import ModelSpec, nearest_neighbour_spec
-from models.measured_set import task_classes
+from evaluation.protocols import ModelSpec, nearest_neighbour_spec
+from training.measured_set import task_classes
 from tests.test_evaluate_protocols import RecordingCentroidModel, synthetic_source
 
 

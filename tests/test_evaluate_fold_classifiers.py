@@ -5,15 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from models.compared_models import quick_config
-from models.fold_classifiers import FOLD_CONFIG, grouped_fold_classifiers, unseen_xy_names
-from models.measured_set import load_measured_set
+from evaluation.compared_models import quick_config
+from evaluation.fold_classifiers import FOLD_CONFIG, grouped_fold_classifiers, unseen_xy_names
+from training.measured_set import load_measured_set
 from tests.test_evaluate_protocols import synthetic_source
 
 
 @pytest.mark.parametrize("task", ["space_group", "dimensionality"])
 def test_unseen_names_partition_the_xy_files_and_share_no_group_with_training(task: str) -> None:
-    from models.folds import stratified_folds
+    from evaluation.folds import stratified_folds
 
     lists = unseen_xy_names(task, seed=1)
     flat = [n for names in lists for n in names]

@@ -6,13 +6,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import f1_score
 
-from models.folds import (
-    correlation_on_common_range,
-    group_sizes,
-    near_duplicate_groups,
-    stratified_folds,
-)
-from models.metrics import (
+from evaluation.folds import stratified_folds
+from evaluation.metrics import (
     accuracy,
     confusion_matrix,
     expected_calibration_error,
@@ -21,7 +16,8 @@ from models.metrics import (
     reliability,
     selective_accuracy,
 )
-from models.nearest_neighbour import NearestNeighbourClassifier
+from evaluation.nearest_neighbour import NearestNeighbourClassifier
+from training.near_duplicates import correlation_on_common_range, group_sizes, near_duplicate_groups
 
 
 def test_confusion_recall_and_f1_match_hand_counts_and_sklearn() -> None:

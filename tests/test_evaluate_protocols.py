@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from models.evaluate import (
+from evaluation.protocols import (
     LeakageError,
     ModelSpec,
     SimulatedData,
@@ -25,8 +25,8 @@ from models.evaluate import (
     summarize,
 )
 from models.grid import GRID, GRID_SIZE
-from models.measured_set import load_measured_set, task_classes
-from models.scan_variants import coarsen, truncate, variant_features
+from training.measured_set import load_measured_set, task_classes
+from evaluation.scan_variants import coarsen, truncate, variant_features
 
 
 class RecordingCentroidModel:
@@ -207,17 +207,17 @@ def test_real_training_never_augments_a_test_pattern(space_group_set, monkeypatc
     training row of its fold, never the gridded intensities of a test-fold pattern."""
     import torch
 
-    import models.train
-    from models.compared_models import OURS_CONFIG, ours_spec, quick_config
+    import training.fit
+    from evaluation.compared_models import OURS_CONFIG, ours_spec, quick_config
 
     augmented: list[np.ndarray] = []
-    real_augment = models.train.augment_batch
+    real_augment = training.fit.augment_batch
 
     def spy(values, masks, config, generator):
         augmented.append(values.detach().cpu().numpy().copy())
         return real_augment(values, masks, config, generator)
 
-    monkeypatch.setattr(models.train, "augment_batch", spy)
+    monkeypatch.setattr(training.fit, "augment_batch", spy)
     torch.manual_seed(0)
     measured = space_group_set
     spec = ours_spec(quick=True, config=quick_config(OURS_CONFIG))
@@ -227,8 +227,8 @@ def test_real_training_never_augments_a_test_pattern(space_group_set, monkeypatc
         folds_seen.append((len(augmented), fold))
         check_no_leak(training, measured, fold.test, grouped=False)
 
-    from models.evaluate import build_training_set, run_folds
-    from models.folds import stratified_folds
+    from evaluation.protocols import build_training_set, run_folds
+    from evaluation.folds import stratified_folds
 
     folds = stratified_folds(measured.labels, 3, 1, 5)
     simulated = synthetic_source("space_group", 0)

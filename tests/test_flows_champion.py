@@ -8,14 +8,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from flows.champion import ChampionCache, champion_classes, champion_version, load_champion, promote
+from models.champion import ChampionCache, champion_classes, champion_version, load_champion, promote
 
 
 def _constant_model(class_index: int):
     """An untrained one-member network biased to answer one class (distinct content per class)."""
     from models.architectures import build_network, split_members
     from models.classifier import Classifier
-    from models.train import TrainConfig
+    from training.fit import TrainConfig
     from patterns import SPACE_GROUPS
 
     config = TrainConfig(n_members=1, width=4, calibrate=False)

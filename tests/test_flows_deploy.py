@@ -55,9 +55,9 @@ def _poll(fetch, timeout_s: float, what: str):
 
 @pytest.mark.slow
 def test_nightly_deployment_on_a_real_prefect_server(xrd_agent_home: Path, tmp_path: Path) -> None:
-    from models.train import TrainConfig, train_classifier
-    from models.simulate import simulate_training_set
-    from flows.champion import promote
+    from training.fit import TrainConfig, train_classifier
+    from training.simulate import simulate_training_set
+    from models.champion import promote
 
     # A champion in this test's registry, so the served run needs no shipped default model.
     values, labels, _ = simulate_training_set(2, seed=0)

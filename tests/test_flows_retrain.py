@@ -16,7 +16,7 @@ os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="xrd-agent-test-pr
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from flows.champion import champion_cutoff, champion_version, load_champion, promote, registry_snapshot  # noqa: E402
+from models.champion import champion_cutoff, champion_version, load_champion, promote, registry_snapshot  # noqa: E402
 from flows.gate import decide_promotion  # noqa: E402
 from patterns import SPACE_GROUPS as CLASSES  # noqa: E402
 
@@ -83,7 +83,7 @@ def weak_champion(module_home: Path):
 
     from models.architectures import build_network, split_members
     from models.classifier import Classifier
-    from models.train import TrainConfig
+    from training.fit import TrainConfig
 
     config = TrainConfig(n_members=1, width=4, calibrate=False)
     torch.manual_seed(0)
@@ -151,16 +151,16 @@ def test_promoted_over_a_weak_champion_then_a_worse_challenger_rejected(
     # registry must not change by a byte.
     import dataclasses
 
-    import models.train
+    import training.fit
 
-    real_fit_member = models.train.fit_member
+    real_fit_member = training.fit.fit_member
     wrong = CLASSES.index("P2_1/a")
 
     def fit_on_wrong_labels(data, member_index, *, task, config):
         corrupted = dataclasses.replace(data, labels=np.full_like(data.labels, wrong))
         return real_fit_member(corrupted, member_index, task=task, config=config)
 
-    monkeypatch.setattr(models.train, "fit_member", fit_on_wrong_labels)
+    monkeypatch.setattr(training.fit, "fit_member", fit_on_wrong_labels)
     before = registry_snapshot(registry)
     rejected = retrain_flow(task="space_group", registry=str(registry), force=True, **WORSE)
     assert rejected["status"] == "rejected", rejected["reason"]
@@ -175,20 +175,20 @@ def test_promoted_over_a_weak_champion_then_a_worse_challenger_rejected(
 
 
 def test_crash_mid_training_leaves_registry_untouched(home, prefect_harness, labelled_uids, weak_champion, tmp_path, monkeypatch) -> None:
-    import models.train
+    import training.fit
     from flows.retrain import retrain_flow
 
     registry = tmp_path / "registry"
     promote(weak_champion, root=registry)
     before = registry_snapshot(registry)
-    original = models.train.fit_member
+    original = training.fit.fit_member
 
     def crash_in_second_member(data, member_index, *, task, config):
         if member_index == 1:
             raise RuntimeError("simulated crash mid-training (member 1)")
         return original(data, member_index, task=task, config=config)
 
-    monkeypatch.setattr(models.train, "fit_member", crash_in_second_member)
+    monkeypatch.setattr(training.fit, "fit_member", crash_in_second_member)
     with pytest.raises(RuntimeError, match="simulated crash"):
         retrain_flow(task="space_group", registry=str(registry), **{**TINY, "steps": 5})
     assert registry_snapshot(registry) == before
@@ -236,7 +236,7 @@ def test_members_train_on_a_dask_local_cluster(home, prefect_harness, labelled_u
     """`dask="local"`: two worker processes on 127.0.0.1 each train one member. (An existing
     scheduler's address goes through the same DaskTaskRunner, built in test_make_task_runner_choices.)"""
     from flows.retrain import build_training_data, gather_labelled_runs, train_members
-    from models.train import TrainConfig
+    from training.fit import TrainConfig
 
     scans = gather_labelled_runs.fn("space_group", None)
     data = build_training_data.fn(scans, "space_group", 2, 2, 0)

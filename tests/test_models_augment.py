@@ -1,11 +1,11 @@
-"""models.augment: shapes, seeding, and the semantics of each augmentation."""
+"""training.augment: shapes, seeding, and the semantics of each augmentation."""
 
 from __future__ import annotations
 
 import numpy as np
 import torch
 
-from models.augment import AugmentConfig, augment_batch, coarsen, eliminate_peaks, partial_mask, shift_and_strain
+from training.augment import AugmentConfig, augment_batch, coarsen, eliminate_peaks, partial_mask, shift_and_strain
 from models.grid import GRID, GRID_SIZE, to_grid
 
 

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from models.augment import AugmentConfig
+from training.augment import AugmentConfig
 from models.calibrate import fit_temperature, nll
 from models.classifier import Classifier, Prediction
 from models.grid import GRID, GRID_SIZE
 from models.registry import ModelRegistry
-from models.train import TrainConfig, fit_member, prepare_training_data, train_classifier
+from training.fit import TrainConfig, fit_member, prepare_training_data, train_classifier
 
 CENTRES = {0: (12.0, 24.5, 37.0), 1: (15.0, 30.0, 45.0), 2: (20.0, 28.0, 51.0)}
 

@@ -218,7 +218,7 @@ def test_demo_compares_with_a_uniform_fine_scan_and_writes_reports(agent: LocalA
 
 
 def test_a_promoted_champion_is_used_from_the_next_run_on_never_mid_scan(classifier) -> None:
-    from flows.champion import ChampionCache, promote
+    from models.champion import ChampionCache, promote
 
     promoted = classifier.with_temperature(2.0 * classifier.temperature_)
     assert promoted.version != classifier.version

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from models.grid import GRID
-from models.simulate import LABEL_THEO_COUNTS, class_counts, render_pattern, simulate_training_set
+from training.simulate import LABEL_THEO_COUNTS, class_counts, render_pattern, simulate_training_set
 from patterns import DIMENSIONALITIES, SPACE_GROUP_TO_DIMENSIONALITY, SPACE_GROUPS
 
 
@@ -104,7 +104,7 @@ def test_render_pattern_rejects_bad_input():
 @pytest.mark.parametrize("centre, fwhm, eta", [(30.013, 0.08, 0.9), (30.02, 0.1, 0.0), (45.0, 0.3, 0.5)])
 def test_fft_renderer_reproduces_the_pseudo_voigt_profile(centre, fwhm, eta):
     from crystals.profiles import pseudo_voigt
-    from models.simulate import _WIDTH_NODES, _render
+    from training.simulate import _WIDTH_NODES, _render
 
     out = _render(
         np.array([centre]), np.array([1.0]), np.array([0]), 1, np.full((1, len(_WIDTH_NODES)), fwhm), np.array([eta])
@@ -127,7 +127,7 @@ def test_impurities_are_chemically_plausible_and_recorded():
 
 
 def test_thin_film_absorption_favours_low_angles_and_dims_the_substrate():
-    from models.simulate import _film_factor, _substrate_factor
+    from training.simulate import _film_factor, _substrate_factor
 
     angles = np.array([14.0, 28.0, 56.0])
     thin = _film_factor(angles, 0.005)

@@ -154,7 +154,7 @@ def test_fault_mid_scan_keeps_measured_events_and_stop(catalog) -> None:
 
 
 def test_default_validation_uses_the_champion_classes(catalog, scan_uids) -> None:
-    from flows.champion import champion_classes
+    from models.champion import champion_classes
 
     assert champion_classes("space_group") == CLASSES["space_group"]
     assert champion_classes("dimensionality") == CLASSES["dimensionality"]

@@ -7,7 +7,7 @@ Protocols (Oviedo et al. 2019, npj Comput. Mater. 5, 60, and an honest variant):
   different simulation and training seeds).
 * **Case 3** -- train on simulated patterns plus the measured training fold, test on the
   measured test fold; stratified K-fold repeated with different seeds.
-* **Grouped Case 3** -- as Case 3, but near-duplicate groups (:mod:`models.folds`) never
+* **Grouped Case 3** -- as Case 3, but near-duplicate groups (:mod:`training.near_duplicates`) never
   straddle train and test.
 
 The harness takes any estimator through :class:`ModelSpec`: a factory ``(task, seed) ->
@@ -36,15 +36,15 @@ from typing import Any, Protocol
 import numpy as np
 
 from models import calibrate
-from models.folds import Fold, stratified_folds
+from evaluation.folds import Fold, stratified_folds
 from models.grid import GRID_SIZE
-from models.measured_set import MeasuredSet, task_classes
-from models.metrics import (
+from training.measured_set import MeasuredSet, task_classes
+from evaluation.metrics import (
     classification_report,
     expected_calibration_error,
     selective_accuracy,
 )
-from models.nearest_neighbour import NearestNeighbourClassifier
+from evaluation.nearest_neighbour import NearestNeighbourClassifier
 from models.preprocess import preprocess
 
 MEASURED_PREFIX = "measured:"
@@ -213,12 +213,12 @@ SimulatedSource = Callable[[str, int], SimulatedData]
 
 
 def simulated_source(n_per_class: int | Mapping[str, int]) -> SimulatedSource:
-    """A :data:`SimulatedSource` over :func:`models.simulate.simulate_training_set`, memoised."""
+    """A :data:`SimulatedSource` over :func:`training.simulate.simulate_training_set`, memoised."""
     cache: dict[tuple[str, int], SimulatedData] = {}
 
     def source(task: str, seed: int) -> SimulatedData:
         if (task, seed) not in cache:
-            from models.simulate import simulate_training_set  # heavy (pymatgen): only when used
+            from training.simulate import simulate_training_set  # heavy (pymatgen): only when used
 
             values, labels, _ = simulate_training_set(n_per_class, seed=seed, task=task)
             cache[(task, seed)] = SimulatedData(
@@ -573,7 +573,7 @@ def run_case3(
         holds no measured pattern, so sharing it across folds leaks nothing.
     variants : mapping, optional
         Coarsened / truncated inputs of the measured patterns (see
-        :func:`models.scan_variants.variant_features`), predicted by every fold model.
+        :func:`evaluation.scan_variants.variant_features`), predicted by every fold model.
     """
     groups = measured.groups if grouped else None
     folds = stratified_folds(measured.labels, n_splits, n_repeats, seed, groups=groups)
@@ -670,11 +670,3 @@ def summarize(result: ProtocolResult) -> dict[str, Any]:
         "wall_seconds": result.wall_seconds,
         "models": {name: summarize_model(result, name) for name in result.models},
     }
-
-
-def grouped_fold_classifiers(task: str = "space_group", seed: int = 0, cache_dir: Any = None, **kwargs: Any) -> list:
-    """Grouped-fold classifiers with the .xy files each never saw; see
-    :func:`models.fold_classifiers.grouped_fold_classifiers` (imported here lazily: it trains)."""
-    from models.fold_classifiers import grouped_fold_classifiers as build
-
-    return build(task, seed, cache_dir, **kwargs)

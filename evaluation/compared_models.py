@@ -1,8 +1,8 @@
 """The trained models of the comparison, behind the evaluation harness's ``fit/predict_proba``.
 
-:class:`ClassifierFoldModel` adapts :func:`models.train.train_classifier` (which augments inside
-training, on the rows it is given and nothing else) to :class:`models.evaluate.FoldModel`: the
-measured rows of the fold's :class:`models.evaluate.TrainingSet` go in as measured patterns, the
+:class:`ClassifierFoldModel` adapts :func:`training.fit.train_classifier` (which augments inside
+training, on the rows it is given and nothing else) to :class:`evaluation.protocols.FoldModel`: the
+measured rows of the fold's :class:`evaluation.protocols.TrainingSet` go in as measured patterns, the
 simulated rows as the simulated set. The two configurations compared are
 
 * **ours** -- :data:`OURS_CONFIG`: the XRDNet ensemble, temperature fitted inside training on the
@@ -18,8 +18,8 @@ from dataclasses import replace
 import numpy as np
 
 from models.classifier import Classifier
-from models.evaluate import FoldModel, ModelSpec, TrainingSet
-from models.train import TrainConfig, train_classifier
+from evaluation.protocols import FoldModel, ModelSpec, TrainingSet
+from training.fit import TrainConfig, train_classifier
 
 OURS_CONFIG = TrainConfig()
 """Per-fold configuration of our model (the classifier's defaults)."""
@@ -38,7 +38,7 @@ def quick_config(config: TrainConfig) -> TrainConfig:
 
 
 class ClassifierFoldModel:
-    """:func:`models.train.train_classifier` as a :class:`models.evaluate.FoldModel`.
+    """:func:`training.fit.train_classifier` as a :class:`evaluation.protocols.FoldModel`.
 
     Parameters
     ----------

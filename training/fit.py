@@ -20,7 +20,7 @@ How it learns
 -------------
 Each step draws a batch (``measured_fraction`` of it from the measured patterns when there are any,
 the rest from the simulated ones, classes balanced), augments it in torch
-(:func:`models.augment.augment_batch`: physics perturbations, partial scans, coarsening),
+(:func:`training.augment.augment_batch`: physics perturbations, partial scans, coarsening),
 preprocesses it (:func:`models.preprocess.preprocess_torch`) and takes an AdamW step on the
 cross-entropy. Member ``k`` never trains on the measured patterns of hold-out fold ``k`` (a
 stratified 1/n_members of them), so every measured pattern is held out by one member and the
@@ -40,7 +40,7 @@ import torch
 import torch.nn.functional as F
 
 from models.architectures import build_network, split_members, stack_members
-from models.augment import AugmentConfig, augment_batch
+from training.augment import AugmentConfig, augment_batch
 from models.calibrate import fit_temperature, nll
 from models.classifier import Classifier, select_device, task_classes
 from models.grid import GRID_SIZE, to_grid
@@ -70,7 +70,7 @@ class TrainConfig:
         Share of each batch drawn from measured patterns when both kinds are present.
     n_simulated_per_class : int
         When no simulated set is passed and this is > 0, simulate this many per class
-        (:func:`models.simulate.simulate_training_set`) with the config's seed.
+        (:func:`training.simulate.simulate_training_set`) with the config's seed.
     augment : AugmentConfig
         Augmentation strengths.
     calibrate : bool
@@ -268,7 +268,7 @@ def prepare_training_data(
     if y.shape[0] != values.shape[0]:
         raise ValueError(f"{values.shape[0]} patterns but {y.shape[0]} labels")
     if simulated is None and config.n_simulated_per_class > 0:
-        from models.simulate import simulate_training_set
+        from training.simulate import simulate_training_set
 
         sim_x, sim_y, _ = simulate_training_set(config.n_simulated_per_class, seed=config.seed, task=task)
         simulated = (sim_x, sim_y)

@@ -1,9 +1,4 @@
-"""Cross-validation folds for the measured patterns: stratified, repeated, optionally grouped.
-
-Two kinds of folds are used by :mod:`models.evaluate`:
-
-* **random** stratified K-fold (the paper's protocol), repeated with different seeds;
-* **grouped** stratified K-fold, where near-duplicate groups never straddle train and test.
+"""Near-duplicate groups among the measured patterns, so that no pattern is trained and tested on.
 
 A near-duplicate group is a connected component of the graph whose edges join two patterns
 whose Pearson correlation, after preprocessing, exceeds :data:`NEAR_DUPLICATE_THRESHOLD` on the
@@ -13,23 +8,17 @@ extra edge between each ``exp_d.csv`` column and the ``.xy`` file it was derived
 (``derived_expd_to_xy_map.csv``), so that a pattern and its copy in the other set always share
 a group: a model for one task never trains on the copy of a pattern it is tested on.
 
-Classes with fewer members than folds (P2_1/a has 1 measured pattern, Pc 2): scikit-learn's
-stratified splitters still place every pattern in exactly one test fold per repeat; a fold that
-tests such a pattern has no measured example of its class in training, and the simulated
-patterns are what cover the class there. The warning scikit-learn emits about it is expected and
-silenced here, because the situation is handled by design, not by accident.
+The groups belong to the training data (:mod:`training.measured_set` carries them); the grouped
+folds of :mod:`evaluation.folds` and the 1-NN baseline's correlation use them.
 """
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
-from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
 NEAR_DUPLICATE_THRESHOLD = 0.95
 """Pearson correlation above which two preprocessed patterns count as near-duplicates."""
@@ -46,95 +35,6 @@ into one group); a correlation over a small part of one pattern measures one pea
 two patterns are copies. Two patterns of the same short range are still compared.
 """
 
-
-@dataclass(frozen=True)
-class Fold:
-    """One train/test split of one repeat.
-
-    Attributes
-    ----------
-    repeat : int
-        Repeat index (0-based); each repeat shuffles with its own seed.
-    fold : int
-        Fold index within the repeat (0-based).
-    seed : int
-        Seed that shuffled this repeat.
-    train, test : np.ndarray
-        Sorted int64 indices into the evaluated set; disjoint, together all samples.
-    """
-
-    repeat: int
-    fold: int
-    seed: int
-    train: np.ndarray
-    test: np.ndarray
-
-
-def stratified_folds(
-    labels: np.ndarray,
-    n_splits: int = 5,
-    n_repeats: int = 5,
-    seed: int = 0,
-    groups: np.ndarray | None = None,
-) -> list[Fold]:
-    """Repeated stratified K-fold, grouped when ``groups`` is given.
-
-    Parameters
-    ----------
-    labels : np.ndarray
-        Integer class of each sample, shape ``[N]``.
-    n_splits : int
-        Folds per repeat (>= 2).
-    n_repeats : int
-        Repeats; repeat ``r`` shuffles with seed ``seed + r``.
-    seed : int
-        Base seed.
-    groups : np.ndarray, optional
-        Group id of each sample; samples of one group are always on the same side.
-
-    Returns
-    -------
-    list of Fold
-        ``n_repeats * n_splits`` folds, repeat-major. Every sample is tested exactly once per
-        repeat.
-    """
-    y = np.asarray(labels)
-    if y.ndim != 1 or y.size == 0:
-        raise ValueError(f"labels must be a non-empty 1-D array, got shape {y.shape}")
-    if n_splits < 2:
-        raise ValueError(f"n_splits must be >= 2, got {n_splits}")
-    if n_repeats < 1:
-        raise ValueError(f"n_repeats must be >= 1, got {n_repeats}")
-    if groups is not None:
-        groups = np.asarray(groups)
-        if groups.shape != y.shape:
-            raise ValueError(f"groups {groups.shape} and labels {y.shape} differ in shape")
-        n_groups = np.unique(groups).size
-        if n_groups < n_splits:
-            raise ValueError(f"{n_groups} groups cannot fill {n_splits} folds")
-    elif y.size < n_splits:
-        raise ValueError(f"{y.size} samples cannot fill {n_splits} folds")
-    folds: list[Fold] = []
-    placeholder = np.zeros((y.size, 1))
-    for repeat in range(n_repeats):
-        repeat_seed = seed + repeat
-        if groups is None:
-            splitter = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=repeat_seed)
-            splits = splitter.split(placeholder, y)
-        else:
-            splitter = StratifiedGroupKFold(
-                n_splits=n_splits, shuffle=True, random_state=repeat_seed
-            )
-            splits = splitter.split(placeholder, y, groups)
-        with warnings.catch_warnings():
-            # "The least populated class in y has only 1 members": expected, see module doc
-            warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
-            for index, (train, test) in enumerate(splits):
-                folds.append(
-                    Fold(repeat, index, repeat_seed, np.sort(train).astype(np.int64),
-                         np.sort(test).astype(np.int64))
-                )
-    return folds
 
 
 def correlation_on_common_range(

@@ -4,7 +4,7 @@
 (``patterns.load_space_group_set`` / ``load_dimensionality_set``) into arrays on
 :data:`models.grid.GRID`, keeps the original :class:`patterns.Pattern` objects (the step-size and
 partial-scan studies drop points from them and re-grid), and attaches the near-duplicate group of
-every pattern (see :mod:`models.folds`), computed jointly over both sets.
+every pattern (see :mod:`training.near_duplicates`), computed jointly over both sets.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from models.folds import correlation_on_common_range, near_duplicate_groups
+from training.near_duplicates import correlation_on_common_range, near_duplicate_groups
 from models.grid import to_grid
 from models.preprocess import preprocess
 from patterns import (

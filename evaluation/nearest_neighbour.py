@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from models.folds import cross_correlation_on_common_range
+from training.near_duplicates import cross_correlation_on_common_range
 
 MIN_COMMON_POINTS = 10
 """Fewest common measured grid points for a correlation to count (else the pair is skipped)."""

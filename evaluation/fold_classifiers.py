@@ -19,16 +19,16 @@ from dataclasses import replace
 from pathlib import Path
 
 from models.classifier import Classifier
-from models.evaluate import (
+from evaluation.protocols import (
     SimulatedSource,
     build_training_set,
     check_no_leak,
     simulated_source,
 )
-from models.folds import stratified_folds
-from models.measured_set import load_measured_set
+from evaluation.folds import stratified_folds
+from training.measured_set import load_measured_set
 from models.preprocess import PREPROCESSING_VERSION
-from models.train import TrainConfig, train_classifier
+from training.fit import TrainConfig, train_classifier
 
 FOLD_CONFIG = TrainConfig()
 """Training settings of each fold classifier (the classifier's defaults)."""
@@ -108,7 +108,7 @@ def grouped_fold_classifiers(
     n_simulated_per_class : int
         Size of the simulated training set.
     source : SimulatedSource, optional
-        Simulated data (default :func:`models.simulate.simulate_training_set`).
+        Simulated data (default :func:`training.simulate.simulate_training_set`).
     progress : callable, optional
         Receives one line per fold.
 

@@ -1,0 +1,153 @@
+"""A memory of measured patterns: nearest neighbours in the network's embedding, and their distance.
+
+The network's softmax knows the classes; it does not know *this* sample. The memory holds the
+embedding (the pooled last-layer features, one unit vector per pattern) of every measured training
+pattern and of every labelled scan, so that
+
+* a pattern close to a remembered one votes for that one's label (:meth:`EmbeddingMemory.predict_proba`),
+  and a scan labelled today is recognised on the next run, before any retraining
+  (:meth:`EmbeddingMemory.add`);
+* a pattern far from everything the model was trained on is flagged out of distribution by the
+  distance to its k-th nearest neighbour in a reference set of in-distribution embeddings
+  (Sun, Ming, Zhu & Li 2022, "Out-of-distribution detection with deep nearest neighbors",
+  ICML, PMLR 162: 20827-20840): the score is ``1 - cos`` to the k-th neighbour, and the threshold
+  is the quantile of that score on held-out in-distribution patterns (:meth:`fit_threshold`).
+
+Everything is a cosine similarity between unit vectors, so a query costs one [1, D] x [D, N]
+product: ~20 microseconds for N = 2,000 and D = 80 on one core.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+DEFAULT_NEIGHBOURS: int = 5
+"""Neighbours that vote, and the k of the k-th-neighbour distance (Sun et al. 2022 use k = 50 on
+ImageNet-sized banks; with a few hundred remembered patterns per class, 5 keeps the vote local)."""
+DEFAULT_SHARPNESS: float = 20.0
+"""Inverse temperature of the similarity-weighted vote: a neighbour at cos 0.95 outweighs one at
+0.90 by e^1 ~ 2.7."""
+
+
+def unit_rows(embeddings: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length, float32 [N, D]; zero rows stay zero.
+
+    Raises
+    ------
+    ValueError
+        When ``embeddings`` is not 2-D or holds a non-finite value.
+    """
+    array = np.asarray(embeddings, dtype=np.float32)
+    if array.ndim != 2:
+        raise ValueError(f"embeddings must be [N, D], got shape {array.shape}")
+    if not np.isfinite(array).all():
+        raise ValueError("embeddings hold NaN or inf")
+    norms = np.linalg.norm(array, axis=1, keepdims=True)
+    return array / np.where(norms > 0, norms, 1.0)
+
+
+class EmbeddingMemory:
+    """Labelled unit embeddings with a similarity-weighted nearest-neighbour vote and a novelty score.
+
+    Parameters
+    ----------
+    n_classes : int
+        Number of classes of the task.
+    n_neighbours : int
+        Neighbours that vote and whose k-th similarity gives the novelty.
+    sharpness : float
+        Inverse temperature of the vote (weights ``exp(sharpness * cos)``).
+
+    Attributes
+    ----------
+    embeddings_ : np.ndarray
+        float32 [N, D] remembered unit embeddings.
+    labels_ : np.ndarray
+        int64 [N] their class indices.
+    reference_ : np.ndarray
+        float32 [M, D] in-distribution unit embeddings the novelty is measured against
+        (the remembered ones plus, typically, simulated training films).
+    threshold_ : float
+        Novelty above which a pattern is out of distribution (inf until :meth:`fit_threshold`).
+    """
+
+    def __init__(self, n_classes: int, n_neighbours: int = DEFAULT_NEIGHBOURS, sharpness: float = DEFAULT_SHARPNESS) -> None:
+        if n_classes < 2 or n_neighbours < 1 or sharpness <= 0:
+            raise ValueError("n_classes must be >= 2, n_neighbours >= 1 and sharpness > 0")
+        self.n_classes = n_classes
+        self.n_neighbours = n_neighbours
+        self.sharpness = sharpness
+
+    def fit(self, embeddings: np.ndarray, labels: np.ndarray, reference: np.ndarray | None = None) -> EmbeddingMemory:
+        """Remember labelled embeddings [N, D] (and an in-distribution reference [M, D], same D)."""
+        self.embeddings_ = unit_rows(embeddings)
+        self.labels_ = self._checked_labels(labels, self.embeddings_.shape[0])
+        extra = np.zeros((0, self.embeddings_.shape[1]), np.float32) if reference is None else unit_rows(reference)
+        if extra.shape[1] != self.embeddings_.shape[1]:
+            raise ValueError(f"reference has {extra.shape[1]} dimensions, the memory {self.embeddings_.shape[1]}")
+        self.reference_ = np.concatenate([self.embeddings_, extra])
+        self.threshold_ = float("inf")
+        return self
+
+    def add(self, embeddings: np.ndarray, labels: np.ndarray) -> EmbeddingMemory:
+        """Remember more labelled patterns (a scan labelled today); they join the reference too."""
+        self._check_fitted()
+        new = unit_rows(embeddings)
+        if new.shape[1] != self.embeddings_.shape[1]:
+            raise ValueError(f"embeddings have {new.shape[1]} dimensions, the memory {self.embeddings_.shape[1]}")
+        self.embeddings_ = np.concatenate([self.embeddings_, new])
+        self.labels_ = np.concatenate([self.labels_, self._checked_labels(labels, new.shape[0])])
+        self.reference_ = np.concatenate([self.reference_, new])
+        return self
+
+    def predict_proba(self, embeddings: np.ndarray) -> np.ndarray:
+        """Vote of the nearest remembered patterns, float64 [Q, n_classes], rows summing to 1.
+
+        Each of the ``n_neighbours`` most similar remembered patterns adds ``exp(sharpness * cos)``
+        to its class; one pseudo-count spread over all classes keeps every probability positive.
+        """
+        self._check_fitted()
+        similarity = unit_rows(embeddings) @ self.embeddings_.T  # [Q, N]
+        k = min(self.n_neighbours, similarity.shape[1])
+        nearest = np.argpartition(-similarity, k - 1, axis=1)[:, :k]
+        weights = np.exp(self.sharpness * (np.take_along_axis(similarity, nearest, axis=1) - 1.0))
+        votes = np.full((similarity.shape[0], self.n_classes), np.exp(-self.sharpness) / self.n_classes)
+        np.add.at(votes, (np.arange(similarity.shape[0])[:, None], self.labels_[nearest]), weights)
+        return votes / votes.sum(axis=1, keepdims=True)
+
+    def novelty(self, embeddings: np.ndarray) -> np.ndarray:
+        """``1 - cos`` to the k-th most similar reference embedding, float64 [Q], within [0, 2]."""
+        self._check_fitted()
+        similarity = unit_rows(embeddings) @ self.reference_.T
+        k = min(self.n_neighbours, similarity.shape[1])
+        kth = -np.partition(-similarity, k - 1, axis=1)[:, k - 1]
+        return 1.0 - kth.astype(np.float64)
+
+    def fit_threshold(self, heldout_embeddings: np.ndarray, quantile: float = 0.95) -> float:
+        """Set :attr:`threshold_` so that ``quantile`` of held-out in-distribution patterns pass.
+
+        The held-out patterns must not be in the reference (their own distance would be 0).
+        """
+        if not 0.5 <= quantile < 1.0:
+            raise ValueError(f"quantile must be within [0.5, 1), got {quantile}")
+        scores = self.novelty(heldout_embeddings)
+        if scores.size == 0:
+            raise ValueError("no held-out embeddings to set the threshold on")
+        self.threshold_ = float(np.quantile(scores, quantile, method="higher"))  # "higher": at least `quantile` pass
+        return self.threshold_
+
+    def is_out_of_distribution(self, embeddings: np.ndarray) -> np.ndarray:
+        """bool [Q]: novelty above the fitted threshold."""
+        return self.novelty(embeddings) > self.threshold_
+
+    def _checked_labels(self, labels: np.ndarray, n: int) -> np.ndarray:
+        array = np.asarray(labels)
+        if array.shape != (n,) or array.dtype.kind not in "iu":
+            raise ValueError(f"labels must be {n} integer class indices, got shape {array.shape} dtype {array.dtype}")
+        if n and (array.min() < 0 or array.max() >= self.n_classes):
+            raise ValueError(f"labels must be within [0, {self.n_classes})")
+        return array.astype(np.int64)
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "embeddings_"):
+            raise RuntimeError("the memory is empty: call fit() first")

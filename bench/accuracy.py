@@ -8,8 +8,11 @@ For each task (space group on the 88 measured patterns, dimensionality on the 73
 * Case 2 (train simulated, test all measured) and Case 1 (simulated only, 5-fold);
 
 each for our model, the faithful a-CNN and the 1-NN baseline, all trained and measured in this
-run on the same folds. Writes ``accuracy.json`` and PNGs beside it (confusion matrices, average
-CAM per class, partial-scan curve, step-size curve, reliability diagram).
+run on the same folds; and, trained once on all measured + simulated patterns, the same models
+and the shipped default model scored on the unseen-materials and out-of-distribution sets
+(:mod:`evaluation.generalisation`; keys ``unseen``, ``ood``, ``ood_by_task``). Writes
+``accuracy.json`` and PNGs beside it (confusion matrices, average CAM per class, partial-scan
+curve, step-size curve, reliability diagram).
 """
 
 from __future__ import annotations
@@ -248,7 +251,22 @@ def evaluate_task(
         block["reliability"] = {"as trained": asdict(reliability(labels, ours.probabilities.reshape(-1, n_classes)))}
         if ours.calibrated is not None:
             block["reliability"]["cross-fit T"] = asdict(reliability(labels, ours.calibrated.reshape(-1, n_classes)))
+    from evaluation.generalisation import generalisation_scores  # pymatgen films: only when used
+
+    block["generalisation"] = generalisation_scores(task, specs, measured, source, seed=settings.seed,
+                                                    quick=settings.quick, extra=_shipped_model(task),
+                                                    progress=progress)
     return _jsonable(block)
+
+
+def _shipped_model(task: str) -> dict[str, Any]:
+    """The shipped default model of ``task`` as ``{"default_model": Classifier}``, if present."""
+    import models
+
+    try:
+        return {"default_model": models.load_default(task)}
+    except ValueError:  # no shipped model (or one of an older format): nothing to compare
+        return {}
 
 
 def _run_task_in_subprocess(task: str, quick: bool, folder: Path) -> subprocess.Popen:
@@ -333,7 +351,8 @@ def run(
 def _assemble(blocks: dict[str, dict[str, Any]], tasks: Sequence[str], out: Path) -> dict[str, Any]:
     """Acceptance keys, details and PNGs from the per-task blocks."""
     result: dict[str, Any] = {"grouped": {}, "case1": {}, "case2": {}, "protocols": {}, "grouping": {},
-                              "stepsize_detail": {}, "partial_detail": {}}
+                              "stepsize_detail": {}, "partial_detail": {}, "unseen": {}, "ood_by_task": {},
+                              "generalisation_detail": {}}
     pngs: list[str] = []
     curves_partial: dict[str, tuple] = {}
     curves_step: dict[str, tuple] = {}
@@ -347,6 +366,14 @@ def _assemble(blocks: dict[str, dict[str, Any]], tasks: Sequence[str], out: Path
         for protocol, key in (("case3_grouped", "grouped"), ("case2", "case2"), ("case1", "case1")):
             if protocol in block["headline"]:
                 result[key][task] = block["headline"][protocol]
+        if "generalisation" in block:  # unseen materials and out-of-distribution, ours beside the baselines
+            generalisation = block["generalisation"]
+            for key, target in (("unseen", result["unseen"]), ("ood", result["ood_by_task"])):
+                scores = generalisation[key]
+                target[task] = {**scores.get(HEADLINE_MODEL, {}),
+                                "models": {name: v for name, v in scores.items() if name != HEADLINE_MODEL}}
+            result["generalisation_detail"][task] = {"settings": generalisation["settings"],
+                                                     "models": generalisation["detail"]}
         result["stepsize_detail"][task] = block["stepsize_detail"]
         result["partial_detail"][task] = block["partial_detail"]
         classes = summaries["case3"]["classes"]
@@ -386,6 +413,8 @@ def _assemble(blocks: dict[str, dict[str, Any]], tasks: Sequence[str], out: Path
                 np.asarray(rel["bin_edges"], dtype=float), np.asarray(rel["counts"]),
                 np.asarray(rel["accuracy"], dtype=float), np.asarray(rel["confidence"], dtype=float))
     first = tasks[0]
+    if first in result["ood_by_task"]:
+        result["ood"] = {**result["ood_by_task"][first], "task": first}
     if HEADLINE_MODEL in result["protocols"][first]["case3"]["models"]:
         result["ece"] = result[first]["ece"]
         result["ece_by_task"] = {t: result[t]["ece"] for t in tasks}

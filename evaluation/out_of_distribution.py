@@ -40,7 +40,7 @@ from evaluation.unseen_materials import FilmSet, unseen_films
 from models.grid import GRID_SIZE, to_grid
 from patterns import read_pattern, repo_data_dir
 
-__all__ = ["OodSet", "ood_root", "ood_structures", "ood_cif_paths", "measured_paths", "ood_patterns", "score_ood"]
+__all__ = ["OOD_SOURCES", "OodSet", "ood_root", "ood_structures", "ood_cif_paths", "measured_paths", "ood_patterns", "score_ood"]
 
 #: Rock-salt phases named in the measured files' names: Fm-3m, like CIFs of the training library.
 _ROCK_SALT = re.compile(r"(^|[-+_])\d*(MnO|LiF|NiO|CoO)([-+_]|$)")
@@ -122,13 +122,22 @@ def measured_paths() -> tuple[Path, ...]:
     return tuple(sorted(p for p in root.rglob("*") if p.suffix.lower() in (".xy", ".xrdml")))
 
 
+#: The kinds of out-of-distribution pattern, in the order they are returned.
+OOD_SOURCES: tuple[str, ...] = ("structure", "cif", "measured")
+
+
 @functools.lru_cache(maxsize=4)
-def _patterns(textures: tuple[str, ...], count_levels: tuple[str, ...], seed: int) -> OodSet:
+def _patterns(textures: tuple[str, ...], count_levels: tuple[str, ...], seed: int, kinds: tuple[str, ...]) -> OodSet:
+    unknown = set(kinds) - set(OOD_SOURCES)
+    if unknown or not kinds:
+        raise ValueError(f"unknown out-of-distribution sources {sorted(unknown)}; known: {OOD_SOURCES}")
     conditions = film_conditions(textures, count_levels)
     rows, masks, names, sources, in_class = [], [], [], [], []
     simulated = [(f"structure:{n}", s, flag, hkl) for n, s, flag, hkl in ood_structures()]
     simulated += [(f"cif:{p.relative_to(ood_root() / 'cifs').as_posix()}", s, False, (0, 0, 1)) for p, s in ood_cif_paths()]
     for i, (name, structure, flag, hkl) in enumerate(simulated):
+        if name.split(":")[0] not in kinds:
+            continue
         samples: dict[str, Any] = {}
         for k, condition in enumerate(conditions):
             if condition.texture not in samples:
@@ -139,7 +148,7 @@ def _patterns(textures: tuple[str, ...], count_levels: tuple[str, ...], seed: in
             names.append(f"{name}|{condition.texture}|{condition.count_level}")
             sources.append(name.split(":")[0])
             in_class.append(flag)
-    for path in measured_paths():
+    for path in measured_paths() if "measured" in kinds else ():
         pattern = read_pattern(path)
         values, mask = to_grid(pattern.two_theta, pattern.intensity)
         rows.append(values)
@@ -154,6 +163,7 @@ def ood_patterns(
     textures: tuple[str, ...] = ("powder", "strong"),
     count_levels: tuple[str, ...] = ("low", "high"),
     seed: int = 0,
+    sources: tuple[str, ...] = OOD_SOURCES,
 ) -> OodSet:
     """Every out-of-distribution pattern on the model grid (deterministic for a seed).
 
@@ -164,13 +174,20 @@ def ood_patterns(
         measured patterns are used as they are.
     seed : int
         Seed of the counting noise of the simulated films.
+    sources : tuple of str
+        Which kinds to include (:data:`OOD_SOURCES`; fewer for quick runs).
 
     Returns
     -------
     OodSet
         Cached; read-only arrays.
+
+    Raises
+    ------
+    ValueError
+        Unknown texture, count level or source.
     """
-    result = _patterns(tuple(textures), tuple(count_levels), int(seed))
+    result = _patterns(tuple(textures), tuple(count_levels), int(seed), tuple(sources))
     for array in (result.values, result.masks, result.in_class_space_group):
         array.setflags(write=False)
     return result

@@ -45,6 +45,10 @@ def test_measured_patterns_are_gridded_where_measured() -> None:
     flagged = {patterns.names[i] for i in np.flatnonzero(patterns.in_class_space_group)}
     assert "measured:MnO.xy" in flagged and "measured:MnO2.xy" not in flagged
     assert sum(s == "cif" for s in patterns.sources) == len(ood.ood_cif_paths())
+    only = ood.ood_patterns(textures=("strong",), count_levels=("high",), sources=("measured",))
+    assert set(only.sources) == {"measured"} and np.array_equal(only.values, patterns.values[measured])
+    with pytest.raises(ValueError, match="unknown out-of-distribution sources"):
+        ood.ood_patterns(sources=("oxides",))
 
 
 def test_simulated_films_are_deterministic_for_a_seed() -> None:
@@ -100,3 +104,21 @@ def test_score_of_a_blind_classifier_is_chance() -> None:
     assert result["auroc"] == 0.5 and result["max_confidence"] == pytest.approx(0.9)
     assert result["fraction_above_half"] == 1.0
     assert result["most_confident"][0]["predicted"] == task_classes("space_group")[0]
+
+
+def test_generalisation_scores_every_model_on_both_sets() -> None:
+    from evaluation.generalisation import generalisation_scores
+    from evaluation.protocols import ModelSpec
+    from tests.test_evaluate_protocols import RecordingCentroidModel, synthetic_source
+    from training.measured_set import load_measured_set
+
+    spec = ModelSpec("centroid", lambda task, seed: RecordingCentroidModel(len(task_classes(task))))
+    result = generalisation_scores("space_group", [spec], load_measured_set("space_group"), synthetic_source,
+                                   quick=True, extra={"constant": PeakDetector()})
+    assert set(result["unseen"]) == {"centroid", "constant"} == set(result["ood"])
+    assert result["unseen"]["centroid"]["n"] == result["settings"]["n_unseen_patterns"] == 8
+    assert result["settings"]["n_training"] == 88 + 28  # every measured pattern + the synthetic set
+    assert 0.0 <= result["ood"]["centroid"]["auroc"] <= 1.0
+    # the stand-in never sees a peak at grid point 300 in these films: undecided everywhere
+    assert result["ood"]["constant"]["auroc"] == 0.5 and result["ood"]["constant"]["max_confidence"] == pytest.approx(1 / 7)
+    assert "per_source" in result["detail"]["centroid"]["ood"]

@@ -251,22 +251,12 @@ def evaluate_task(
         block["reliability"] = {"as trained": asdict(reliability(labels, ours.probabilities.reshape(-1, n_classes)))}
         if ours.calibrated is not None:
             block["reliability"]["cross-fit T"] = asdict(reliability(labels, ours.calibrated.reshape(-1, n_classes)))
-    from evaluation.generalisation import generalisation_scores  # pymatgen films: only when used
+    from evaluation.generalisation import generalisation_scores, shipped_model  # pymatgen films: lazily
 
     block["generalisation"] = generalisation_scores(task, specs, measured, source, seed=settings.seed,
-                                                    quick=settings.quick, extra=_shipped_model(task),
+                                                    quick=settings.quick, extra=shipped_model(task),
                                                     progress=progress)
     return _jsonable(block)
-
-
-def _shipped_model(task: str) -> dict[str, Any]:
-    """The shipped default model of ``task`` as ``{"default_model": Classifier}``, if present."""
-    import models
-
-    try:
-        return {"default_model": models.load_default(task)}
-    except ValueError:  # no shipped model (or one of an older format): nothing to compare
-        return {}
 
 
 def _run_task_in_subprocess(task: str, quick: bool, folder: Path) -> subprocess.Popen:
@@ -366,14 +356,11 @@ def _assemble(blocks: dict[str, dict[str, Any]], tasks: Sequence[str], out: Path
         for protocol, key in (("case3_grouped", "grouped"), ("case2", "case2"), ("case1", "case1")):
             if protocol in block["headline"]:
                 result[key][task] = block["headline"][protocol]
-        if "generalisation" in block:  # unseen materials and out-of-distribution, ours beside the baselines
-            generalisation = block["generalisation"]
-            for key, target in (("unseen", result["unseen"]), ("ood", result["ood_by_task"])):
-                scores = generalisation[key]
-                target[task] = {**scores.get(HEADLINE_MODEL, {}),
-                                "models": {name: v for name, v in scores.items() if name != HEADLINE_MODEL}}
-            result["generalisation_detail"][task] = {"settings": generalisation["settings"],
-                                                     "models": generalisation["detail"]}
+        if "generalisation" in block:  # unseen materials and out-of-distribution
+            from evaluation.generalisation import report_keys
+
+            for key, value in report_keys(block["generalisation"], HEADLINE_MODEL).items():
+                result[key][task] = value
         result["stepsize_detail"][task] = block["stepsize_detail"]
         result["partial_detail"][task] = block["partial_detail"]
         classes = summaries["case3"]["classes"]

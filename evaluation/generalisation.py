@@ -26,7 +26,7 @@ from evaluation.unseen_materials import FilmSet, score_unseen, unseen_films
 from models.classifier import task_classes
 from training.measured_set import MeasuredSet
 
-__all__ = ["QUICK_UNSEEN", "FittedModel", "evaluation_sets", "generalisation_scores"]
+__all__ = ["QUICK_UNSEEN", "FittedModel", "evaluation_sets", "generalisation_scores", "report_keys", "shipped_model"]
 
 #: One structure per class (and a second Fm-3m family) for ``--quick`` runs.
 QUICK_UNSEEN: tuple[str, ...] = ("KMgF3", "KCuF3", "Cs2NaBiCl6", "Cs2TeCl6", "CdI2", "Cs3Cr2Cl9",
@@ -128,4 +128,29 @@ def generalisation_scores(
         if progress:
             progress(f"{task}: {name}: unseen accuracy {unseen['accuracy']:.3f} (n={unseen['n']}), "
                      f"OOD AUROC {separation['auroc']:.3f}, max OOD confidence {separation['max_confidence']:.2f}")
+    return out
+
+
+def shipped_model(task: str) -> dict[str, Any]:
+    """The shipped default model of ``task`` as ``{"default_model": Classifier}``; empty if absent."""
+    import models
+
+    try:
+        return {"default_model": models.load_default(task)}
+    except ValueError:  # no shipped model, or one of an older format: nothing to compare
+        return {}
+
+
+def report_keys(scores: dict[str, Any], headline: str) -> dict[str, dict[str, Any]]:
+    """One task's :func:`generalisation_scores` as benchmark report keys.
+
+    Returns ``{"unseen": ..., "ood_by_task": ..., "generalisation_detail": ...}``: the headline
+    model's figures at the top of the first two, the other models under ``"models"``.
+    """
+    out: dict[str, dict[str, Any]] = {}
+    for key, target in (("unseen", "unseen"), ("ood", "ood_by_task")):
+        by_model = scores[key]
+        out[target] = {**by_model.get(headline, {}),
+                       "models": {name: v for name, v in by_model.items() if name != headline}}
+    out["generalisation_detail"] = {"settings": scores["settings"], "models": scores["detail"]}
     return out

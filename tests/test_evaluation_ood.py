@@ -107,7 +107,7 @@ def test_score_of_a_blind_classifier_is_chance() -> None:
 
 
 def test_generalisation_scores_every_model_on_both_sets() -> None:
-    from evaluation.generalisation import generalisation_scores
+    from evaluation.generalisation import generalisation_scores, report_keys
     from evaluation.protocols import ModelSpec
     from tests.test_evaluate_protocols import RecordingCentroidModel, synthetic_source
     from training.measured_set import load_measured_set
@@ -122,3 +122,6 @@ def test_generalisation_scores_every_model_on_both_sets() -> None:
     # the stand-in never sees a peak at grid point 300 in these films: undecided everywhere
     assert result["ood"]["constant"]["auroc"] == 0.5 and result["ood"]["constant"]["max_confidence"] == pytest.approx(1 / 7)
     assert "per_source" in result["detail"]["centroid"]["ood"]
+    keys = report_keys(result, "centroid")
+    assert keys["unseen"]["accuracy"] == result["unseen"]["centroid"]["accuracy"]
+    assert set(keys["ood_by_task"]["models"]) == {"constant"} and "auroc" in keys["ood_by_task"]

@@ -131,8 +131,8 @@ class FilmGenerator:
         batch_size : int
             Number of patterns (>= 1).
         return_meta : bool
-            Also return per-pattern provenance: structure, origin, space_group, dimensionality,
-            march_r, size_nm, peak_counts, impurity.
+            Also return per-pattern provenance: structure, origin, citation_key, space_group,
+            dimensionality, march_r, size_nm, peak_counts, impurity ({"phase", "fraction"} or None).
 
         Returns
         -------
@@ -153,23 +153,33 @@ class FilmGenerator:
         n = int(batch_size)
         draw_seed = self._draw_seed(self.draws)
         rng = np.random.default_rng(draw_seed)
-        gen = torch.Generator().manual_seed(draw_seed)
         labels = rng.integers(0, len(self.classes), n)
-        groups = self._space_groups(labels, rng)
-        pool = self.pool
-        use_cif = rng.random(n) < self.settings.cif_fraction
-        slots = np.array([
-            (pool.cif_slots[sg] if use_cif[i] and pool.cif_slots[sg] else pool.main_slots[sg])[int(rng.integers(1 << 30)) % len(pool.cif_slots[sg] if use_cif[i] and pool.cif_slots[sg] else pool.main_slots[sg])]
-            for i, sg in enumerate(groups)
-        ])
-        impurity = self._impurities(slots, rng)
-        params = FilmBatch(n, gen, self.settings)
-        values = render_films(pool.table.tensors(), torch.as_tensor(slots), *impurity, params, gen)
-        meta = self._meta(slots, groups, params, impurity) if return_meta else None
+        values, meta = self.render(self._space_groups(labels, rng), rng, torch.Generator().manual_seed(draw_seed), return_meta)
         self.draws += 1
         self._advance(n)
         out_labels = torch.as_tensor(labels, dtype=torch.int64, device=self.device)
         return (values, out_labels, meta) if return_meta else (values, out_labels)
+
+    def render(self, groups: list[str], rng: np.random.Generator, gen: torch.Generator,
+               return_meta: bool = False) -> tuple[torch.Tensor, list[dict[str, Any]] | None]:
+        """Films of the given space groups (one per entry), with structures, impurities and every
+        random effect drawn from ``rng`` and ``gen``; does not advance the stream.
+
+        Returns
+        -------
+        values : torch.Tensor float32 [len(groups), 1376]
+            Raw counts on models.grid.GRID, on ``self.device``.
+        meta : list of dict or None
+            Per film provenance (with ``return_meta``).
+        """
+        pool = self.pool
+        use_cif = rng.random(len(groups)) < self.settings.cif_fraction
+        choices = [pool.cif_slots[sg] if use_cif[i] and pool.cif_slots[sg] else pool.main_slots[sg] for i, sg in enumerate(groups)]
+        slots = np.array([c[int(rng.integers(len(c)))] for c in choices], dtype=np.int64)
+        impurity = self._impurities(slots, rng)
+        params = FilmBatch(len(groups), gen, self.settings)
+        values = render_films(pool.table.tensors(), torch.as_tensor(slots), *impurity, params, gen)
+        return values, (self._meta(slots, groups, params, impurity) if return_meta else None)
 
     def _advance(self, n: int) -> None:
         """Count ``n`` films and replace pool structures every ``refresh_every`` films."""
@@ -180,14 +190,15 @@ class FilmGenerator:
                 self.pool.refresh_one()
 
     def _meta(self, slots: np.ndarray, groups: list[str], p: FilmBatch, impurity: tuple[torch.Tensor, ...]) -> list[dict[str, Any]]:
-        names = {int(j): self.pool.entry(int(i)).name for i, j in zip(impurity[0], impurity[1])}
+        phases = {int(j): (self.pool.entry(int(i)).name, round(float(f), 3)) for i, j, f in zip(*impurity[:3])}
         out = []
         for i, (slot, sg) in enumerate(zip(slots, groups)):
             entry = self.pool.entry(int(slot))
             out.append({
-                "structure": entry.name, "origin": entry.origin, "space_group": sg,
-                "dimensionality": SPACE_GROUP_TO_DIMENSIONALITY[sg], "march_r": round(float(p.march_r[i]), 4),
-                "size_nm": round(float(p.size_nm[i]), 2), "peak_counts": round(float(p.peak_counts[i]), 1),
-                "impurity": names.get(i),
+                "structure": entry.name, "origin": entry.origin, "citation_key": entry.citation_key,
+                "space_group": sg, "dimensionality": SPACE_GROUP_TO_DIMENSIONALITY[sg],
+                "march_r": round(float(p.march_r[i]), 4), "size_nm": round(float(p.size_nm[i]), 2),
+                "peak_counts": round(float(p.peak_counts[i]), 1),
+                "impurity": None if i not in phases else {"phase": phases[i][0], "fraction": phases[i][1]},
             })
         return out

@@ -46,7 +46,7 @@ class PhaseEntry:
 
     Attributes
     ----------
-    name, space_group, origin : str
+    name, space_group, origin, citation_key : str
         Provenance and label.
     contains_lead : bool
         Whether PbI2 is a plausible impurity of a film of it.
@@ -71,6 +71,7 @@ class PhaseEntry:
     name: str
     space_group: str
     origin: str
+    citation_key: str
     contains_lead: bool
     system: str
     abc: np.ndarray
@@ -127,7 +128,7 @@ def _distinct_cos2(members: np.ndarray, metric: np.ndarray, directions: np.ndarr
 
 def phase_entry(
     name: str, space_group: str, origin: str, elements: set[str], reflections: Reflections,
-    habits: tuple[tuple[int, int, int], ...] = (), min_relative_strength: float = 2e-5,
+    habits: tuple[tuple[int, int, int], ...] = (), min_relative_strength: float = 2e-5, citation_key: str = "",
 ) -> PhaseEntry:
     """A :class:`PhaseEntry` from a structure's reflections; families whose powder intensity is
     below ``min_relative_strength`` of the strongest are dropped (texture can raise a reflection
@@ -139,7 +140,7 @@ def phase_entry(
     directions, direction_weights = _candidate_directions(habits)
     cos2, weight = _distinct_cos2(reflections.members[keep], metric, directions)
     return PhaseEntry(
-        name=name, space_group=space_group, origin=origin, contains_lead="Pb" in elements,
+        name=name, space_group=space_group, origin=origin, citation_key=citation_key or name, contains_lead="Pb" in elements,
         system=crystal_system(reflections.abc, reflections.angles), abc=reflections.abc, angles=reflections.angles,
         hkl=reflections.hkl[keep], strength=(reflections.multiplicity * reflections.f_squared)[keep],
         cos2=cos2, cos2_weight=weight, direction_weights=direction_weights, directions=directions,

@@ -26,31 +26,33 @@ from training.peak_table import PeakTable, PhaseEntry, phase_entry
 from training.reflections import compute_reflections
 from training.structure_generator import GeneratedStructure, draw_structure
 
-__all__ = ["StructurePool", "IMPURITY_NAMES", "TWO_THETA_MAX"]
+__all__ = ["StructurePool", "IMPURITY_NAMES", "TWO_THETA_MAX", "fixed_entries", "generated_entry", "structure_entry"]
 
 TWO_THETA_MAX = 68.0  # degrees: reflections computed beyond the 60-degree grid end, for strain and shifts
 IMPURITY_NAMES: tuple[str, ...] = tuple(IMPURITY_PHASES)
 _WAVELENGTH = 1.5405929  # Cu K-alpha1, angstrom (pymatgen's value)
 
 
-def _entry(structure: Structure, name: str, space_group: str, origin: str,
-           habits: tuple[tuple[int, int, int], ...] = (), b_factors: dict[str, float] | None = None) -> PhaseEntry:
+def structure_entry(structure: Structure, name: str, space_group: str, origin: str, habits: tuple[tuple[int, int, int], ...] = (),
+                    b_factors: dict[str, float] | None = None, citation_key: str = "") -> PhaseEntry:
+    """The peak-table entry of one structure: its reflections to TWO_THETA_MAX, ready to render."""
     elements = {getattr(sp, "symbol", str(sp)) for sp in structure.composition}
     reflections = compute_reflections(structure, _WAVELENGTH, TWO_THETA_MAX, b_factors)
-    return phase_entry(name, space_group, origin, elements, reflections, habits)
+    return phase_entry(name, space_group, origin, elements, reflections, habits, citation_key=citation_key)
 
 
 def generated_entry(g: GeneratedStructure) -> PhaseEntry:
     """The peak-table entry of a generated structure."""
-    return _entry(g.structure, g.name, g.space_group, g.origin, g.texture, g.b_factors)
+    return structure_entry(g.structure, g.name, g.space_group, g.origin, g.texture, g.b_factors, citation_key=g.origin)
 
 
 @functools.lru_cache(maxsize=2)
 def fixed_entries(include_cifs: bool) -> tuple[PhaseEntry, ...]:
     """Impurities, then the prototypes and (optionally) CIF structures of every class (cached)."""
-    entries = [_entry(get_structure(n), n, p.space_group, "impurity") for n, p in IMPURITY_PHASES.items()]
+    entries = [structure_entry(get_structure(n), n, p.space_group, "impurity", citation_key=p.citation_key) for n, p in IMPURITY_PHASES.items()]
     for name, proto in PROTOTYPES.items():
-        entries.append(_entry(get_structure(name), name, proto.space_group, "prototype", FILM_TEXTURE[proto.space_group]))
+        entries.append(structure_entry(get_structure(name), name, proto.space_group, "prototype", FILM_TEXTURE[proto.space_group],
+                              citation_key=proto.citation_key))
     if include_cifs:
         for cif in load_cif_library():
             with warnings.catch_warnings():
@@ -58,7 +60,7 @@ def fixed_entries(include_cifs: bool) -> tuple[PhaseEntry, ...]:
                 # the conventional standard cell: several files are in non-standard or primitive
                 # settings, and the lattice variation must see the true crystal system
                 cell = SpacegroupAnalyzer(cif.structure, symprec=0.1).get_conventional_standard_structure()
-            entries.append(_entry(cell, cif.name, cif.space_group, "cif"))
+            entries.append(structure_entry(cell, cif.name, cif.space_group, "cif"))
     return tuple(entries)
 
 

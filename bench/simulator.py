@@ -8,9 +8,11 @@ pymatgen's XRDCalculator on every shared CIF of the seven classes.
    classes in the repository copy and, where present, the shared folder ``../shared/data/cifs``.
 2. Throughput: a :class:`training.generator.FilmGenerator` with its default pool (cited
    prototypes, CIF library, generated structures refreshed every 2048 films: the refresh cost is
-   inside the timing) draws batches of 512 films on the CPU, at 1 and 2 torch threads; the figure
-   is films per wall-clock second, with the load average before and after (the 2 cores are
-   shared with other work: a busy machine reads slower). CUDA is measured too where present.
+   inside the timing) draws batches of 512 films on the CPU, at 1 and 2 torch threads in one
+   process, and in two one-thread processes at once (one generator each, as two data-loader
+   workers would); ``films_per_s_cpu`` is the best of the three, in films per wall-clock second,
+   with the load average before and after (the 2 cores are shared with other work: a busy
+   machine reads slower). CUDA is measured too where present.
 
 Usage: ``xrd-agent bench simulator [--quick]``.
 """
@@ -67,6 +69,37 @@ def _throughput(generator: Any, batches: int, threads: int) -> float:
         torch.set_num_threads(previous)
 
 
+def _worker(seed: int, pool: dict[str, Any], batches: int, barrier: Any, results: Any) -> None:
+    """One single-thread process: build a generator, wait for the other, time ``batches``."""
+    torch.set_num_threads(1)
+    from training.generator import FilmGenerator
+
+    generator = FilmGenerator("space_group", seed=seed, device="cpu", **pool)
+    generator.sample(BATCH)
+    barrier.wait()
+    start = time.perf_counter()
+    for _ in range(batches):
+        generator.sample(BATCH)
+    results.put((batches * BATCH, start, time.perf_counter()))
+
+
+def _two_processes(pool: dict[str, Any], batches: int) -> float:
+    """Films per wall-clock second of two one-thread processes drawing at the same time (the
+    way to use both cores: a data-loader worker per core)."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    barrier, results = context.Barrier(2), context.Queue()
+    workers = [context.Process(target=_worker, args=(seed, pool, batches, barrier, results)) for seed in (1, 2)]
+    for worker in workers:
+        worker.start()
+    done = [results.get(timeout=900) for _ in workers]
+    for worker in workers:
+        worker.join()
+    films = sum(d[0] for d in done)
+    return films / (max(d[2] for d in done) - min(d[1] for d in done))
+
+
 def run(quick: bool, out: Path) -> dict[str, Any]:
     """Validate the reflections, time the generator, write JSON to ``out``.
 
@@ -81,7 +114,7 @@ def run(quick: bool, out: Path) -> dict[str, Any]:
     -------
     dict
         ``films_per_s_cpu`` (best CPU setting), ``films_per_s_cpu_1_thread``,
-        ``films_per_s_cpu_2_threads``, ``films_per_s_cuda`` (None without CUDA),
+        ``films_per_s_cpu_2_threads``, ``films_per_s_cpu_2_processes``, ``films_per_s_cuda`` (None without CUDA),
         ``peak_position_max_err_deg``, ``intensity_pearson_min``, ``n_structures`` (structures in
         the pool at the start plus those generated during the timing), ``pool_build_s``,
         ``load_average`` (before / after), ``git_commit``, ``meets_target``.
@@ -101,14 +134,16 @@ def run(quick: bool, out: Path) -> dict[str, Any]:
     batches = 2 if quick else 8
     one = _throughput(generator, batches, 1)
     two = _throughput(generator, batches, 2)
+    processes = _two_processes(pool, batches)
     cuda = None
     if torch.cuda.is_available():
         gpu = FilmGenerator("space_group", seed=0, device="cuda", **pool)
         cuda = _throughput(gpu, batches, 1)
     result = {
-        "films_per_s_cpu": max(one, two),
+        "films_per_s_cpu": max(one, two, processes),
         "films_per_s_cpu_1_thread": one,
         "films_per_s_cpu_2_threads": two,
+        "films_per_s_cpu_2_processes": processes,
         "films_per_s_cuda": cuda,
         "peak_position_max_err_deg": result["peak_position_max_err_deg"],
         "intensity_pearson_min": result["intensity_pearson_min"],
@@ -121,7 +156,7 @@ def run(quick: bool, out: Path) -> dict[str, Any]:
         "timed_batches_per_setting": batches,
         "pool_build_s": pool_build_s,
         "validation_s": validate_s,
-        "meets_target": max(one, two) >= TARGET_FILMS_PER_S,
+        "meets_target": max(one, two, processes) >= TARGET_FILMS_PER_S,
         "target_films_per_s": TARGET_FILMS_PER_S,
         "load_average": {"before": load_before, "after": list(os.getloadavg())},
         "cpu_count": os.cpu_count(),

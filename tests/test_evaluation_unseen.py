@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -135,3 +136,13 @@ def test_score_counts_what_the_classifier_gets_right() -> None:
     assert result["per_class_recall"]["Pc"] is None
     assert result["mean_confidence"] == pytest.approx(0.9)
     assert result["confusion"]["Fm-3m"] == {"I4/mcm": 1}
+
+
+def test_training_code_never_reads_the_evaluation_sets() -> None:
+    root = Path(unseen.__file__).resolve().parent.parent
+    markers = ("unseen_materials", "unseen-materials", "evaluation.out_of_distribution", '"out-of-distribution"',
+               "evaluation.generalisation")
+    for package in ("training", "models", "flows"):
+        for path in (root / package).rglob("*.py"):
+            text = path.read_text()
+            assert not any(marker in text for marker in markers), f"{path} refers to an evaluation-only set"

@@ -26,6 +26,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "cli.train",
     "cli.bench",
     "cli.serve_agent",
+    "cli.ioc",
     "cli.report",
     "cli.storage",
     "cli.flows",

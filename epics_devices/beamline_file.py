@@ -1,0 +1,165 @@
+"""The beamline configuration file: which EPICS PVs are the 2theta axis and the detector.
+
+A TOML file (`docs/beamline.example.toml` is a complete, commented example)::
+
+    [connection]
+    timeout_s = 2.0                 # every PV must connect within this, or nothing moves
+
+    [motor]                         # the 2theta axis: an EPICS motor record
+    name = "tth"
+    pv = "XRD:tth"
+    limits_deg = [2.0, 80.0]        # optional; narrows the record's .LLM/.HLM
+
+    [detector]                      # a counting detector: acquire, exposure time, counts
+    name = "det"
+    prefix = "XRD:det:"
+    acquire = "Acquire"             # a scaler record: ".CNT"
+    exposure_time = "AcquireTime"   #                  ".TP"
+    counts = "Counts"               #                  ".S2"
+    dwell_s = 1.0                   # optional; written to the exposure-time PV at connection
+
+Errors name the file, the table and the key.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from dataclasses import MISSING, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+DEFAULT_TIMEOUT_S = 2.0
+
+
+@dataclass(frozen=True)
+class MotorConfig:
+    """The ``[motor]`` table: the 2theta axis' motor record, its ophyd name and soft limits (deg)."""
+
+    pv: str
+    name: str = "tth"
+    limits_deg: tuple[float, float] | None = None
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    """The ``[detector]`` table: PV prefix and suffixes, ophyd name and dwell (s, None keeps the IOC's)."""
+
+    prefix: str
+    name: str = "det"
+    acquire: str = "Acquire"
+    exposure_time: str = "AcquireTime"
+    counts: str = "Counts"
+    dwell_s: float | None = None
+
+
+@dataclass(frozen=True)
+class EpicsBeamlineConfig:
+    """A whole beamline file.
+
+    Attributes
+    ----------
+    motor : MotorConfig
+    detector : DetectorConfig
+    timeout_s : float
+        Connection timeout for every PV, seconds (> 0).
+    source : str
+        Where the configuration came from (the file path), for error messages.
+    """
+
+    motor: MotorConfig
+    detector: DetectorConfig
+    timeout_s: float = DEFAULT_TIMEOUT_S
+    source: str = "<beamline configuration>"
+
+
+def _table(record: dict[str, Any], key: str, where: str, required: bool = True) -> dict[str, Any]:
+    value = record.get(key, None if required else {})
+    if not isinstance(value, dict):
+        raise ValueError(f"{where}: needs a [{key}] table" if value is None else f"{where}: [{key}] must be a table")
+    return value
+
+
+def _checked(table: dict[str, Any], cls: type, where: str) -> dict[str, Any]:
+    """The table's keys, checked against the dataclass' fields (unknown and missing keys named)."""
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(table) - known)
+    if unknown:
+        raise ValueError(f"{where}: unknown keys {unknown} (known: {sorted(known)})")
+    required = [f.name for f in fields(cls) if f.default is MISSING]
+    missing = [name for name in required if name not in table]
+    if missing:
+        raise ValueError(f"{where}: missing {missing}")
+    for key, value in table.items():
+        if key in ("limits_deg", "dwell_s"):
+            continue
+        if not (isinstance(value, str) and value.strip()):
+            raise ValueError(f"{where}: {key} must be a non-empty string, got {value!r}")
+    return dict(table)
+
+
+def _positive(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{where} must be a positive number of seconds, got {value!r}")
+    return float(value)
+
+
+def parse_beamline_config(record: dict[str, Any], source: str) -> EpicsBeamlineConfig:
+    """Validate a parsed file (a dict) into an `EpicsBeamlineConfig`.
+
+    Raises
+    ------
+    ValueError
+        Naming `source`, the table and the key: unknown or missing keys, empty PV names, limits
+        that are not two finite numbers low < high, a non-positive dwell or timeout.
+    """
+    unknown = sorted(set(record) - {"connection", "motor", "detector"})
+    if unknown:
+        raise ValueError(f"{source}: unknown tables {unknown} (known: connection, motor, detector)")
+    connection = _table(record, "connection", source, required=False)
+    if set(connection) - {"timeout_s"}:
+        raise ValueError(f"{source} [connection]: unknown keys {sorted(set(connection) - {'timeout_s'})}")
+    timeout = _positive(connection.get("timeout_s", DEFAULT_TIMEOUT_S), f"{source} [connection] timeout_s")
+    motor = _checked(_table(record, "motor", source), MotorConfig, f"{source} [motor]")
+    if "limits_deg" in motor:
+        limits = motor["limits_deg"]
+        ok = (isinstance(limits, list) and len(limits) == 2
+              and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in limits))
+        if not (ok and limits[0] < limits[1]):
+            raise ValueError(f"{source} [motor] limits_deg must be [low, high] degrees with low < high, got {limits!r}")
+        motor["limits_deg"] = (float(limits[0]), float(limits[1]))
+    detector = _checked(_table(record, "detector", source), DetectorConfig, f"{source} [detector]")
+    if "dwell_s" in detector:
+        detector["dwell_s"] = _positive(detector["dwell_s"], f"{source} [detector] dwell_s")
+    return EpicsBeamlineConfig(
+        motor=MotorConfig(**motor), detector=DetectorConfig(**detector), timeout_s=timeout, source=source
+    )
+
+
+def load_beamline_file(path: str | Path) -> EpicsBeamlineConfig:
+    """Read and validate a beamline TOML file.
+
+    Parameters
+    ----------
+    path : str or Path
+        The file.
+
+    Returns
+    -------
+    EpicsBeamlineConfig
+
+    Raises
+    ------
+    FileNotFoundError
+        If the file does not exist (the message names it).
+    ValueError
+        If it is not valid TOML or not a valid configuration (`parse_beamline_config`).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: beamline configuration file not found")
+    try:
+        record = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: not valid TOML ({exc})") from exc
+    return parse_beamline_config(record, str(path))

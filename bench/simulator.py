@@ -128,7 +128,7 @@ def run(quick: bool, out: Path) -> dict[str, Any]:
     validate_s = time.perf_counter() - tic
     pool = {"structures_per_class": 2, "include_cifs": False} if quick else {}
     tic = time.perf_counter()
-    generator = FilmGenerator("space_group", seed=0, device="cpu", **pool)
+    generator = FilmGenerator("space_group", seed=0, device="cpu", num_threads=None, **pool)
     pool_build_s = time.perf_counter() - tic
     n_start = len(generator.pool.table)
     batches = 2 if quick else 8

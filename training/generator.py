@@ -21,8 +21,10 @@ and pyxtal random crystals, whose generated slots are replaced as films are draw
 structures for ``settings.cif_fraction`` of the films), and rendered with every thin-film effect
 of :mod:`training.film_renderer` in one batched torch pass.
 
-Cost: building the pool takes some seconds (reflections of every structure, once); a batch then
-costs about 0.5 ms per film on one CPU core (see ``xrd-agent bench simulator``).
+Cost: building the default pool takes 15-40 s (reflections of ~200 structures, once per process
+for the cited and CIF structures; ``structures_per_class=1, include_cifs=False`` builds in a few
+seconds, for tests); a batch then costs about 0.4-0.7 ms per film on one CPU core, and one
+generator per worker process uses more cores (see ``xrd-agent bench simulator``).
 """
 
 from __future__ import annotations

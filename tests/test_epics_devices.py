@@ -287,3 +287,39 @@ def test_list_scan_outside_the_configured_limits_fails_before_moving(beamline):
         run_plan(bp.list_scan([beamline.detector], beamline.motor, [31.0, 85.0]))
     # the first point was measured; the 85 deg one never reached .VAL
     assert beamline.motor.user_setpoint.get() == pytest.approx(31.0)
+
+
+# ---------------------------------------------------------------- the closed loop over Channel Access
+
+
+def test_adaptive_scan_runs_unchanged_over_channel_access(beamline):
+    """The project's plan, the shipped model and the EPICS devices: the whole loop over CA."""
+    import torch
+
+    import models
+    from agent.callback import LocalAgent
+    from plans.adaptive import adaptive_scan
+    from plans.decision_stream import DECISIONS_STREAM
+
+    torch.set_num_threads(1)
+    classifier = models.load_default("space_group")
+    started = time.monotonic()
+    documents = run_plan(adaptive_scan(
+        [beamline.detector], beamline.motor, start=10.0, stop=40.0, dwell=0.5, timeout=10.0,
+        agent=LocalAgent(classifier),
+    ))
+    wall = time.monotonic() - started
+    stop = next(d for n, d in documents if n == "stop")
+    assert stop["exit_status"] == "success" and "agent lost" not in (stop.get("reason") or "")
+    positions = np.array([row["data"]["tth"] for row in events(documents)])
+    counts = np.array([row["data"]["det_counts"] for row in events(documents)])
+    assert positions.min() == pytest.approx(10.0) and positions.max() <= 40.0 + 1e-6
+    steps = np.round(np.diff(np.sort(positions)), 3)
+    assert {0.16, 0.04} <= set(steps)  # coarse on background, fine where the agent asked
+    assert counts.max() > 10 * np.median(counts)  # the peaks came through Channel Access
+    decisions = events(documents, DECISIONS_STREAM)
+    assert decisions and not any(row["data"]["decision_fallback"] for row in decisions)
+    assert decisions[-1]["data"]["decision_label"] in classifier.classes
+    descriptor = next(d for n, d in documents if n == "descriptor" and d["name"] == "primary")
+    assert descriptor["configuration"]["det"]["data"]["det_dwell"] == 0.5  # set over CA by the plan
+    print(f"adaptive_scan over CA: {positions.size} points, {len(decisions)} decisions in {wall:.1f} s wall")

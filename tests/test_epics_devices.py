@@ -64,6 +64,8 @@ def ioc() -> dict[str, str]:
             process.wait(10)
         except subprocess.TimeoutExpired:
             process.kill()
+            process.wait(10)
+        process.stdout.close()
 
 
 @pytest.fixture(scope="module")

@@ -45,6 +45,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                            help="measurement wavelength (A) for files that do not state one")
     radiation.add_argument("--anode", choices=ANODES, default=None, help="X-ray tube anode (its K-alpha1) for files that do not state one")
     parser.add_argument("--json", action="store_true", help="one JSON object per file on stdout")
+    parser.add_argument("--poni", type=Path, default=None, metavar="PONI",
+                        help="the FILEs are area-detector frames (any format fabio reads) with this pyFAI "
+                             "geometry; each is integrated azimuthally to I(2theta) first")
     parser.set_defaults(func=run_classify)
 
 
@@ -74,7 +77,12 @@ def classify_file(file: Path, classifiers: list, args: argparse.Namespace) -> di
                               "top3": None, "coverage": None, "wavelength_A": None, "wavelength_source": None,
                               "converted_from": None, "flags": [], "refusal": None, "error": None}
     try:
-        pattern = read_pattern(file, wavelength_A=args.wavelength, anode=args.anode)
+        if getattr(args, "poni", None) is not None:
+            from patterns.frames import read_frame
+
+            pattern = read_frame(file, args.poni)  # the PONI states the wavelength
+        else:
+            pattern = read_pattern(file, wavelength_A=args.wavelength, anode=args.anode)
     except (ValueError, OSError) as exc:
         result["error"] = str(exc)
         return result
@@ -134,6 +142,8 @@ def _provenance(result: dict[str, Any]) -> str:
 
 def run_classify(args: argparse.Namespace) -> int:
     """Classify every file; print answers (stdout) and refusals or errors (stderr, one line each)."""
+    if args.poni is not None and (args.wavelength is not None or args.anode is not None):
+        raise UserError("--poni states the wavelength of the frames; drop --wavelength/--anode")
     classifiers = _load_models(args)
     failures = 0
     for file in args.files:

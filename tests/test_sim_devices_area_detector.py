@@ -166,3 +166,28 @@ def test_a_small_area_detector_runs_in_a_bluesky_plan():
     assert '"fwhm_deg": 40.0' in descriptor["configuration"]["area"]["data"]["area_texture"]
     event = next(d for n, d in documents if n == "event")
     assert np.asarray(event["data"]["area_image"]).sum() > 0
+
+
+def test_classify_reads_frames_with_their_poni(tmp_path, capsys):
+    """``xrd-agent classify FRAME --poni GEOMETRY``: the user's path for detector images."""
+    import json
+
+    from cli.main import main
+    from patterns.frames import write_frame
+
+    powder = AreaDetector(name="area", sample=SAMPLE, dwell=10.0, texture=ArcTexture(fraction=0.0),
+                          random_state=np.random.default_rng(3))
+    powder.trigger()
+    frame = write_frame(tmp_path / "frame.edf", powder.image.get())
+    poni = tmp_path / "geometry.poni"
+    powder.integrator.save(str(poni))
+    assert main(["classify", str(frame), "--poni", str(poni), "--json"]) == 0
+    answer = json.loads(capsys.readouterr().out)
+    import models
+    from sim_devices.physics import expected_counts
+
+    grid = np.round(np.arange(RANGE[0], RANGE[1] + 1e-9, 0.04), 6)
+    one_d = models.load_default("space_group").predict(grid, expected_counts(grid, 0.04, 1.0, get_sample(SAMPLE)))
+    assert answer["label"] == one_d.label and answer["wavelength_source"] == "file" and answer["coverage"] > 0.99
+    assert main(["classify", str(frame), "--poni", str(poni), "--anode", "Co"]) == 2
+    assert "--poni states the wavelength" in capsys.readouterr().err

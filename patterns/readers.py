@@ -45,15 +45,18 @@ TEXT_SUFFIXES: tuple[str, ...] = (".xy", ".xye", ".txt", ".csv", ".dat")
 XRDML_SUFFIXES: tuple[str, ...] = (".xrdml",)
 #: Instrument text formats and their readers.
 VENDOR_READERS: dict[str, Callable[[Path], RawScan]] = {".chi": read_chi, ".ras": read_ras, ".uxd": read_uxd}
+_DETECTOR_IMAGE = ("a detector image; give its pyFAI calibration with --poni GEOMETRY.poni "
+                   "(patterns.frames.read_frame integrates it), or integrate it to 2theta and give the .xy or .chi")
 #: Binary formats we do not read, with what to do instead.
 BINARY_FORMATS: dict[str, str] = {
     ".raw": "a binary Bruker/Siemens RAW file; export it as .uxd or .xy (DIFFRAC.EVA or FileExchange)",
     ".brml": "a Bruker BRML archive; export it as .uxd or .xy (DIFFRAC.EVA)",
     ".rd": "a binary Philips RD file; export it as .xrdml or .xy",
     ".sd": "a binary Philips SD file; export it as .xrdml or .xy",
-    ".tif": "a detector image; integrate it to 2theta (pyFAI, Fit2D) and give the .xy or .chi",
-    ".tiff": "a detector image; integrate it to 2theta (pyFAI, Fit2D) and give the .xy or .chi",
-    ".edf": "a detector image; integrate it to 2theta (pyFAI, Fit2D) and give the .xy or .chi",
+    ".tif": _DETECTOR_IMAGE,
+    ".tiff": _DETECTOR_IMAGE,
+    ".edf": _DETECTOR_IMAGE,
+    ".cbf": _DETECTOR_IMAGE,
 }
 SUFFIXES: tuple[str, ...] = TEXT_SUFFIXES + XRDML_SUFFIXES + tuple(VENDOR_READERS)
 

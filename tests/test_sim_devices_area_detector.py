@@ -124,6 +124,10 @@ def test_reading_names_the_missing_or_unreadable_file(tmp_path, detector, frame)
         read_frame(junk, poni)
     with pytest.raises(ValueError, match="frame shape"):
         reduce_frame(frame[:10], detector.integrator)
+    from patterns import read_pattern
+
+    with pytest.raises(ValueError, match="--poni"):  # the 1D readers point to the frame path
+        read_pattern(junk)
 
 
 @pytest.mark.parametrize("name", [SAMPLE, "auto-xrd/MASnI3_2-Theta_Omega"])

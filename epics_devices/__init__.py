@@ -7,7 +7,7 @@ and ``.S<n>`` fit), and the configuration file that names them (`load_beamline_f
 `connect_beamline`). No bluesky, no torch: plans drive these like any ophyd device.
 """
 
-from epics_devices.beamline_file import EpicsBeamlineConfig, load_beamline_file
+from epics_devices.beamline_file import EpicsBeamlineConfig, configured_beamline_file, load_beamline_file
 from epics_devices.connection import EpicsBeamline, UnreachablePVError, connect_beamline
 from epics_devices.detector import CountingDetector
 from epics_devices.motor import TwoThetaAxis
@@ -18,6 +18,7 @@ __all__ = [
     "EpicsBeamlineConfig",
     "TwoThetaAxis",
     "UnreachablePVError",
+    "configured_beamline_file",
     "connect_beamline",
     "load_beamline_file",
 ]

@@ -24,12 +24,17 @@ Errors name the file, the table and the key.
 from __future__ import annotations
 
 import math
+import os
 import tomllib
 from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
 from typing import Any
 
 DEFAULT_TIMEOUT_S = 2.0
+#: The file's name in the data directory (``XRD_AGENT_HOME``).
+BEAMLINE_FILE_NAME = "beamline.toml"
+#: Environment variable naming a beamline file elsewhere.
+BEAMLINE_FILE_ENV = "XRD_AGENT_BEAMLINE_FILE"
 
 
 @dataclass(frozen=True)
@@ -163,3 +168,31 @@ def load_beamline_file(path: str | Path) -> EpicsBeamlineConfig:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ValueError(f"{path}: not valid TOML ({exc})") from exc
     return parse_beamline_config(record, str(path))
+
+
+def configured_beamline_file(home: Path) -> Path | None:
+    """The beamline file in force: ``$XRD_AGENT_BEAMLINE_FILE``, else ``home/beamline.toml`` if present.
+
+    Parameters
+    ----------
+    home : Path
+        The data directory (``XRD_AGENT_HOME``).
+
+    Returns
+    -------
+    Path or None
+        None when neither names a file: the simulated beamline is used.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``XRD_AGENT_BEAMLINE_FILE`` names a file that does not exist.
+    """
+    named = os.environ.get(BEAMLINE_FILE_ENV)
+    if named:
+        path = Path(named).expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: beamline configuration file not found (from {BEAMLINE_FILE_ENV})")
+        return path
+    path = Path(home) / BEAMLINE_FILE_NAME
+    return path if path.is_file() else None

@@ -325,3 +325,17 @@ def test_adaptive_scan_runs_unchanged_over_channel_access(beamline):
     descriptor = next(d for n, d in documents if n == "descriptor" and d["name"] == "primary")
     assert descriptor["configuration"]["det"]["data"]["det_dwell"] == 0.5  # set over CA by the plan
     print(f"adaptive_scan over CA: {positions.size} points, {len(decisions)} decisions in {wall:.1f} s wall")
+
+
+def test_the_configured_file_is_the_environments_then_the_data_directorys(tmp_path, monkeypatch):
+    from epics_devices import configured_beamline_file
+
+    monkeypatch.delenv("XRD_AGENT_BEAMLINE_FILE", raising=False)
+    assert configured_beamline_file(tmp_path) is None  # no file: the simulated beamline
+    (tmp_path / "beamline.toml").write_text(EXAMPLE.read_text())
+    assert configured_beamline_file(tmp_path) == tmp_path / "beamline.toml"
+    monkeypatch.setenv("XRD_AGENT_BEAMLINE_FILE", str(EXAMPLE))
+    assert configured_beamline_file(tmp_path) == EXAMPLE
+    monkeypatch.setenv("XRD_AGENT_BEAMLINE_FILE", str(tmp_path / "gone.toml"))
+    with pytest.raises(FileNotFoundError, match="gone.toml"):
+        configured_beamline_file(tmp_path)

@@ -13,6 +13,8 @@ pymatgen's XRDCalculator on every shared CIF of the seven classes.
    workers would); ``films_per_s_cpu`` is the best of the three, in films per wall-clock second,
    with the load average before and after (the 2 cores are shared with other work: a busy
    machine reads slower). CUDA is measured too where present.
+3. Ambiguity: the share of films per class whose visible peaks are the orders of one reflection
+   row (:mod:`training.ambiguity`), which no symmetry classifier can place by symmetry alone.
 
 Usage: ``xrd-agent bench simulator [--quick]``.
 """
@@ -117,7 +119,10 @@ def run(quick: bool, out: Path) -> dict[str, Any]:
         ``films_per_s_cpu_2_threads``, ``films_per_s_cpu_2_processes``, ``films_per_s_cuda`` (None without CUDA),
         ``peak_position_max_err_deg``, ``intensity_pearson_min``, ``n_structures`` (structures in
         the pool at the start plus those generated during the timing), ``pool_build_s``,
-        ``load_average`` (before / after), ``git_commit``, ``meets_target``.
+        ``load_average`` (before / after), ``git_commit``, ``meets_target``, and
+        ``one_row_fraction``: per class, the share of films whose peaks above 1 % / 5 % of the
+        strongest are the orders of one reflection row (no symmetry information; see
+        :mod:`training.ambiguity`).
     """
     from bench.accuracy import _git_commit
     from training.generator import FilmGenerator
@@ -135,6 +140,10 @@ def run(quick: bool, out: Path) -> dict[str, Any]:
     one = _throughput(generator, batches, 1)
     two = _throughput(generator, batches, 2)
     processes = _two_processes(pool, batches)
+    from training.ambiguity import one_row_fraction
+
+    per_class = 100 if quick else 1000
+    one_row = {f"threshold_{t:g}": one_row_fraction(generator, per_class, seed=1, threshold=t) for t in (0.01, 0.05)}
     cuda = None
     if torch.cuda.is_available():
         gpu = FilmGenerator("space_group", seed=0, device="cuda", **pool)
@@ -150,6 +159,8 @@ def run(quick: bool, out: Path) -> dict[str, Any]:
         "n_structures": n_start + generator.pool.replaced,
         "n_structures_in_pool": n_start,
         "n_structures_generated_during_timing": generator.pool.replaced,
+        "one_row_fraction": one_row,
+        "one_row_films_per_class": per_class,
         "n_cifs_validated": result["n_cifs"],
         "cif_roots": result["cif_roots"],
         "batch_size": BATCH,

@@ -189,13 +189,20 @@ class FilmGenerator:
             Per film provenance (with ``return_meta``).
         """
         pool = self.pool
-        use_cif = rng.random(len(groups)) < self.settings.cif_fraction
-        choices = [pool.cif_slots[sg] if use_cif[i] and pool.cif_slots[sg] else pool.main_slots[sg] for i, sg in enumerate(groups)]
-        slots = np.array([c[int(rng.integers(len(c)))] for c in choices], dtype=np.int64)
+        slots = self.draw_slots(groups, rng)
         impurity = self._impurities(slots, rng)
         params = FilmBatch(len(groups), gen, self.settings)
         values = render_films(pool.table.tensors(), torch.as_tensor(slots), *impurity, params, gen)
         return values, (self._meta(slots, groups, params, impurity) if return_meta else None)
+
+    def draw_slots(self, groups: list[str], rng: np.random.Generator) -> np.ndarray:
+        """Pool slot of each film's main phase: a CIF structure of its group for
+        ``settings.cif_fraction`` of the films (where the library has one), else a prototype or
+        generated structure; int64 [len(groups)]."""
+        pool = self.pool
+        use_cif = rng.random(len(groups)) < self.settings.cif_fraction
+        choices = [pool.cif_slots[sg] if use_cif[i] and pool.cif_slots[sg] else pool.main_slots[sg] for i, sg in enumerate(groups)]
+        return np.array([c[int(rng.integers(len(c)))] for c in choices], dtype=np.int64)
 
     def _advance(self, n: int) -> None:
         """Count ``n`` films and replace pool structures every ``refresh_every`` films."""

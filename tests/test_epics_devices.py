@@ -171,6 +171,13 @@ def test_move_takes_instrument_time_and_reports_done(beamline):
     assert 0 in moving_seen and moving_seen[-1] == 1  # .DMOV went 0 then back to 1
     # 4 deg at .VELO 2 deg/s plus the 0.05 s settle time of the simulated axis
     assert sim_time.get() - before == pytest.approx(4.0 / 2.0 + 0.05, abs=1e-6)
+    motor.velocity.set(8.0).wait(10)  # a client's .VELO is the axis' speed from the next move
+    try:
+        before = sim_time.get()
+        motor.move(10.0, wait=True, timeout=30)
+        assert sim_time.get() - before == pytest.approx(4.0 / 8.0 + 0.05, abs=1e-6)
+    finally:
+        motor.velocity.set(2.0).wait(10)
 
 
 def test_stop_ends_a_move_short_of_its_target(beamline):

@@ -8,9 +8,12 @@ import torch
 
 from models.grid import GRID_SIZE
 from patterns import DIMENSIONALITIES, SPACE_GROUPS
+from training.film_settings import SimulationSettings
 from training.generator import FilmGenerator
 
-SMALL = {"structures_per_class": 1, "include_cifs": False, "refresh_every": 40}  # fast pool for tests
+# a fast pool for tests: one generated structure per class, no pyxtal (tested on its own), no CIFs
+SMALL = {"structures_per_class": 1, "include_cifs": False, "refresh_every": 40,
+         "settings": SimulationSettings(random_crystal_fraction=0.0)}
 
 
 @pytest.fixture(scope="module")

@@ -31,6 +31,9 @@ def test_random_crystals_are_in_the_class(space_group):
     assert crystal is not None and crystal.origin == "pyxtal"
     number = SpacegroupAnalyzer(crystal.structure, symprec=0.1).get_space_group_number()
     assert number == SPACE_GROUP_NUMBERS[space_group]
+    again = random_crystal(space_group, np.random.default_rng(4))  # seeded: the same crystal
+    assert again.name == crystal.name
+    np.testing.assert_allclose(again.structure.frac_coords, crystal.structure.frac_coords)
 
 
 def test_lattice_relations_reproduce_the_anchors_and_stay_in_range():

@@ -77,3 +77,29 @@ def test_counting_noise_is_poisson():
         assert torch.equal(counts, counts.round()) and (counts >= 0).all()
         assert float(counts.mean()) == pytest.approx(level, rel=0.01)
         assert float(counts.var()) == pytest.approx(level, rel=0.05)
+
+
+def test_texture_equals_the_march_dollase_family_average():
+    # the compressed distinct-cos^2 table reproduces crystals.profiles.march_dollase (mean over
+    # every member of each family) for a tetragonal cell textured along (110)
+    from crystals.profiles import march_dollase
+    from training.film_renderer import LAMBDA_KA1, phase_peaks
+
+    structure = get_structure("MAPbI3")
+    reflections = compute_reflections(structure, LAMBDA_KA1, 68.0)
+    entry = phase_entry("MAPbI3", "I4/mcm", "prototype", {"Pb", "I"}, reflections, ((1, 1, 0),))
+    table = PeakTable([entry], torch.device("cpu")).tensors()
+    gen = torch.Generator().manual_seed(0)
+    p = FilmBatch(1, gen, QUIET)
+    p.march_r = torch.tensor([0.3], dtype=torch.float64)
+    p.direction_u = torch.zeros(1, dtype=torch.float64)  # the first candidate: (110)
+    p.b_extra, p.absorption = torch.zeros(1, dtype=torch.float64), torch.tensor([50.0], dtype=torch.float64)
+    one = torch.zeros(1, dtype=torch.int64)
+    _, two_theta, height = phase_peaks(table, one, one, p, torch.zeros(1, dtype=torch.bool), gen)
+    members = [m[~np.isnan(m[:, 0])] for m in reflections.members]
+    expected = reflections.powder_intensity(LAMBDA_KA1) * march_dollase(members, structure.lattice, (1, 1, 0), 0.3)
+    by_hkl = {tuple(h): e for h, e in zip(reflections.hkl.astype(int).tolist(), expected)}
+    reference = np.array([by_hkl[tuple(h)] for h in entry.hkl.astype(int).tolist()])
+    inside = (two_theta.numpy() > 2.5) & (two_theta.numpy() < 62.5)
+    reference = np.where(inside, reference, 0.0)
+    np.testing.assert_allclose(height.numpy(), reference / reference.max(), rtol=2e-3, atol=1e-6)

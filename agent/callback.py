@@ -1,6 +1,6 @@
 """The agent as a bluesky callback: documents in, decisions out.
 
-`ScanAgent` holds one classifier and answers ``decide(run_uid, n_points)`` for the runs it has
+`ScanAgent` holds one classifier and answers ``decision_for(run_uid, n_points)`` for the runs it has
 seen. It watches runs through `ScanAgent.factory`, a RunRouter factory: for every adaptive run
 (a start document with ``"adaptive"`` metadata) it makes one `AgentRunCallback`, a
 `bluesky.callbacks.core.CallbackBase` that rebuilds the partial scan from the primary stream's
@@ -26,7 +26,7 @@ from event_model import RunRouter
 
 from agent.decision import Decision
 from agent.partial_scan import PartialScanBuilder
-from agent.policy import PolicyConfig, PredictionSummary, decide
+from agent.policy import PolicyConfig, PredictionSummary, next_action
 
 MIN_POINTS_FOR_PREDICTION = 4
 """Below this many points the model is not run (a handful of points carries no class evidence)."""
@@ -49,26 +49,22 @@ class AgentNotReady(RuntimeError):
     """The agent has not (yet) seen the documents a decision was asked about."""
 
 
-def best_device() -> str:
-    """``"cuda"`` when a CUDA device is usable, else ``"cpu"``."""
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
 def place_on_best_device(classifier: ClassifierLike) -> str:
     """The device the classifier runs on, moving it to the best one when it can be moved.
 
-    `models.classifier.Classifier` already picks CUDA when present, else CPU (its ``device_``);
+    `models.classifier.Classifier` already picks CUDA when present, else CPU (its ``device``);
     a classifier with a ``to(device)`` method is moved.
     """
-    device = getattr(classifier, "device_", None)
+    device = getattr(classifier, "device", None)
     if device is not None:
         return str(device)
     mover = getattr(classifier, "to", None)
     if callable(mover):
-        mover(best_device())
-        return best_device()
+        from models.classifier import select_device  # the one device rule
+
+        device = str(select_device())
+        mover(device)
+        return device
     return "cpu"
 
 
@@ -133,7 +129,7 @@ class AgentRunCallback(CallbackBase):
                 self._new_points.wait(remaining)
         return self.builder.scan.n_points >= n_points
 
-    def decide(self, n_points: int) -> Decision:
+    def classify_and_choose(self, n_points: int) -> Decision:
         """Classify the partial scan and apply the policy.
 
         Parameters
@@ -148,9 +144,9 @@ class AgentRunCallback(CallbackBase):
             If fewer than `n_points` points have arrived.
         """
         with self._new_points:
-            return self._decide(n_points)
+            return self._classify_and_choose(n_points)
 
-    def _decide(self, n_points: int) -> Decision:
+    def _classify_and_choose(self, n_points: int) -> Decision:
         started = time.perf_counter()
         scan = self.builder.scan
         if scan.n_points < n_points:
@@ -159,7 +155,7 @@ class AgentRunCallback(CallbackBase):
         if scan.n_points >= MIN_POINTS_FOR_PREDICTION:
             two_theta, counts = scan.sorted()
             prediction = self.classifier.predict(two_theta, counts)
-        decision = decide(scan, prediction, self.history, self.config, self.grid)
+        decision = next_action(scan, prediction, self.history, self.config, self.grid)
         if prediction is not None:
             self.history.append(PredictionSummary(str(prediction.label), float(prediction.confidence), scan.frontier))
         latency_ms = 1e3 * (time.perf_counter() - started)
@@ -266,12 +262,12 @@ class ScanAgent:
             "device": self.device,
         }
 
-    def decide(self, run_uid: str, n_points: int, timeout: float = 0.0) -> Decision:
+    def decision_for(self, run_uid: str, n_points: int, timeout: float = 0.0) -> Decision:
         """The decision after `n_points` points of run `run_uid`, waiting up to `timeout` s for documents."""
         run = self.run(run_uid, timeout)
         if not run.wait_for_points(n_points, timeout):
             raise AgentNotReady(f"run {run_uid}: {run.builder.scan.n_points} of {n_points} points seen")
-        return run.decide(n_points)
+        return run.classify_and_choose(n_points)
 
 
 class LocalAgent:
@@ -312,7 +308,7 @@ class LocalAgent:
 
     def ask(self, run_uid: str, n_points: int, timeout: float = 1.0) -> Decision:
         """The next decision; raises (AgentNotReady, model errors) instead of hanging."""
-        return self.agent.decide(run_uid, n_points, timeout=0.0)
+        return self.agent.decision_for(run_uid, n_points, timeout=0.0)
 
     def latencies_ms(self, run_uid: str) -> list[float]:
         """Agent-side latencies of a run's decisions, milliseconds."""

@@ -3,7 +3,8 @@
 `PartialScan` is plain numpy (append-only arrays with amortised growth, a cached sorted view), so
 the policy can be tested without a RunEngine. `PartialScanBuilder` fills one from the documents of
 a run: it reads the motor and detector field names the plan wrote into the start document
-(``start["adaptive"]["motor_field"]`` / ``["counts_field"]``) and accepts only events of the
+(``start["adaptive"]["motor_field"]`` / ``["counts_field"]``) and the range from the policy
+(``start["adaptive"]["policy"]["start"]`` / ``["stop"]``), and accepts only events of the
 ``"primary"`` stream (the plan's own ``"decisions"`` stream is provenance, not data).
 """
 
@@ -137,8 +138,9 @@ class PartialScanBuilder:
     Parameters
     ----------
     start_doc : dict
-        The run's start document; must carry ``start_doc["adaptive"]`` with ``"start"``, ``"stop"``
-        (degrees), ``"motor_field"`` and ``"counts_field"`` (data keys of the primary stream).
+        The run's start document; must carry ``start_doc["adaptive"]`` with ``"policy"`` (holding
+        ``"start"`` and ``"stop"``, degrees), ``"motor_field"`` and ``"counts_field"`` (data keys of
+        the primary stream).
 
     Raises
     ------
@@ -153,8 +155,8 @@ class PartialScanBuilder:
         try:
             self.motor_field = str(adaptive["motor_field"])
             self.counts_field = str(adaptive["counts_field"])
-            self.scan = PartialScan(float(adaptive["start"]), float(adaptive["stop"]))
-        except KeyError as exc:
+            self.scan = PartialScan(float(adaptive["policy"]["start"]), float(adaptive["policy"]["stop"]))
+        except (KeyError, TypeError) as exc:
             raise ValueError(f"adaptive metadata lacks {exc.args[0]!r}") from exc
         self.run_uid: str = start_doc["uid"]
         self._primary_descriptors: set[str] = set()

@@ -1,6 +1,6 @@
 """The decision: a pure function of the partial scan, the latest prediction and the configuration.
 
-`decide` never touches a device, a socket or a model; the same inputs give the same `Decision`, so
+`next_action` never touches a device, a socket or a model; the same inputs give the same `Decision`, so
 every rule below is tested without a RunEngine (tests/test_agent_policy.py).
 
 The rules, in the order they are checked after each point:
@@ -41,8 +41,25 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from agent.decision import ActionKind, CamSummary, Decision
+from agent.cam_summary import cam_on_interval, summarise_cam
+from agent.decision import ActionKind, Decision
 from agent.partial_scan import PartialScan
+
+
+POSITION_TOLERANCE_STEPS = 0.25
+"""Two positions closer than this many fine steps are one point (already measured, end reached).
+
+Why a quarter: candidate positions lie whole fine steps away from measured ones and are rounded to
+1e-6 degrees, so a true neighbour is one step away and a repeat is ~0 away; a quarter step sits
+far from both.
+"""
+
+COARSE_GAP_STEPS = 1.5
+"""An interval wider than this many fine steps was crossed at the coarse step (not the fine one).
+
+Why 1.5: fine intervals are one step (up to rounding) and the default coarse step is four; the
+threshold lies between one and two steps so that no rounded fine interval counts as coarse.
+"""
 
 
 class PredictionLike(Protocol):
@@ -132,6 +149,16 @@ class PolicyConfig:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if not 0 < self.cam_fraction <= 1:
             raise ValueError(f"cam_fraction must be in (0, 1], got {self.cam_fraction}")
+
+    @property
+    def position_tolerance(self) -> float:
+        """Degrees within which two positions are one point (:data:`POSITION_TOLERANCE_STEPS` fine steps)."""
+        return POSITION_TOLERANCE_STEPS * self.fine_step
+
+    @property
+    def coarse_gap(self) -> float:
+        """Degrees above which an interval was crossed at the coarse step (:data:`COARSE_GAP_STEPS` fine steps)."""
+        return COARSE_GAP_STEPS * self.fine_step
 
     def to_dict(self) -> dict[str, Any]:
         """The thresholds as a plain dictionary (start-document metadata)."""
@@ -224,44 +251,9 @@ def above_background(
     return bool(excess > sigma * math.sqrt(max(background, 1.0)) and excess > relative * background)
 
 
-def summarise_cam(cam: np.ndarray | None, grid: np.ndarray, measured: np.ndarray | None = None) -> CamSummary:
-    """Describe a class-activation map on `grid` (degrees) in a few numbers.
-
-    Parameters
-    ----------
-    cam : np.ndarray or None
-        Non-negative CAM values on `grid`; None gives an empty summary.
-    grid : np.ndarray
-        Angles of the CAM values, degrees.
-    measured : np.ndarray, optional
-        Boolean mask of grid points backed by measurement; the CAM elsewhere is ignored.
-    """
-    if cam is None or cam.size != grid.size:
-        return CamSummary()
-    values = np.where(measured, cam, 0.0) if measured is not None else np.asarray(cam)
-    peak = int(np.argmax(values))
-    if values[peak] <= 0:
-        return CamSummary()
-    high = values >= 0.5 * values[peak]
-    # the widest contiguous high region
-    edges = np.flatnonzero(np.diff(np.concatenate(([0], high.astype(np.int8), [0]))))
-    starts, ends = edges[::2], edges[1::2]
-    widest = int(np.argmax(ends - starts))
-    # local maxima, strongest first
-    interior = (values[1:-1] > values[:-2]) & (values[1:-1] >= values[2:]) & (values[1:-1] > 0)
-    maxima = np.flatnonzero(interior) + 1
-    top = maxima[np.argsort(values[maxima])[::-1][:3]]
-    return CamSummary(
-        peak_two_theta=float(grid[peak]),
-        high_low=float(grid[starts[widest]]),
-        high_high=float(grid[ends[widest] - 1]),
-        top_two_theta=tuple(float(grid[i]) for i in top),
-    )
-
-
 def _fill_positions(lo: float, hi: float, scan: PartialScan, config: PolicyConfig) -> tuple[float, ...]:
     """Fine-step positions strictly inside (lo, hi) that were not measured yet, ascending."""
-    tolerance = 0.25 * config.fine_step
+    tolerance = config.position_tolerance
     n = int(math.floor((hi - lo) / config.fine_step + 1e-9))
     candidates = (lo + config.fine_step * k for k in range(1, n + 1))
     return tuple(
@@ -269,13 +261,42 @@ def _fill_positions(lo: float, hi: float, scan: PartialScan, config: PolicyConfi
     )
 
 
-def _cam_on_interval(cam: np.ndarray, grid: np.ndarray, lo: float, hi: float) -> float:
-    """Mean CAM over grid points in [lo, hi] (0 when none)."""
-    i, j = np.searchsorted(grid, lo), np.searchsorted(grid, hi, side="right")
-    return float(cam[i:j].mean()) if j > i else 0.0
+def _evidence(scan: PartialScan, prediction: PredictionLike | None) -> dict[str, Any]:
+    """The fields of a `Decision` that say what it was based on."""
+    evidence: dict[str, Any] = {"n_points": scan.n_points, "position": scan.last_position}
+    if prediction is not None:
+        evidence.update(
+            label=str(prediction.label),
+            confidence=float(prediction.confidence),
+            probabilities=tuple(float(p) for p in np.asarray(prediction.probabilities).ravel()),
+            classes=tuple(str(c) for c in prediction.classes),
+            coverage=float(prediction.coverage),
+        )
+    return evidence
 
 
-def decide(
+def _cam_backstep(scan: PartialScan, cam: np.ndarray, grid: np.ndarray, front: int, config: PolicyConfig) -> tuple[float, ...]:
+    """Rule 3's fill: the newest high-CAM coarse interval within ``backstep_window`` that ends on a weak feature."""
+    cam_max = float(np.max(cam))
+    if cam_max <= 0:
+        return ()
+    positions, counts = scan.sorted()
+    lo_index = int(np.searchsorted(positions, scan.frontier - config.backstep_window))
+    for k in range(front, max(lo_index, 1) - 1, -1):
+        lo, hi = positions[k - 1], positions[k]
+        if (
+            hi - lo > config.coarse_gap
+            and cam_on_interval(cam, grid, lo, hi) >= config.cam_fraction * cam_max
+            and any(above_background(positions, counts, j, config, sigma=config.cam_peak_sigma, relative=0.0)
+                    for j in (k - 1, k))
+        ):
+            fill = _fill_positions(lo, hi, scan, config)
+            if fill:
+                return fill
+    return ()
+
+
+def next_action(
     scan: PartialScan,
     prediction: PredictionLike | None,
     history: Sequence[PredictionSummary],
@@ -304,25 +325,15 @@ def decide(
         The action and positions; evidence fields (probabilities, CAM summary) are filled from
         `prediction`, latency and model version are left for the caller.
     """
-    evidence: dict[str, Any] = {"n_points": scan.n_points, "position": scan.last_position}
-    if prediction is not None:
-        probabilities = tuple(float(p) for p in np.asarray(prediction.probabilities).ravel())
-        evidence.update(
-            label=str(prediction.label),
-            confidence=float(prediction.confidence),
-            probabilities=probabilities,
-            classes=tuple(str(c) for c in prediction.classes),
-            coverage=float(prediction.coverage),
-        )
+    evidence = _evidence(scan, prediction)
     if scan.n_points == 0:
         return Decision(ActionKind.COARSE, (config.start,), "first point", **evidence)
 
     positions, counts = scan.sorted()
+    # the CAM is 0 where the grid's mask says unmeasured (masked once, in the model): used as is
     cam = None if prediction is None or grid is None else np.asarray(prediction.cam, dtype=np.float64)
-    measured_on_grid = None
-    if cam is not None and grid is not None:
-        measured_on_grid = (grid >= positions[0] - 1e-9) & (grid <= scan.frontier + 1e-9)
-        evidence["cam"] = summarise_cam(cam, grid, measured_on_grid)
+    if cam is not None:
+        evidence["cam"] = summarise_cam(cam, grid)
 
     def decision(kind: ActionKind, where: tuple[float, ...], reason: str) -> Decision:
         return Decision(kind, where, reason, **evidence)
@@ -330,7 +341,7 @@ def decide(
     if config.early_stop and is_settled(scan, prediction, history, config):
         return decision(ActionKind.STOP, (), f"settled: {prediction.label} at confidence {prediction.confidence:.3f}")
 
-    coarse_gap = 1.5 * config.fine_step
+    coarse_gap = config.coarse_gap
     front = int(np.searchsorted(positions, scan.frontier))  # index of the frontier point
     confident = prediction is not None and prediction.confidence >= config.confidence
 
@@ -342,27 +353,14 @@ def decide(
                 return decision(ActionKind.BACKSTEP, fill, "peak crossed at coarse step")
 
     # Rule 3: a high-CAM coarse interval just behind the frontier, while not yet confident.
-    if cam is not None and grid is not None and not confident and measured_on_grid is not None:
-        cam_max = float(np.max(np.where(measured_on_grid, cam, 0.0)))
-        if cam_max > 0:
-            lo_index = int(np.searchsorted(positions, scan.frontier - config.backstep_window))
-            for k in range(front, max(lo_index, 1) - 1, -1):
-                lo, hi = positions[k - 1], positions[k]
-                if (
-                    hi - lo > coarse_gap
-                    and _cam_on_interval(cam, grid, lo, hi) >= config.cam_fraction * cam_max
-                    and any(
-                        above_background(positions, counts, j, config, sigma=config.cam_peak_sigma, relative=0.0)
-                        for j in (k - 1, k)
-                    )
-                ):
-                    fill = _fill_positions(lo, hi, scan, config)
-                    if fill:
-                        return decision(ActionKind.BACKSTEP, fill, "weak feature in a high-CAM region")
+    if cam is not None and not confident:
+        fill = _cam_backstep(scan, cam, grid, front, config)
+        if fill:
+            return decision(ActionKind.BACKSTEP, fill, "weak feature in a high-CAM region")
 
     # Rules 4 and 5: step forward, fine inside a peak, until the end of the range.
     remaining = config.stop - scan.frontier
-    if remaining <= 0.25 * config.fine_step:
+    if remaining <= config.position_tolerance:
         return decision(ActionKind.STOP, (), "range complete")
     on_peak = front >= 1 and above_background(positions, counts, front, config)
     kind, step = (ActionKind.FINE, config.fine_step) if on_peak else (ActionKind.COARSE, config.coarse_step)
@@ -379,7 +377,7 @@ def fallback_decision(scan: PartialScan, config: PolicyConfig, reason: str) -> D
     """
     if scan.n_points == 0:
         return Decision(ActionKind.FINE, (config.start,), reason, fallback=True)
-    if config.stop - scan.frontier <= 0.25 * config.fine_step:
+    if config.stop - scan.frontier <= config.position_tolerance:
         return Decision(ActionKind.STOP, (), f"{reason}; range complete", n_points=scan.n_points,
                         position=scan.last_position, fallback=True)
     next_position = round(min(scan.frontier + config.fine_step, config.stop), 6)

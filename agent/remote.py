@@ -5,11 +5,11 @@ Wiring (all addresses explicit ``tcp://127.0.0.1:PORT``)::
 
     plan process                                  agent process (`xrd-agent serve-agent`)
     RunEngine -> Publisher --(documents)--> Proxy in | Proxy out --> RemoteDispatcher -> ScanAgent
-    plan: RemoteAgent.ask --(REQ: run uid, n points)-------------> REP: ScanAgent.decide
+    plan: RemoteAgent.ask --(REQ: run uid, n points)-------------> REP: ScanAgent.decision_for
           <------------------------------------------(REP: decision record)--
 
 The two paths are independent, so the agent answers a question only once it has seen the points
-the question is about (`ScanAgent.decide` waits for them, within the request's timeout).
+the question is about (`ScanAgent.decision_for` waits for them, within the request's timeout).
 
 The client never hangs: every request is polled with a timeout; after a timeout the REQ socket is
 closed with ``linger=0`` and a fresh one made (a REQ socket whose reply was lost refuses to send
@@ -145,7 +145,7 @@ class AgentServer:
                 n_points = int(request["n_points"])
                 # answer before the client gives up: leave it a margin for the reply to travel
                 wait = max(0.0, 0.8 * float(request.get("timeout", DEFAULT_TIMEOUT_S)))
-                decision = self.agent.decide(run_uid, n_points, timeout=wait)
+                decision = self.agent.decision_for(run_uid, n_points, timeout=wait)
                 return {"ok": True, "decision": decision.to_dict()}
             return {"ok": False, "error": f"unknown op {op!r}"}
         except (KeyError, TypeError, ValueError, AgentNotReady) as exc:

@@ -38,6 +38,8 @@ from typing import Any
 
 import numpy as np
 
+from patterns.datasets import MEASURED_SAMPLE_PREFIX
+
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 DEFAULT_OUT = RESULTS_DIR / "loop.json"
 STRATEGIES: tuple[str, ...] = ("uniform_0.04", "uniform_0.16", "slope_adaptive", "agent")
@@ -339,7 +341,7 @@ def run(quick: bool = False, out: Path | None = None, *, seed: int = 0, max_samp
     for classifier, names, fold in folds:
         chosen = names[:2] if quick else names
         for name in chosen:
-            sample = f"auto-xrd/{name}"
+            sample = f"{MEASURED_SAMPLE_PREFIX}{name}"
             if sample in available:
                 jobs.append((sample, seed + len(jobs), classifier, fold))
     if max_samples is not None:

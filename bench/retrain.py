@@ -35,6 +35,9 @@ from typing import Any
 
 import numpy as np
 
+from patterns.data_home import HOME_ENV
+from patterns.datasets import MEASURED_SAMPLE_PREFIX
+
 TARGET_WALL_S = 180.0
 TARGET_LIST_S = 2.0
 N_SCANS = 5000
@@ -49,7 +52,7 @@ def simulated_scans(n_scans: int, seed: int) -> list[Any]:
     from storage.scans import LabelledScan
 
     rng = np.random.default_rng(seed)
-    samples = [get_sample(n) for n in list_samples() if not n.startswith("auto-xrd/")]
+    samples = [get_sample(n) for n in list_samples() if not n.startswith(MEASURED_SAMPLE_PREFIX)]
     samples = [s for s in samples if s.label in SPACE_GROUPS]
     now = time.time()
     scans = []
@@ -93,8 +96,8 @@ def catalog_read_cost(n_runs: int) -> tuple[float, float]:
     from storage.scans import labelled_scans
 
     with tempfile.TemporaryDirectory() as home:
-        previous = os.environ.get("XRD_AGENT_HOME")
-        os.environ["XRD_AGENT_HOME"] = home
+        previous = os.environ.get(HOME_ENV)
+        os.environ[HOME_ENV] = home
         try:
             catalog = open_catalog()
             RE = RunEngine({})
@@ -114,9 +117,9 @@ def catalog_read_cost(n_runs: int) -> tuple[float, float]:
             assert len(scans) == len(again) == n_runs
         finally:
             if previous is None:
-                os.environ.pop("XRD_AGENT_HOME", None)
+                os.environ.pop(HOME_ENV, None)
             else:
-                os.environ["XRD_AGENT_HOME"] = previous
+                os.environ[HOME_ENV] = previous
     return cold / n_runs, warm / n_runs
 
 
@@ -128,8 +131,8 @@ def list_labelled_cost(n_runs: int) -> tuple[float, int]:
     from storage.labels import LABEL_KEY, list_runs
 
     with tempfile.TemporaryDirectory() as home:
-        previous = os.environ.get("XRD_AGENT_HOME")
-        os.environ["XRD_AGENT_HOME"] = home
+        previous = os.environ.get(HOME_ENV)
+        os.environ[HOME_ENV] = home
         try:
             catalog = open_catalog()
             now = time.time()
@@ -146,9 +149,9 @@ def list_labelled_cost(n_runs: int) -> tuple[float, int]:
             elapsed = time.perf_counter() - tic
         finally:
             if previous is None:
-                os.environ.pop("XRD_AGENT_HOME", None)
+                os.environ.pop(HOME_ENV, None)
             else:
-                os.environ["XRD_AGENT_HOME"] = previous
+                os.environ[HOME_ENV] = previous
     return elapsed, len(labelled)
 
 

@@ -8,7 +8,7 @@ Three figures, each against its acceptance line (issue 3):
   Target <= 1 ms median.
 * ``batched_inference_patterns_per_s``: :meth:`~models.classifier.Classifier.predict_proba` on
   preprocessed patterns (the calibrated ensemble, through the fused inference path
-  :class:`models.xrdnet.FusedXRDNet`). The module forward (``network_(x)`` in eval mode, the path
+  :class:`models.xrdnet.FusedXRDNet`). The module forward (``network(x)`` in eval mode, the path
   before the fused one) is timed in the same run on the same inputs, so the ratio is read off one
   machine state. Target >= 20,000 patterns/s.
 * ``augmentation_patterns_per_s``: :func:`training.augment.augment_batch` on raw gridded patterns.
@@ -52,11 +52,10 @@ def _classifier(task: str):
         print(f"bench speed: no usable default model ({exc}); timing an untrained one")
         config = default_config()
         from models.architectures import build_network
-        from models.classifier import task_classes
+        from patterns.datasets import task_classes
 
         network = build_network(config.architecture, len(task_classes(task)), config.n_members, config.width)
-        clf = Classifier(task, config)
-        clf._set_fitted(network, 1.0, {})
+        clf = Classifier(task, network, temperature=1.0, training_config=config.to_dict())
         return clf, "untrained default architecture (no shipped model found)"
 
 
@@ -129,7 +128,7 @@ def time_batched(clf: Any, n: int, rounds: int) -> dict[str, float]:
     def module_forward() -> None:
         with torch.inference_mode():
             for chunk in xt.split(INFERENCE_CHUNK):
-                clf.network_(chunk)
+                clf.network(chunk)
 
     fused = _median_rate(n, lambda: clf.predict_proba(x), rounds)
     module = _median_rate(n, module_forward, rounds)
@@ -242,8 +241,8 @@ def run(quick: bool, out: Path, *, threads: int = 2) -> dict[str, Any]:
     result: dict[str, Any] = {
         "model": model_source,
         "model_version": clf.version,
-        "architecture": clf._resolved_config().architecture,
-        "n_members": clf._resolved_config().n_members,
+        "architecture": clf.architecture,
+        "n_members": clf.n_members,
         "fused_inference_path": clf._fused() is not None,
         "threads_batched": threads,
         "threads_single": 1,

@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     (uid,) = RE(adaptive_scan(
         [beamline.detector], beamline.motor, start=args.start, stop=args.stop, coarse_step=args.coarse_step,
         fine_step=args.fine_step, dwell=args.dwell, early_stop=not args.no_early_stop, agent=agent,
-        timeout=args.timeout, **thresholds,
+        timeout=args.timeout if args.timeout is not None else config.timeout_s, **thresholds,
     ))
     record = collector.records[uid]
     final = record.final()
@@ -79,6 +79,9 @@ def run(args: argparse.Namespace) -> int:
         f"{record.n_points} points, {beamline.clock.time() - began:.1f} s simulated acquisition, "
         f"exit {record.stop.get('exit_status')}" + (f" ({record.stop['reason']})" if record.stop.get("reason") else "")
     )
+    if record.fallback_used():  # the plan decided alone for part of the run: say why (the decisions stream has it)
+        first = int(record.decisions["fallback"].astype(bool).argmax())
+        print(f"fallback: {record.decisions['reason'][first]}")
     if args.report is not None:
         classifier = getattr(getattr(agent, "agent", None), "classifier", None)
         print(f"report: {render_report(record, args.report, classifier)}")

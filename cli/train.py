@@ -64,9 +64,9 @@ def run_train(args: argparse.Namespace) -> int:
         clf = train_default(task, config=config)
         out = models.default_model_dir(task) if args.default else (args.out or Path("models-out") / task)
         clf.save(out)
-        cal = clf.metadata_.get("calibration", {})
+        cal = clf.metadata.get("calibration", {})
         print(
-            f"{task}: version {clf.version}, temperature {clf.temperature_:.3f}, held-out accuracy "
+            f"{task}: version {clf.version}, temperature {clf.temperature:.3f}, held-out accuracy "
             f"{cal.get('heldout_accuracy', float('nan')):.3f} on {cal.get('n_heldout', 0)} patterns, "
             f"{time.perf_counter() - t0:.1f} s -> {out}"
         )

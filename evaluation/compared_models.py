@@ -17,7 +17,6 @@ from dataclasses import replace
 
 import numpy as np
 
-from models.classifier import Classifier
 from evaluation.protocols import FoldModel, ModelSpec, TrainingSet
 from training.fit import TrainConfig, train_classifier
 
@@ -100,10 +99,3 @@ def acnn_spec(quick: bool = False, config: TrainConfig = ACNN_CONFIG) -> ModelSp
     return classifier_spec("acnn", config,
                            f"faithful a-CNN (Oviedo et al. 2019), {config.n_members} network(s), "
                            f"{config.steps} steps, same data and augmentation")
-
-
-def trained_classifier(model: FoldModel) -> Classifier:
-    """The :class:`Classifier` inside a fitted :class:`ClassifierFoldModel`."""
-    if not isinstance(model, ClassifierFoldModel) or not hasattr(model, "classifier_"):
-        raise TypeError("not a fitted ClassifierFoldModel")
-    return model.classifier_

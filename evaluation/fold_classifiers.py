@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -28,6 +27,7 @@ from evaluation.protocols import (
 from evaluation.folds import stratified_folds
 from training.measured_set import load_measured_set
 from models.preprocess import PREPROCESSING_VERSION
+from patterns.data_home import xrd_agent_home
 from training.fit import TrainConfig, train_classifier
 
 FOLD_CONFIG = TrainConfig()
@@ -40,9 +40,8 @@ MANIFEST_FILE = "folds.json"
 
 
 def default_cache_dir() -> Path:
-    """``$XRD_AGENT_HOME/fold_models`` (XRD_AGENT_HOME defaults to ~/.local/share/xrd-agent)."""
-    home = os.environ.get("XRD_AGENT_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share", "xrd-agent")
-    return Path(home) / "fold_models"
+    """``$XRD_AGENT_HOME/fold_models`` (see :mod:`patterns.data_home`)."""
+    return xrd_agent_home() / "fold_models"
 
 
 def unseen_xy_names(task: str, seed: int = 0, n_splits: int = 5) -> list[list[str]]:

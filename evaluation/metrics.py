@@ -195,15 +195,6 @@ def selective_accuracy(
     return result
 
 
-def negative_log_likelihood(y_true: np.ndarray, probabilities: np.ndarray) -> float:
-    """Mean negative log-likelihood of the true class (nats), clipped at 1e-12."""
-    true = _as_labels(y_true, "y_true")
-    probs = _check_probabilities(probabilities, true.size)
-    if true.size == 0:
-        return float("nan")
-    return float(-np.mean(np.log(np.clip(probs[np.arange(true.size), true], 1e-12, None))))
-
-
 @dataclass(frozen=True)
 class ClassificationReport:
     """The standard figures of one set of predictions.

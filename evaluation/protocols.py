@@ -26,271 +26,44 @@ selective accuracy reported on the pooled outer test folds are on held-out data.
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from functools import cached_property
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
-from models import calibrate
 from evaluation.folds import Fold, stratified_folds
-from models.grid import GRID_SIZE
-from training.measured_set import MeasuredSet, task_classes
-from evaluation.metrics import (
-    classification_report,
-    expected_calibration_error,
-    selective_accuracy,
+from evaluation.nearest_neighbour import NearestNeighbourModel, nearest_neighbour_spec
+from evaluation.results import ModelPredictions, ProtocolResult, summarize, summarize_model
+from evaluation.training_sets import (
+    MEASURED_PREFIX,
+    SIMULATED_PREFIX,
+    FoldModel,
+    LeakageError,
+    ModelSpec,
+    SimulatedData,
+    SimulatedSource,
+    TrainingSet,
+    build_training_set,
+    check_no_leak,
+    simulated_source,
 )
-from evaluation.nearest_neighbour import NearestNeighbourClassifier
+from models import calibrate
+from models.grid import GRID_SIZE
 from models.preprocess import preprocess
+from patterns.datasets import task_classes
+from training.measured_set import MeasuredSet
 
-MEASURED_PREFIX = "measured:"
-SIMULATED_PREFIX = "simulated:"
-
-
-class LeakageError(RuntimeError):
-    """A test pattern (or, for grouped folds, a near-duplicate of one) is in the training set."""
-
-
-@dataclass(frozen=True)
-class TrainingSet:
-    """What a model may learn from in one fold.
-
-    Attributes
-    ----------
-    task : str
-        "space_group" or "dimensionality".
-    classes : tuple of str
-        Class names; ``labels`` index into them.
-    values : np.ndarray
-        float32 ``[N, 1376]`` raw intensity on :data:`models.grid.GRID` (0 where unmeasured).
-    masks : np.ndarray
-        bool ``[N, 1376]``, True where measured (all True for simulated patterns).
-    labels : np.ndarray
-        int64 ``[N]``.
-    sources : tuple of str
-        Where each row comes from: ``"simulated:<seed>:<index>"`` or ``"measured:<name>"``.
-        Recorded so that tests and :func:`check_no_leak` can prove what a model trained on.
-    """
-
-    task: str
-    classes: tuple[str, ...]
-    values: np.ndarray
-    masks: np.ndarray
-    labels: np.ndarray
-    sources: tuple[str, ...]
-
-    def __post_init__(self) -> None:
-        n = len(self.sources)
-        if self.values.shape != (n, GRID_SIZE) or self.masks.shape != (n, GRID_SIZE):
-            raise ValueError(
-                f"values {self.values.shape} and masks {self.masks.shape} must be [{n}, {GRID_SIZE}]"
-            )
-        if self.labels.shape != (n,):
-            raise ValueError(f"labels must have shape [{n}], got {self.labels.shape}")
-
-    def __len__(self) -> int:
-        return len(self.sources)
-
-    @cached_property
-    def features(self) -> np.ndarray:
-        """Preprocessed ``[N, 2, 1376]`` (computed once)."""
-        return preprocess(self.values, self.masks)
-
-    @property
-    def is_measured(self) -> np.ndarray:
-        """bool ``[N]``: the row is a measured pattern (not simulated)."""
-        return np.array([s.startswith(MEASURED_PREFIX) for s in self.sources], dtype=bool)
-
-    def measured_names(self) -> set[str]:
-        """Names of the measured patterns in the set."""
-        return {s[len(MEASURED_PREFIX):] for s in self.sources if s.startswith(MEASURED_PREFIX)}
+__all__ = [  # the harness's whole surface, also what moved to training_sets / results / nearest_neighbour
+    "MEASURED_PREFIX", "SIMULATED_PREFIX", "FoldModel", "LeakageError", "ModelPredictions", "ModelSpec",
+    "NearestNeighbourModel", "ProtocolResult", "SimulatedData", "SimulatedSource", "TrainingSet",
+    "apply_temperature", "build_training_set", "check_no_leak", "fit_probability_temperature",
+    "nearest_neighbour_spec", "run_case1", "run_case2", "run_case3", "run_folds", "simulated_source",
+    "summarize", "summarize_model",
+]
 
 
-class FoldModel(Protocol):
-    """What the harness needs of a model: fit on a training set, then class probabilities."""
-
-    def fit(self, training: TrainingSet) -> Any: ...
-
-    def predict_proba(self, features: np.ndarray) -> np.ndarray: ...
-
-
-ModelFactory = Callable[[str, int], FoldModel]
-"""``(task, seed) -> FoldModel``: a fresh, unfitted model."""
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """A named model of the comparison.
-
-    Attributes
-    ----------
-    name : str
-        Key in the results ("ours", "acnn", "nn", ...).
-    factory : ModelFactory
-        Builds a fresh model per fold.
-    description : str
-        One line for the report.
-    needs_measured : bool
-        Skip this model in protocols without measured training data (Case 1, Case 2).
-    settings : dict
-        JSON-ready training settings, recorded in reports.
-    """
-
-    name: str
-    factory: ModelFactory
-    description: str = ""
-    needs_measured: bool = False
-    settings: Mapping[str, Any] = field(default_factory=dict)
-
-
-class NearestNeighbourModel:
-    """The 1-NN baseline behind the :class:`FoldModel` interface.
-
-    Parameters
-    ----------
-    n_classes : int
-        Classes of the task.
-    measured_only : bool
-        Use only the measured rows of the training set (else every row, simulated included).
-    """
-
-    def __init__(self, n_classes: int, measured_only: bool = False) -> None:
-        self.n_classes = n_classes
-        self.measured_only = measured_only
-
-    def fit(self, training: TrainingSet) -> NearestNeighbourModel:
-        rows = training.is_measured if self.measured_only else np.ones(len(training), dtype=bool)
-        if not rows.any():
-            raise ValueError("1-NN on measured patterns only, but the training set has none")
-        self.classifier_ = NearestNeighbourClassifier(self.n_classes).fit(
-            training.features[rows], training.labels[rows]
-        )
-        return self
-
-    def predict_proba(self, features: np.ndarray) -> np.ndarray:
-        return self.classifier_.predict_proba(features)
-
-
-def nearest_neighbour_spec(measured_only: bool = True) -> ModelSpec:
-    """The 1-NN baseline as a :class:`ModelSpec`.
-
-    ``measured_only=True`` gives "nn": correlation to the measured training patterns (the
-    baseline of the data README, and the stronger one here: simulated neighbours mislead it);
-    it is skipped where no measured pattern is in training (Case 1, Case 2). ``False`` gives
-    "nn_with_simulated": correlation to every training pattern.
-    """
-
-    def factory(task: str, seed: int) -> FoldModel:
-        return NearestNeighbourModel(len(task_classes(task)), measured_only)
-
-    if measured_only:
-        return ModelSpec("nn", factory, "1-NN, correlation to the measured training patterns", True)
-    return ModelSpec("nn_with_simulated", factory,
-                     "1-NN, correlation to every training pattern (simulated + measured)")
-
-
-@dataclass(frozen=True)
-class SimulatedData:
-    """Simulated training patterns of one task: raw intensities on the full grid."""
-
-    values: np.ndarray
-    labels: np.ndarray
-    seed: int
-
-    def __post_init__(self) -> None:
-        if self.values.ndim != 2 or self.values.shape[1] != GRID_SIZE:
-            raise ValueError(f"simulated values must be [M, {GRID_SIZE}], got {self.values.shape}")
-        if self.labels.shape != (self.values.shape[0],):
-            raise ValueError("simulated labels and values differ in length")
-
-
-SimulatedSource = Callable[[str, int], SimulatedData]
-"""``(task, seed) -> SimulatedData``."""
-
-
-def simulated_source(n_per_class: int | Mapping[str, int]) -> SimulatedSource:
-    """A :data:`SimulatedSource` over :func:`training.simulate.simulate_training_set`, memoised."""
-    cache: dict[tuple[str, int], SimulatedData] = {}
-
-    def source(task: str, seed: int) -> SimulatedData:
-        if (task, seed) not in cache:
-            from training.simulate import simulate_training_set  # heavy (pymatgen): only when used
-
-            values, labels, _ = simulate_training_set(n_per_class, seed=seed, task=task)
-            cache[(task, seed)] = SimulatedData(
-                np.asarray(values, dtype=np.float32), np.asarray(labels, dtype=np.int64), seed
-            )
-        return cache[(task, seed)]
-
-    return source
-
-
-def build_training_set(
-    task: str,
-    simulated: SimulatedData | None,
-    measured: MeasuredSet | None,
-    measured_rows: np.ndarray | None,
-    simulated_rows: np.ndarray | None = None,
-) -> TrainingSet:
-    """Stack the chosen simulated rows and measured rows into one :class:`TrainingSet`."""
-    classes = task_classes(task)
-    values, masks, labels, sources = [], [], [], []
-    if simulated is not None:
-        rows = np.arange(simulated.labels.size) if simulated_rows is None else np.asarray(simulated_rows)
-        values.append(simulated.values[rows])
-        masks.append(np.ones((rows.size, GRID_SIZE), dtype=bool))
-        labels.append(simulated.labels[rows])
-        sources += [f"{SIMULATED_PREFIX}{simulated.seed}:{i}" for i in rows]
-    if measured is not None and measured_rows is not None and len(measured_rows):
-        if measured.task != task:
-            raise ValueError(f"measured set is for {measured.task!r}, not {task!r}")
-        rows = np.asarray(measured_rows)
-        values.append(measured.values[rows])
-        masks.append(measured.masks[rows])
-        labels.append(measured.labels[rows])
-        sources += [f"{MEASURED_PREFIX}{measured.names[i]}" for i in rows]
-    if not sources:
-        raise ValueError("empty training set")
-    return TrainingSet(task, classes, np.concatenate(values).astype(np.float32),
-                       np.concatenate(masks), np.concatenate(labels).astype(np.int64), tuple(sources))
-
-
-def _row_digest(values: np.ndarray, mask: np.ndarray) -> str:
-    return hashlib.sha1(np.where(mask, values, 0).astype(np.float32).tobytes() + mask.tobytes()).hexdigest()
-
-
-def check_no_leak(
-    training: TrainingSet, measured: MeasuredSet, test_rows: np.ndarray, grouped: bool
-) -> None:
-    """Raise :class:`LeakageError` if the training set holds a test pattern.
-
-    Checked by name (the ``sources``) and by content (the gridded intensities and mask of
-    every training row against those of every test pattern), and, when ``grouped``, also every
-    near-duplicate partner of a test pattern by name.
-    """
-    test_rows = np.asarray(test_rows)
-    forbidden = {measured.names[i] for i in test_rows}
-    if grouped:
-        test_groups = set(measured.groups[test_rows].tolist())
-        forbidden |= {n for n, g in zip(measured.names, measured.groups) if g in test_groups}
-    leaked = sorted(forbidden & training.measured_names())
-    if leaked:
-        raise LeakageError(f"{len(leaked)} test pattern(s) or partner(s) in training: {leaked[:5]}")
-    test_digests = {_row_digest(measured.values[i], measured.masks[i]): measured.names[i] for i in test_rows}
-    for row in range(len(training)):
-        digest = _row_digest(training.values[row], training.masks[row])
-        if digest in test_digests:
-            raise LeakageError(
-                f"training row {training.sources[row]!r} has the content of test pattern "
-                f"{test_digests[digest]!r}"
-            )
-
-
-def fit_temperature(probabilities: np.ndarray, labels: np.ndarray) -> float:
+def fit_probability_temperature(probabilities: np.ndarray, labels: np.ndarray) -> float:
     """Temperature ``T`` minimising the NLL of ``softmax(log p / T)`` (Guo et al. 2017).
 
     ``log p`` stands for the logits (equal up to a per-row constant, which softmax ignores);
@@ -312,53 +85,6 @@ def apply_temperature(probabilities: np.ndarray, temperature: float) -> np.ndarr
     return e / e.sum(axis=-1, keepdims=True)
 
 
-@dataclass
-class ModelPredictions:
-    """Out-of-fold predictions of one model in one protocol.
-
-    Attributes
-    ----------
-    probabilities : np.ndarray
-        ``[R, N, C]`` raw ``predict_proba`` of the model that had each sample in its test fold
-        (NaN for a sample never tested in a repeat, which does not happen with K-fold).
-    calibrated : np.ndarray or None
-        Same, after the cross-fitted temperature (None where no other fold exists to fit it).
-    variants : dict of str to np.ndarray
-        Step-size / partial-scan variants, each ``[R, N, C]``.
-    temperatures : np.ndarray
-        ``[R, K]`` fitted temperature of each fold (NaN where not fitted).
-    fit_seconds : list of float
-        Wall time of each ``fit``.
-    cams : dict of int to np.ndarray
-        Class index -> sum of the CAMs (for the true class) of its test patterns, first repeat.
-    cam_counts : dict of int to int
-        Patterns summed into ``cams``.
-    """
-
-    probabilities: np.ndarray
-    calibrated: np.ndarray | None
-    variants: dict[str, np.ndarray]
-    temperatures: np.ndarray
-    fit_seconds: list[float] = field(default_factory=list)
-    cams: dict[int, np.ndarray] = field(default_factory=dict)
-    cam_counts: dict[int, int] = field(default_factory=dict)
-
-
-@dataclass
-class ProtocolResult:
-    """Everything one protocol run produced, per model."""
-
-    protocol: str
-    task: str
-    classes: tuple[str, ...]
-    labels: np.ndarray
-    names: list[str]
-    folds: list[Fold]
-    models: dict[str, ModelPredictions]
-    wall_seconds: float
-    settings: dict[str, Any]
-
-
 def _cam_sum(model: FoldModel, features: np.ndarray, labels: np.ndarray) -> dict[int, np.ndarray]:
     """Sum of the CAMs of the true class per class, when the model can explain itself."""
     cam = getattr(model, "cam", None)
@@ -368,6 +94,23 @@ def _cam_sum(model: FoldModel, features: np.ndarray, labels: np.ndarray) -> dict
     if maps.shape != (labels.size, GRID_SIZE):
         raise ValueError(f"model.cam returned shape {maps.shape}, expected [{labels.size}, {GRID_SIZE}]")
     return {int(c): maps[labels == c].sum(axis=0) for c in np.unique(labels)}
+
+
+def _empty_predictions(n_repeats: int, n: int, c: int, n_folds: int, variants: Mapping[str, np.ndarray]) -> ModelPredictions:
+    """NaN-filled out-of-fold arrays of one model: [repeats, N, classes] per input, [repeats, folds] temperatures."""
+    return ModelPredictions(
+        probabilities=np.full((n_repeats, n, c), np.nan),
+        calibrated=None,
+        variants={k: np.full((n_repeats, n, c), np.nan) for k in variants},
+        temperatures=np.full((n_repeats, n_folds), np.nan),
+    )
+
+
+def _add_class_cams(out: ModelPredictions, model: FoldModel, features: np.ndarray, labels: np.ndarray) -> None:
+    """Add a test fold's per-class CAM sums and counts (first repeat only: the class-average CAM)."""
+    for cls, total in _cam_sum(model, features, labels).items():
+        out.cams[cls] = out.cams.get(cls, 0.0) + total
+        out.cam_counts[cls] = out.cam_counts.get(cls, 0) + int(np.sum(labels == cls))
 
 
 def run_folds(
@@ -418,15 +161,7 @@ def run_folds(
     repeat_index = {r: i for i, r in enumerate(repeats)}
     n_folds = max(f.fold for f in folds) + 1
     variants = dict(variants or {})
-    results = {
-        spec.name: ModelPredictions(
-            probabilities=np.full((len(repeats), n, c), np.nan),
-            calibrated=None,
-            variants={k: np.full((len(repeats), n, c), np.nan) for k in variants},
-            temperatures=np.full((len(repeats), n_folds), np.nan),
-        )
-        for spec in specs
-    }
+    results = {spec.name: _empty_predictions(len(repeats), n, c, n_folds, variants) for spec in specs}
     for fold in folds:
         training = training_for(fold)
         if leak_check is not None:
@@ -445,9 +180,7 @@ def run_folds(
             for key, block in zip(variants, predicted[1:]):
                 out.variants[key][r, fold.test] = block
             if r == 0:
-                for cls, total in _cam_sum(model, test_features[fold.test], test_labels[fold.test]).items():
-                    out.cams[cls] = out.cams.get(cls, 0.0) + total
-                    out.cam_counts[cls] = out.cam_counts.get(cls, 0) + int(np.sum(test_labels[fold.test] == cls))
+                _add_class_cams(out, model, test_features[fold.test], test_labels[fold.test])
             if progress is not None:
                 accuracy = float(np.mean(out.probabilities[r, fold.test].argmax(1) == test_labels[fold.test]))
                 progress(f"{protocol} {task} repeat {fold.repeat} fold {fold.fold} {spec.name}: "
@@ -482,7 +215,7 @@ def _cross_fitted_calibration(
             return None  # nothing held out to fit on (Case 2)
         for fold in repeat_folds:
             others = np.concatenate([f.test for f in repeat_folds if f is not fold])
-            temperature = fit_temperature(out.probabilities[r, others], labels[others])
+            temperature = fit_probability_temperature(out.probabilities[r, others], labels[others])
             out.temperatures[r, fold.fold] = temperature
             calibrated[r, fold.test] = apply_temperature(out.probabilities[r, fold.test], temperature)
     return calibrated
@@ -595,78 +328,3 @@ def run_case3(
 
 
 # --- summaries -----------------------------------------------------------------------------
-
-
-def _nan_to_none(value: float) -> float | None:
-    return None if not np.isfinite(value) else float(value)
-
-
-def summarize_model(result: ProtocolResult, model: str) -> dict[str, Any]:
-    """JSON-ready figures of one model in one protocol.
-
-    Accuracy and F1 are computed per repeat over all of that repeat's out-of-fold predictions,
-    then averaged (mean and population std over repeats). Per-class recall and the confusion
-    matrix pool every repeat. ECE (15 bins) and selective accuracy pool every repeat: ``ece``
-    on the model's own probabilities (ours calibrates inside training on held-out training
-    patterns), ``ece_crossfit`` after a temperature fitted on the other outer folds.
-    """
-    out = result.models[model]
-    labels = result.labels
-    n_classes = len(result.classes)
-    per_repeat = []
-    confusion = np.zeros((n_classes, n_classes), dtype=np.int64)
-    for r in range(out.probabilities.shape[0]):
-        predicted = out.probabilities[r].argmax(axis=1)
-        report = classification_report(labels, predicted, n_classes)
-        per_repeat.append(report)
-        confusion += report.confusion
-    recall = classification_report(
-        np.tile(labels, out.probabilities.shape[0]),
-        out.probabilities.reshape(-1, n_classes).argmax(axis=1), n_classes,
-    ).per_class_recall
-    accuracies = np.array([p.accuracy for p in per_repeat])
-    summary: dict[str, Any] = {
-        "accuracy_mean": float(accuracies.mean()),
-        "accuracy_std": float(accuracies.std()),
-        "accuracy_per_repeat": accuracies.tolist(),
-        "f1_micro": float(np.mean([p.f1_micro for p in per_repeat])),
-        "f1_macro": float(np.mean([p.f1_macro for p in per_repeat])),
-        "f1_macro_std": float(np.std([p.f1_macro for p in per_repeat])),
-        "per_class_recall": {cls: _nan_to_none(v) for cls, v in zip(result.classes, recall)},
-        "confusion_matrix": confusion.tolist(),
-        "fit_seconds_mean": float(np.mean(out.fit_seconds)) if out.fit_seconds else None,
-        "n_fits": len(out.fit_seconds),
-    }
-    pooled_labels = np.tile(labels, out.probabilities.shape[0])
-    raw = out.probabilities.reshape(-1, n_classes)
-    # the model's own probabilities: for our classifier, temperature-scaled inside training on
-    # the ensemble members' held-out training patterns (an inner split of the training fold)
-    summary["ece"] = expected_calibration_error(pooled_labels, raw)
-    summary["ece_per_repeat"] = [expected_calibration_error(labels, out.probabilities[r])
-                                 for r in range(out.probabilities.shape[0])]
-    summary["selective_accuracy"] = selective_accuracy(pooled_labels, raw)
-    if out.calibrated is not None:
-        # a second, independent held-out calibration: T fitted on the other outer folds
-        calibrated = out.calibrated.reshape(-1, n_classes)
-        summary["ece_crossfit"] = expected_calibration_error(pooled_labels, calibrated)
-        summary["selective_accuracy_crossfit"] = selective_accuracy(pooled_labels, calibrated)
-        summary["crossfit_temperature_mean"] = float(np.nanmean(out.temperatures))
-    if out.variants:
-        summary["variants"] = {}
-        for key, probabilities in out.variants.items():
-            accs = np.array([np.mean(probabilities[r].argmax(1) == labels) for r in range(probabilities.shape[0])])
-            summary["variants"][key] = {"accuracy_mean": float(accs.mean()), "accuracy_std": float(accs.std())}
-    return summary
-
-
-def summarize(result: ProtocolResult) -> dict[str, Any]:
-    """JSON-ready summary of a protocol: settings, wall time and every model's figures."""
-    return {
-        "protocol": result.protocol,
-        "task": result.task,
-        "classes": list(result.classes),
-        "n_test_patterns": int(result.labels.size),
-        "settings": result.settings,
-        "wall_seconds": result.wall_seconds,
-        "models": {name: summarize_model(result, name) for name in result.models},
-    }

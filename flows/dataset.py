@@ -24,12 +24,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from models.grid import GRID_SIZE, to_grid
-from training.measured_set import load_measured_set, task_classes
+from patterns.datasets import MEASURED_SAMPLE_PREFIX, task_classes
+from training.measured_set import load_measured_set
 from models.preprocess import preprocess
 from storage.scans import LabelledScan
 
 #: Prefix of replayed measured samples in sim_devices' library.
-REPLAY_PREFIX = "auto-xrd/"
 #: Fraction of the measured near-duplicate groups held out, and the seed that picks them.
 HELDOUT_GROUP_FRACTION = 1 / 3
 HELDOUT_SEED = 2019
@@ -128,7 +128,8 @@ class HeldOut:
 
 def replayed_stems(scans: Sequence[LabelledScan]) -> set[str]:
     """File stems of measured patterns replayed by these runs."""
-    return {s.sample[len(REPLAY_PREFIX):] for s in scans if s.sample and s.sample.startswith(REPLAY_PREFIX)}
+    prefix = MEASURED_SAMPLE_PREFIX
+    return {s.sample[len(prefix):] for s in scans if s.sample and s.sample.startswith(prefix)}
 
 
 def heldout_dataset(task: str, exclude_stems: set[str] | None = None) -> tuple[HeldOut, list[str]]:

@@ -36,7 +36,7 @@ class GateDecision:
     reason: str
 
 
-def decide_promotion(
+def promotion_gate(
     challenger_accuracy: float, champion_accuracy: float, tolerance: float = DEFAULT_TOLERANCE
 ) -> GateDecision:
     """Promote iff ``challenger_accuracy >= champion_accuracy - tolerance``.

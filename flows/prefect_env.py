@@ -13,13 +13,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from storage.catalog import DEFAULT_HOME, HOME_ENV
+from patterns.data_home import xrd_agent_home
 
 
 def prefect_home(home: Path | None = None) -> Path:
     """Prefect's home directory for xrd-agent: ``XRD_AGENT_HOME/prefect`` (not created here)."""
     if home is None:
-        home = Path(os.environ.get(HOME_ENV) or str(DEFAULT_HOME)).expanduser().resolve()
+        home = xrd_agent_home()
     return home / "prefect"
 
 

@@ -17,7 +17,7 @@ Tasks, in order:
    the measured AUTO-XRD near-duplicate groups, never trained on by the flow, minus the
    groups of any pattern a labelled run replays; see :mod:`flows.dataset`) and on the
    new scans;
-7. the gate (:func:`flows.gate.decide_promotion`) and, only if it passes,
+7. the gate (:func:`flows.gate.promotion_gate`) and, only if it passes,
    ``promote`` (registry write then atomic pointer rename);
 8. artifacts: a markdown table of metrics, the confusion matrices, the model version.
 
@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -48,33 +47,13 @@ from flows.dataset import (
     measured_training_part,
     replayed_stems,
 )
-from flows.gate import DEFAULT_TOLERANCE, GateDecision, decide_promotion
+from flows.gate import DEFAULT_TOLERANCE, promotion_gate
+from flows.retrain_report import Evaluation, evaluate, publish_artifacts
 from storage.scans import LabelledScan
 
 #: Defaults of a nightly retrain (CPU-sized: a few minutes on 2 cores).
 DEFAULT_MEMBERS = 3
 DEFAULT_BASE_PER_CLASS = 100
-
-
-@dataclass(frozen=True)
-class Evaluation:
-    """A model's scores on one set.
-
-    Attributes
-    ----------
-    n : int
-        Patterns evaluated.
-    accuracy : float or None
-        Fraction correct (None when ``n == 0``).
-    f1_macro : float or None
-    confusion : list of list of int
-        ``[true class][predicted class]`` counts.
-    """
-
-    n: int
-    accuracy: float | None
-    f1_macro: float | None
-    confusion: list[list[int]]
 
 
 def make_task_runner(dask: str | None) -> Any:
@@ -128,7 +107,8 @@ def gather_labelled_runs(model_task: str, catalog_uri: str | None, scans_file: s
 
         scans = load_scans(scans_file)
     else:
-        from storage.catalog import open_catalog, xrd_agent_home
+        from patterns.data_home import xrd_agent_home
+        from storage.catalog import open_catalog
         from storage.scans import labelled_scans
 
         cache = xrd_agent_home() / "cache" / "scans"
@@ -147,30 +127,18 @@ def build_training_data(
     a fold (scans of one sample; measured patterns of one group); simulated rows
     are spread at random.
     """
+    from training.dataset import grouped_holdout_folds, stack_training_data
     from training.simulate import simulate_training_set
-    from training.fit import TrainingData
 
     gridded = grid_scans(scans, model_task)
     m_values, m_masks, m_labels, m_groups = measured_training_part(model_task)
     sim_values, sim_labels, _ = simulate_training_set(base_per_class, seed=seed, task=model_task)
     # one id space for the near-duplicate groups of scans and measured patterns
     groups = np.concatenate([gridded.groups, (gridded.groups.max() + 1 if len(gridded) else 0) + m_groups])
-    rng = np.random.default_rng(seed)
-    if n_members >= 2:
-        order = rng.permutation(int(groups.max()) + 1)
-        real_folds = (order[groups] % n_members).astype(np.int64)
-        sim_folds = rng.integers(0, n_members, sim_labels.size).astype(np.int64)
-    else:
-        real_folds = np.full(groups.size, -1, np.int64)
-        sim_folds = np.full(sim_labels.size, -1, np.int64)
-    n_real = groups.size
-    return TrainingData(
-        values=np.concatenate([gridded.values, m_values, sim_values.astype(np.float32)]),
-        masks=np.concatenate([gridded.masks, m_masks, np.ones(sim_values.shape, dtype=bool)]),
-        labels=np.concatenate([gridded.labels, m_labels, sim_labels.astype(np.int64)]),
-        is_measured=np.concatenate([np.ones(n_real, bool), np.zeros(sim_labels.size, bool)]),
-        holdout_fold=np.concatenate([real_folds, sim_folds]),
-    )
+    real_folds, sim_folds = grouped_holdout_folds(groups, sim_labels.size, n_members, seed)
+    measured = (np.concatenate([gridded.values, m_values]), np.concatenate([gridded.masks, m_masks]),
+                np.concatenate([gridded.labels, m_labels]), real_folds)
+    return stack_training_data(measured, (sim_values.astype(np.float32), sim_labels.astype(np.int64), sim_folds))
 
 
 @task(name="fit-member", cache_policy=NO_CACHE)
@@ -211,42 +179,10 @@ def train_members(data: Any, model_task: str, config: Any, dask: str | None) -> 
 def assemble_challenger(
     results: list[Any], data: Any, model_task: str, config: Any, metadata: dict[str, Any]
 ) -> Any:
-    """``Classifier.from_members`` with a temperature fitted on the members' held-out rows."""
-    import math
+    """:func:`training.fit.assemble_classifier`: calibrated on the members' held-out rows."""
+    from training.fit import assemble_classifier
 
-    from models.classifier import Classifier
-    from training.fit import calibrate_members
-
-    results = sorted(results, key=lambda r: r.member_index)
-    temperature, calibration = calibrate_members(results, data) if config.n_members >= 2 else (1.0, {"n_heldout": 0})
-    if not math.isfinite(temperature) or temperature <= 0:
-        temperature = 1.0
-    metadata = {
-        **metadata,
-        "training_data_hash": data.content_hash(),
-        "n_measured": int(data.is_measured.sum()),
-        "n_simulated": int((~data.is_measured).sum()),
-        "calibration": calibration,
-    }
-    return Classifier.from_members(
-        [r.state for r in results], task=model_task, config=config, temperature=temperature, metadata=metadata
-    )
-
-
-def evaluate(model: Any, features: np.ndarray, labels: np.ndarray, n_classes: int) -> Evaluation:
-    """Accuracy, macro F1 and confusion matrix of ``model`` on preprocessed ``features``."""
-    from evaluation.metrics import confusion_matrix, f1_scores
-
-    if len(labels) == 0:
-        return Evaluation(0, None, None, np.zeros((n_classes, n_classes), int).tolist())
-    predicted = np.asarray(model.predict_proba(features)).argmax(axis=1)
-    matrix = confusion_matrix(labels, predicted, n_classes)
-    return Evaluation(
-        n=int(len(labels)),
-        accuracy=float((predicted == labels).mean()),
-        f1_macro=float(f1_scores(matrix)[1]),
-        confusion=np.asarray(matrix, dtype=int).tolist(),
-    )
+    return assemble_classifier(results, data, task=model_task, config=config, metadata=metadata)
 
 
 @task(name="evaluate", cache_policy=NO_CACHE)
@@ -269,65 +205,24 @@ def promote_task(challenger: Any, registry: str | None, record: dict[str, Any]) 
 
 
 # ------------------------------------------------------------------------------- artifacts
-def _fmt(value: float | None) -> str:
-    return "-" if value is None else f"{value:.4f}"
-
-
-def metrics_markdown(evals: dict[str, Evaluation], decision: GateDecision, info: dict[str, Any]) -> str:
-    """The metrics table artifact."""
-    rows = [
-        "| model | version | held-out accuracy | held-out macro F1 | new-scan accuracy | new scans |",
-        "|---|---|---|---|---|---|",
-    ]
-    for who in ("challenger", "champion"):
-        held, new = evals[f"{who}_heldout"], evals[f"{who}_new"]
-        rows.append(
-            f"| {who} | `{info[who + '_version']}` | {_fmt(held.accuracy)} (n={held.n}) | {_fmt(held.f1_macro)} "
-            f"| {_fmt(new.accuracy)} | {new.n} |"
-        )
-    lines = [
-        f"## Retrain of the {info['task']} model",
-        "",
-        *rows,
-        "",
-        f"**Gate:** {decision.reason}.",
-        "",
-        f"Training data: {info['n_labelled']} labelled scans ({info['n_new']} new since the champion's cut-off) "
-        f"+ {info['n_measured_train']} measured (training part) + {info['n_simulated']} simulated patterns; "
-        f"{info['members']} members.",
-        f"Held-out set: {info['n_heldout']} measured AUTO-XRD patterns"
-        + (f" ({len(info['heldout_excluded'])} excluded: replayed by labelled runs)" if info["heldout_excluded"] else "")
-        + ".",
-        "The challenger was trained on the new scans, so its new-scan accuracy is in-sample; "
-        "the gate uses the held-out set only.",
-    ]
-    if info["champion_saw_heldout"]:
-        lines.append(
-            "**Caution:** the champion was trained on measured patterns without this held-out split, so its "
-            "held-out score is (partly) in-sample and optimistic; the gate then favours keeping it."
-        )
-    return "\n".join(lines)
-
-
-def confusion_markdown(evals: dict[str, Evaluation], classes: tuple[str, ...]) -> str:
-    """Confusion matrices (rows: true class, columns: predicted) of both models on the held-out set."""
-    out = []
-    for who in ("challenger", "champion"):
-        matrix = evals[f"{who}_heldout"].confusion
-        out += [f"### {who}: held-out confusion matrix (rows true, columns predicted)", ""]
-        out.append("| true \\ predicted | " + " | ".join(classes) + " |")
-        out.append("|---" * (len(classes) + 1) + "|")
-        for name, row in zip(classes, matrix):
-            out.append(f"| **{name}** | " + " | ".join(str(v) for v in row) + " |")
-        out.append("")
-    return "\n".join(out)
-
-
 def _flow_run_id() -> str | None:
     from prefect.runtime import flow_run
 
     value = flow_run.id
     return None if value is None else str(value)
+
+
+def _skipped(task: str, champion_version: str, cutoff: float, n_labelled: int, started: float) -> dict[str, Any]:
+    """Nothing new was labelled: say so in the artifacts, leave the champion."""
+    message = (
+        f"No run labelled for {task} since the champion's cut-off "
+        f"({time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(cutoff))} UTC): nothing to retrain; "
+        f"champion `{champion_version}` stays."
+    )
+    create_markdown_artifact(message, key="retrain-metrics", description="retrain skipped")
+    create_markdown_artifact(f"Champion: `{champion_version}`", key="model-version", description="model version")
+    return {"status": "skipped", "promoted": False, "champion_version": champion_version, "n_new": 0,
+            "n_labelled": n_labelled, "flow_run_id": _flow_run_id(), "wall_s": time.perf_counter() - started}
 
 
 # ------------------------------------------------------------------------------------ flow
@@ -388,7 +283,7 @@ def retrain_flow(
         raise ValueError("members and base_per_class must be >= 1")
     overrides = {k: v for k, v in {"steps": steps, "width": width, "batch_size": batch_size}.items() if v is not None}
     config = TrainConfig(n_members=members, seed=seed, **overrides)
-    decide_promotion(0.0, 0.0, tolerance)  # validates the tolerance before any work
+    promotion_gate(0.0, 0.0, tolerance)  # validates the tolerance before any work
 
     champion = load_champion_task(task, registry)
     cutoff = champion_cutoff(champion)
@@ -396,18 +291,10 @@ def retrain_flow(
     new = [s for s in scans if s.label_time > cutoff]
     logger.info("champion %s (label cut-off %.3f); %d labelled runs, %d new", champion.version, cutoff, len(scans), len(new))
     if not new and not force:
-        message = (
-            f"No run labelled for {task} since the champion's cut-off "
-            f"({time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(cutoff))} UTC): nothing to retrain; "
-            f"champion `{champion.version}` stays."
-        )
-        create_markdown_artifact(message, key="retrain-metrics", description="retrain skipped")
-        create_markdown_artifact(f"Champion: `{champion.version}`", key="model-version", description="model version")
-        return {"status": "skipped", "promoted": False, "champion_version": champion.version, "n_new": 0,
-                "n_labelled": len(scans), "flow_run_id": _flow_run_id(), "wall_s": time.perf_counter() - started}
+        return _skipped(task, champion.version, cutoff, len(scans), started)
 
     split = heldout_split_id()
-    champion_meta = getattr(champion, "metadata_", {})
+    champion_meta = getattr(champion, "metadata", {})
     # A champion trained on measured patterns without this split has seen held-out ones.
     champion_saw_heldout = champion_meta.get("heldout_split") != split and int(champion_meta.get("n_measured", 0) or 0) > 0
     data = build_training_data(scans, task, base_per_class, members, seed)
@@ -421,18 +308,12 @@ def retrain_flow(
 
     heldout, excluded = heldout_dataset(task, replayed_stems(scans))
     evals = evaluate_models(challenger, champion, heldout, grid_scans(new, task))
-    decision = decide_promotion(
-        evals["challenger_heldout"].accuracy, evals["champion_heldout"].accuracy, tolerance
-    )
+    decision = promotion_gate(evals["challenger_heldout"].accuracy, evals["champion_heldout"].accuracy, tolerance)
     logger.info(decision.reason)
     previous_version = champion.version
     if decision.promote:
-        promote_task(
-            challenger,
-            registry,
-            {"heldout_accuracy": decision.challenger_accuracy, "champion_heldout_accuracy": decision.champion_accuracy,
-             "flow_run": _flow_run_id(), "labels_cutoff": labels_cutoff},
-        )
+        promote_task(challenger, registry, {"heldout_accuracy": decision.challenger_accuracy, "labels_cutoff": labels_cutoff,
+                                            "champion_heldout_accuracy": decision.champion_accuracy, "flow_run": _flow_run_id()})
 
     info = {
         "task": task, "challenger_version": challenger.version, "champion_version": previous_version,
@@ -441,29 +322,12 @@ def retrain_flow(
         "members": members, "n_heldout": len(heldout), "heldout_excluded": excluded,
         "champion_saw_heldout": champion_saw_heldout,
     }
-    create_markdown_artifact(metrics_markdown(evals, decision, info), key="retrain-metrics", description="retrain metrics")
-    create_markdown_artifact(confusion_markdown(evals, heldout.classes), key="retrain-confusion-matrix",
-                             description="held-out confusion matrices")
-    now_champion = challenger.version if decision.promote else previous_version
-    create_markdown_artifact(
-        f"Champion ({task}): `{now_champion}`\n\nChallenger: `{challenger.version}` "
-        f"({'promoted' if decision.promote else 'rejected'}); previous champion: `{previous_version}`.",
-        key="model-version",
-        description="model version",
-    )
+    now_champion = publish_artifacts(evals, decision, info, heldout.classes)
     return {
-        "status": "promoted" if decision.promote else "rejected",
-        "promoted": decision.promote,
-        "reason": decision.reason,
-        "challenger_version": challenger.version,
-        "previous_champion_version": previous_version,
-        "champion_version": now_champion,
-        "n_labelled": len(scans),
-        "n_new": len(new),
-        "n_heldout": len(heldout),
-        "heldout_excluded": excluded,
-        "champion_saw_heldout": champion_saw_heldout,
+        "status": "promoted" if decision.promote else "rejected", "promoted": decision.promote,
+        "reason": decision.reason, "challenger_version": challenger.version,
+        "previous_champion_version": previous_version, "champion_version": now_champion,
+        **{k: info[k] for k in ("n_labelled", "n_new", "n_heldout", "heldout_excluded", "champion_saw_heldout")},
         "metrics": {k: dataclasses.asdict(v) for k, v in evals.items()},
-        "flow_run_id": _flow_run_id(),
-        "wall_s": time.perf_counter() - started,
+        "flow_run_id": _flow_run_id(), "wall_s": time.perf_counter() - started,
     }

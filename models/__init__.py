@@ -1,4 +1,4 @@
-"""xrd-agent models: grid, preprocessing, augmentation, networks, training, calibration, CAMs.
+"""xrd-agent models: the runtime model the agent loads (grid, preprocessing, networks, Classifier, calibration, CAMs, registry).
 
 ``models.load_default(task)`` loads the model shipped in ``models/default/<task>/``. Heavy modules
 (torch) are imported only when a function here is called.
@@ -29,7 +29,8 @@ def load_default(task: str = "space_group", *, device: str | None = None) -> Cla
     ValueError
         If the task is unknown or the model files are missing or do not match this code.
     """
-    from models.classifier import Classifier, task_classes
+    from models.classifier import Classifier
+    from patterns.datasets import task_classes
 
     task_classes(task)
     directory = default_model_dir(task)

@@ -6,11 +6,13 @@ This module adds what the retrain flow and the agent need around it:
 
 * :func:`load_champion` - the model to use at the start of a run (never mid-scan);
   the shipped default model while nothing has been promoted;
+* :class:`ChampionCache` - the same, reloaded only when the pointer moved;
 * :func:`champion_cutoff` - the newest label time in the champion's training data
   (stored in its ``model.json`` as ``labels_cutoff``): runs labelled later are new;
-* :func:`champion_classes` - the champion's classes from its JSON alone (no torch),
-  used to validate labels;
 * :func:`promote` - register + point, then one line in ``promotions.jsonl``.
+
+The classes of a task's champion are always ``patterns.datasets.task_classes(task)``
+(``Classifier.load`` refuses a model with others), so nothing here reads them.
 """
 
 from __future__ import annotations
@@ -20,69 +22,25 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from models.registry import ModelRegistry, default_registry_root
+
 if TYPE_CHECKING:
     from models.classifier import Classifier
 
-#: Name of the champion pointer file (models.registry.CHAMPION_FILE; repeated here to stay torch-free).
-POINTER_FILE = "champion.json"
 #: Append-only log of promotions, one JSON object per line, per task.
 PROMOTIONS_FILE = "promotions.jsonl"
 #: Metadata key (in model.json) of the label-time cut-off of the training data, unix seconds.
 CUTOFF_KEY = "labels_cutoff"
-TASKS = ("space_group", "dimensionality")
-
-
-def _check_task(task: str) -> str:
-    if task not in TASKS:
-        raise ValueError(f"unknown task {task!r}; expected one of {list(TASKS)}")
-    return task
 
 
 def registry_dir(root: Path | str | None = None) -> Path:
     """The registry root: ``root`` if given, else ``XRD_AGENT_HOME/models``."""
-    if root is not None:
-        return Path(root)
-    from storage.catalog import xrd_agent_home
-
-    return xrd_agent_home() / "models"
+    return Path(root) if root is not None else default_registry_root()
 
 
 def champion_version(task: str, root: Path | str | None = None) -> str | None:
     """Version id the registry's pointer names, None while nothing has been promoted (torch-free)."""
-    pointer = registry_dir(root) / _check_task(task) / POINTER_FILE
-    if not pointer.is_file():
-        return None
-    try:
-        return str(json.loads(pointer.read_text())["version"])
-    except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{pointer}: malformed champion pointer ({exc})") from None
-
-
-def champion_model_dir(task: str, root: Path | str | None = None) -> Path:
-    """Directory of the champion of ``task``: the registry's, else the shipped default's."""
-    version = champion_version(task, root)
-    if version is not None:
-        return registry_dir(root) / task / version
-    import models  # torch-free at import
-
-    return models.default_model_dir(task)
-
-
-def champion_classes(task: str, root: Path | str | None = None) -> tuple[str, ...]:
-    """Classes of the champion of ``task``, read from its ``model.json`` (no torch).
-
-    Before any model file exists (a fresh clone before the default model is
-    trained) the task's class list from ``patterns`` is used: every model of the
-    task has exactly those classes (``Classifier.load`` refuses others).
-    """
-    meta = champion_model_dir(_check_task(task), root) / "model.json"
-    if meta.is_file():
-        classes = json.loads(meta.read_text()).get("classes")
-        if isinstance(classes, list) and classes:
-            return tuple(str(c) for c in classes)
-    from patterns import DIMENSIONALITIES, SPACE_GROUPS
-
-    return tuple(SPACE_GROUPS) if task == "space_group" else tuple(DIMENSIONALITIES)
+    return ModelRegistry(registry_dir(root)).champion(task)
 
 
 def load_champion(task: str = "space_group", root: Path | str | None = None) -> Classifier:
@@ -94,16 +52,15 @@ def load_champion(task: str = "space_group", root: Path | str | None = None) -> 
     Raises
     ------
     ValueError
-        If the champion's files are missing or corrupt, or no default model exists.
+        If the task is unknown, the champion's files are missing or corrupt, or no default
+        model exists.
     """
-    from models.registry import ModelRegistry
-
-    return ModelRegistry(registry_dir(root)).load_champion(_check_task(task))
+    return ModelRegistry(registry_dir(root)).load_champion(task)
 
 
 def champion_cutoff(classifier: Classifier) -> float:
     """Newest label time (unix seconds) in a model's training data; 0 when it saw no labelled runs."""
-    value = getattr(classifier, "metadata_", {}).get(CUTOFF_KEY, 0.0)
+    value = getattr(classifier, "metadata", {}).get(CUTOFF_KEY, 0.0)
     try:
         return float(value)
     except (TypeError, ValueError):
@@ -136,8 +93,6 @@ def promote(
     Path
         The champion's version directory.
     """
-    from models.registry import ModelRegistry
-
     registry = ModelRegistry(registry_dir(root))
     previous = registry.champion(classifier.task)
     path = registry.register(classifier, champion=True)
@@ -178,7 +133,7 @@ class ChampionCache:
     """
 
     def __init__(self, task: str = "space_group", root: Path | str | None = None) -> None:
-        self.task = _check_task(task)
+        self.task = ModelRegistry(registry_dir(root)).check_task(task)
         self.root = root
         self._pointer: str | None = None
         self._classifier: Classifier | None = None

@@ -30,6 +30,8 @@ _SPAN_TOLERANCE = 1e-6  # degrees: a measured point this close to a grid point c
 
 def _merge_repeats(two_theta: np.ndarray, intensity: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Sort by angle and average points measured more than once (a re-measured step)."""
+    if two_theta.size < 2 or bool(np.all(np.diff(two_theta) > 0)):
+        return two_theta, intensity  # already sorted once (the agent's PartialScan.sorted): no second sort
     order = np.argsort(two_theta, kind="stable")
     two_theta, intensity = two_theta[order], intensity[order]
     unique, inverse, counts = np.unique(two_theta, return_inverse=True, return_counts=True)

@@ -18,16 +18,21 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from models.classifier import Classifier, task_classes
+from patterns.data_home import xrd_agent_home
+from patterns.datasets import task_classes
+
+if TYPE_CHECKING:  # torch only when a model is loaded: label validation reads JSON alone
+    from models.classifier import Classifier
 
 CHAMPION_FILE: str = "champion.json"
+"""Name of the champion pointer file in each task's directory."""
 
 
 def default_registry_root() -> Path:
-    """``$XRD_AGENT_HOME/models`` (XRD_AGENT_HOME defaults to ~/.local/share/xrd-agent)."""
-    home = os.environ.get("XRD_AGENT_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share", "xrd-agent")
-    return Path(home) / "models"
+    """``$XRD_AGENT_HOME/models`` (see :mod:`patterns.data_home`)."""
+    return xrd_agent_home() / "models"
 
 
 class ModelRegistry:
@@ -42,9 +47,14 @@ class ModelRegistry:
     def __init__(self, root: str | Path | None = None) -> None:
         self.root = Path(root) if root is not None else default_registry_root()
 
+    @staticmethod
+    def check_task(task: str) -> str:
+        """``task`` itself when it is a known task (``patterns.datasets.TASK_CLASSES``); ValueError otherwise."""
+        task_classes(task)
+        return task
+
     def _task_dir(self, task: str) -> Path:
-        task_classes(task)  # validates the task name
-        return self.root / task
+        return self.root / self.check_task(task)
 
     def register(self, classifier: Classifier, *, champion: bool = False) -> Path:
         """Store ``classifier`` under its version id (idempotent); optionally make it champion.
@@ -80,6 +90,8 @@ class ModelRegistry:
 
     def load(self, task: str, version: str) -> Classifier:
         """Load one stored version (ValueError if absent or invalid)."""
+        from models.classifier import Classifier
+
         directory = self._task_dir(task) / version
         if not directory.is_dir():
             raise ValueError(f"no {task} model version {version!r} in {self.root}")
@@ -92,7 +104,7 @@ class ModelRegistry:
             return None
         try:
             return str(json.loads(pointer.read_text())["version"])
-        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError) as exc:
             raise ValueError(f"{pointer}: malformed champion pointer ({exc})") from None
 
     def set_champion(self, task: str, version: str) -> None:

@@ -42,6 +42,35 @@ SPACE_GROUP_TO_DIMENSIONALITY: dict[str, str] = {
     "P6_3/mmc": "0D",
 }
 #: AUTO-XRD folder name (file-system safe) -> space group.
+TASK_CLASSES: dict[str, tuple[str, ...]] = {"space_group": SPACE_GROUPS, "dimensionality": DIMENSIONALITIES}
+"""The one table of the classification tasks: the classes of each, in the order of the integer labels.
+
+Every model of a task has exactly these classes (``models.classifier.Classifier.load`` refuses
+others), so label validation, training and evaluation all read them here.
+"""
+
+
+def task_classes(task: str) -> tuple[str, ...]:
+    """The classes of ``task`` ("space_group" or "dimensionality").
+
+    Raises
+    ------
+    ValueError
+        If ``task`` is not a known task.
+    """
+    if task not in TASK_CLASSES:
+        raise ValueError(f"unknown task {task!r}; expected one of {sorted(TASK_CLASSES)}")
+    return TASK_CLASSES[task]
+
+
+MEASURED_SAMPLE_PREFIX = "auto-xrd/"
+"""Prefix of the sample name of a replayed measured pattern: ``"auto-xrd/<file stem>"``.
+
+The simulated beamline's sample library names its replays so, runs record the name in their start
+document, and the retrain flow and the benchmarks read the file stem back from it.
+"""
+
+
 FOLDER_TO_SPACE_GROUP: dict[str, str] = {
     "Fm-3m": "Fm-3m",
     "I4Imcm": "I4/mcm",

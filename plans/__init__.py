@@ -1,7 +1,8 @@
 """xrd-agent plans: `adaptive_scan`, the configured default beamline, and the IPython start-up.
 
-``RE(adaptive_scan())`` scans the configured (by default simulated) beamline with the configured
-agent; see `plans.beamline` for the configuration and `plans.startup` for the session.
+``adaptive_scan(detectors, motor, agent=...)`` takes every device explicitly; in the IPython session
+(`plans.startup`) ``RE(adaptive_scan())`` is `plans.beamline.configured_adaptive_scan`, which fills
+in the configured (by default simulated) beamline and agent.
 """
 
 from plans.adaptive import adaptive_scan

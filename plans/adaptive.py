@@ -1,17 +1,19 @@
 """`adaptive_scan`: a 2-theta step scan whose next step a classification agent picks.
 
-The plan only asks and moves: after each measurement (or batch of back-step measurements) it asks
-the agent for a `Decision` through one small interface (``agent.ask(run_uid, n_points, timeout)``),
-records the decision in the run's ``"decisions"`` stream and measures the positions it names. The
-decision logic lives in `agent.policy` (pure, tested without a RunEngine).
+The plan only measures and asks: after each measurement (or batch of back-step measurements) it
+asks the agent for a `Decision` through one small interface (``agent.ask(run_uid, n_points,
+timeout)``), records the decision in the run's ``"decisions"`` stream and measures the positions
+it names. The decision logic lives in `agent.policy` (pure, tested without a RunEngine); the
+points themselves live once, in the agent's `agent.partial_scan.PartialScan` (rebuilt from the
+run's documents): the plan keeps only how far it got (:class:`ScanProgress`).
 
-Faults: when the agent does not answer in time, answers with an error, or proposes a position the
-plan refuses (outside the range, or already measured), the plan decides for itself -- a fine step
-forward (`agent.policy.fallback_decision`) -- records the decision with ``fallback=1``, stops
-asking for the rest of the run (a dead agent would otherwise cost a timeout per point) and
-notes it in the stop document's ``reason``; the run still closes with ``exit_status="success"``.
-Any other exception (a motor limit, a detector fault) closes the run with ``exit_status="fail"``
-and the error as reason, then propagates.
+Faults: when the agent does not answer in time, answers with an error, or proposes a position
+outside the range, the plan decides for itself -- a fine step forward
+(`agent.policy.fallback_decision`) -- records the decision with ``fallback=1`` and the reason,
+and stops asking for the rest of the run (a dead agent would otherwise cost a timeout per point);
+the run still closes with ``exit_status="success"``. Any other exception (a motor limit, a
+detector fault) closes the run with ``exit_status="fail"`` and the error as reason
+(bluesky's `run_decorator`), then propagates.
 """
 
 from __future__ import annotations
@@ -19,95 +21,158 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import bluesky.plan_stubs as bps
 import bluesky.preprocessors as bpp
-from bluesky.utils import RunEngineControlException
 
 from agent.decision import ActionKind, Decision
-from agent.partial_scan import PartialScan
 from agent.policy import PolicyConfig, fallback_decision
 from plans.decision_stream import DECISIONS_STREAM, make_decision_record
 
-DEFAULT_DWELL_S: float | None = None
-"""Default dwell: None keeps the detector's configured dwell time."""
 DEFAULT_CONFIDENCE = PolicyConfig.confidence
+DEFAULT_TIMEOUT_S = 1.0
+"""How long the plan waits for each decision before it falls back to fine steps, seconds."""
 
 
-def _first_hint(device: Any, role: str) -> str:
-    """The first hinted field of a device (the data key the scan reads)."""
-    try:
-        return str(device.hints["fields"][0])
-    except (AttributeError, KeyError, IndexError, TypeError) as exc:
-        raise ValueError(f"{role} {getattr(device, 'name', device)!r} has no hinted field to read") from exc
+@dataclass
+class ScanProgress:
+    """How far the plan got: what `agent.policy.fallback_decision` needs, not the points themselves.
+
+    Attributes
+    ----------
+    n_points : int
+        Points measured in this run.
+    frontier : float
+        The furthest position measured, degrees (-inf before the first point).
+    last_position : float
+        The latest position measured, degrees (NaN before the first point).
+    """
+
+    n_points: int = 0
+    frontier: float = -math.inf
+    last_position: float = math.nan
+
+    def add(self, position: float) -> None:
+        """Note one measured position (degrees)."""
+        self.n_points += 1
+        self.last_position = float(position)
+        self.frontier = max(self.frontier, self.last_position)
 
 
-def _check_limits(motor: Any, start: float, stop: float) -> None:
-    """Refuse a range outside the motor's limits (ophyd's (0, 0) means 'no limits')."""
-    limits = getattr(motor, "limits", None)
-    if not limits:
-        return
-    low, high = (float(v) for v in limits)
-    if low == high == 0:
-        return
-    if not (low <= start and stop <= high):
-        raise ValueError(
-            f"scan range {start}..{stop} deg lies outside the limits {low}..{high} deg of motor {motor.name!r}"
-        )
+class RunUid:
+    """A callback that keeps the uid of the run being written (the plan's key for ``agent.ask``).
+
+    The RunEngine emits the start document before the plan resumes after ``open_run``, so the
+    body of a `run_decorator`-wrapped plan can read it at its first step.
+    """
+
+    def __init__(self) -> None:
+        self.value: str | None = None
+
+    def __call__(self, name: str, doc: dict[str, Any]) -> None:
+        if name == "start":
+            self.value = doc["uid"]
+
+
+class DecisionLoop:
+    """The plan's side of the channel: ask, check, fall back; one screen of rules.
+
+    Parameters
+    ----------
+    agent : agent channel
+        ``describe(timeout)``, ``ask(run_uid, n_points, timeout) -> Decision``, ``document_callback``.
+    config : PolicyConfig
+        The run's thresholds (range and steps for the checks and the fallback).
+    timeout : float
+        Seconds to wait for each answer.
+    """
+
+    def __init__(self, agent: Any, config: PolicyConfig, timeout: float) -> None:
+        self.agent, self.config, self.timeout = agent, config, timeout
+        self.progress = ScanProgress()
+        self.lost = ""  # why the plan decides alone, "" while the agent answers
+        self.roundtrip_ms = math.nan
+        # unreachable by design (the policy never proposes a measured position); bounds a looping agent
+        self.max_points = 2 * int(math.ceil((config.stop - config.start) / config.fine_step)) + 2
+        try:
+            self.agent_info = dict(agent.describe(timeout))
+        except Exception as exc:  # noqa: BLE001 - any failure to reach the agent means: scan without it
+            self.lost = f"agent unavailable at start ({type(exc).__name__}: {exc}); fine steps throughout"
+            self.agent_info = {"agent": getattr(agent, "kind", type(agent).__name__), "model_version": "", "classes": []}
+
+    def next_decision(self, run_uid: str | None) -> Decision:
+        """The agent's decision after the latest point, or the plan's own when it cannot have one."""
+        started = time.perf_counter()
+        if self.progress.n_points >= self.max_points:
+            decision = Decision(ActionKind.STOP, (), f"stopped at the guard of {self.max_points} points", fallback=True)
+        elif self.lost:
+            decision = fallback_decision(self.progress, self.config, self.lost)
+        else:
+            try:
+                decision = self.agent.ask(run_uid, self.progress.n_points, self.timeout)
+                outside = [p for p in decision.positions if not self.config.start - 1e-9 <= p <= self.config.stop + 1e-9]
+                if outside:
+                    raise ValueError(f"agent proposed {outside[0]} deg, outside {self.config.start}..{self.config.stop} deg")
+            except Exception as exc:  # noqa: BLE001 - the plan goes on without the agent, and says so
+                self.lost = (f"agent lost after {self.progress.n_points} points ({type(exc).__name__}: {exc}); "
+                             "fine steps from there")
+                decision = fallback_decision(self.progress, self.config, self.lost)
+        self.roundtrip_ms = 1e3 * (time.perf_counter() - started)
+        return decision
 
 
 def adaptive_scan(
-    detectors: Sequence[Any] | None = None,
-    motor: Any | None = None,
+    detectors: Sequence[Any],
+    motor: Any,
     *,
+    agent: Any,
     start: float = 5.0,
     stop: float = 60.0,
     coarse_step: float = 0.16,
     fine_step: float = 0.04,
-    dwell: float | None = DEFAULT_DWELL_S,
+    dwell: float | None = None,
     confidence: float = DEFAULT_CONFIDENCE,
     early_stop: bool = True,
-    agent: Any | None = None,
-    timeout: float | None = None,
+    timeout: float = DEFAULT_TIMEOUT_S,
     policy: dict[str, Any] | None = None,
     md: dict[str, Any] | None = None,
 ):
     """Scan 2-theta from `start` to `stop`, stepping where a streaming classifier says it matters.
 
+    The name is bluesky's (``bluesky.plans.adaptive_scan``, which adapts the step to the slope of
+    one signal) on purpose: this is the same idea with a classifier instead of a slope, the
+    session reaches bluesky's as ``bp.adaptive_scan`` (never bare), and every document, test and
+    run since the first release says ``adaptive_scan``; a second name would confuse more than the
+    module path that tells the two apart. The signature is ours (a ``Decision`` per point, not a
+    target delta). Arguments are explicit: the IPython session fills in the configured beamline
+    and agent (`plans.beamline.configured_adaptive_scan`), the plan reads no global state.
+
     Parameters
     ----------
-    detectors : list of ophyd devices, optional
+    detectors : list of ophyd devices
         Detectors to read at each point; the first hinted field of the first detector is the
-        counts the agent classifies. Default: the configured beamline's detector
-        (`plans.beamline.get_beamline`).
-    motor : ophyd positioner, optional
-        The 2-theta motor (degrees). Default: the configured beamline's motor.
-    start : float
-        First position, degrees 2-theta. Must lie within the motor limits.
-    stop : float
-        Last position, degrees 2-theta (> `start`). Must lie within the motor limits.
-    coarse_step : float
-        Step where the pattern is flat, degrees.
-    fine_step : float
-        Step inside peaks, for back-step fills and after a fallback, degrees
-        (0 < `fine_step` < `coarse_step`).
+        counts the agent classifies.
+    motor : ophyd positioner
+        The 2-theta motor (degrees).
+    agent : agent channel
+        ``describe(timeout)``, ``ask(run_uid, n_points, timeout) -> Decision`` and a
+        ``document_callback`` (`agent.callback.LocalAgent`, `agent.remote.RemoteAgent`).
+    start, stop : float
+        Scan range, degrees 2-theta (``start < stop``), within the motor limits.
+    coarse_step, fine_step : float
+        Steps where the pattern is flat / inside peaks, for back-step fills and after a fallback,
+        degrees (0 < `fine_step` < `coarse_step`).
     dwell : float, optional
-        Counting time per point, seconds; set on the detector's ``dwell`` signal before the run.
-        None keeps the detector's current dwell.
+        Counting time per point, seconds, set on the detector's ``dwell`` signal; None keeps it.
     confidence : float
-        Calibrated probability (0-1) the current label needs for the class to settle; it settles
-        when, past ``min_fraction`` of the range, the label is that confident and every prediction
-        over the last ``stable_span`` degrees agreed (see `agent.policy`).
+        Calibrated probability (0-1) the current label needs for the class to settle (see
+        `agent.policy`).
     early_stop : bool
         Stop as soon as the class is settled; False always scans to `stop`.
-    agent : agent channel, optional
-        Anything with ``describe(timeout)``, ``ask(run_uid, n_points, timeout) -> Decision`` and a
-        ``document_callback`` (`agent.callback.LocalAgent`, `agent.remote.RemoteAgent`).
-        Default: the configured agent (`plans.beamline.get_agent`).
-    timeout : float, optional
-        How long to wait for each decision before falling back to fine steps, seconds.
-        Default: the configured ``timeout_s`` (1 s).
+    timeout : float
+        Seconds to wait for each decision before falling back to fine steps.
     policy : dict, optional
         Further `agent.policy.PolicyConfig` thresholds (e.g. ``{"min_fraction": 0.5}``).
     md : dict, optional
@@ -126,144 +191,101 @@ def adaptive_scan(
     Raises
     ------
     ValueError
-        On an invalid range, steps, thresholds, or a range outside the motor limits (before
-        any run is opened).
+        On an invalid range, steps, thresholds, timeout or dwell, or a range outside the motor
+        limits (before any run is opened).
     """
-    from plans import beamline as configured
-
-    if detectors is None or motor is None:
-        default_beamline = configured.get_beamline()
-        detectors = [default_beamline.detector] if detectors is None else detectors
-        motor = default_beamline.motor if motor is None else motor
     detectors = list(detectors)
+    config = PolicyConfig(start=float(start), stop=float(stop), coarse_step=float(coarse_step),
+                          fine_step=float(fine_step), confidence=float(confidence), early_stop=bool(early_stop),
+                          **(policy or {}))
+    counts_field, motor_field = _check_setup(detectors, motor, config, timeout, dwell)
+    if dwell is not None:
+        yield from bps.mv(detectors[0].dwell, float(dwell))
+    loop = DecisionLoop(agent, config, timeout)
+    run_md = _start_metadata(detectors, motor, config, loop.agent_info,
+                             {"dwell": dwell, "timeout": timeout, "counts_field": counts_field, "motor_field": motor_field})
+    run_md.update(md or {})
+    recorder = make_decision_record(run_md["adaptive"]["classes"])
+    run_uid = RunUid()
+    callbacks = [run_uid, *([agent.document_callback] if agent.document_callback else [])]
+
+    @bpp.stage_decorator([*detectors, motor])
+    @bpp.subs_decorator({"all": callbacks})
+    @bpp.run_decorator(md=run_md)
+    def measure_until_settled():
+        positions: tuple[float, ...] = (config.start,)
+        while positions:
+            for position in positions:
+                yield from bps.checkpoint()
+                yield from bps.mv(motor, position)
+                reading = yield from bps.trigger_and_read([*detectors, motor])
+                loop.progress.add(reading[motor_field]["value"])
+            decision = loop.next_decision(run_uid.value)
+            recorder.record(decision, loop.roundtrip_ms)
+            yield from bps.trigger_and_read([recorder], name=DECISIONS_STREAM)
+            positions = decision.positions  # empty for STOP
+
+    return (yield from measure_until_settled())
+
+
+def _first_hint(device: Any, role: str) -> str:
+    """The first hinted field of a device (the data key the scan reads)."""
+    try:
+        return str(device.hints["fields"][0])
+    except (AttributeError, KeyError, IndexError, TypeError) as exc:
+        raise ValueError(f"{role} {getattr(device, 'name', device)!r} has no hinted field to read") from exc
+
+
+def _check_setup(detectors: list[Any], motor: Any, config: PolicyConfig, timeout: float, dwell: float | None) -> tuple[str, str]:
+    """Refuse what would fail mid-run; returns the (counts, motor) data keys."""
     if not detectors:
         raise ValueError("adaptive_scan needs at least one detector")
-    if agent is None:
-        agent = configured.get_agent()
-    if timeout is None:
-        timeout = configured.default_timeout()
     if not (math.isfinite(timeout) and timeout > 0):
         raise ValueError(f"timeout must be a positive number of seconds, got {timeout}")
-    config = PolicyConfig(
-        start=float(start), stop=float(stop), coarse_step=float(coarse_step), fine_step=float(fine_step),
-        confidence=float(confidence), early_stop=bool(early_stop), **(policy or {}),
-    )
-    _check_limits(motor, config.start, config.stop)
-    counts_field = _first_hint(detectors[0], "detector")
-    motor_field = _first_hint(motor, "motor")
+    limits = getattr(motor, "limits", None)
+    if limits and tuple(float(v) for v in limits) != (0.0, 0.0):  # ophyd's (0, 0) means "no limits"
+        low, high = (float(v) for v in limits)
+        if not (low <= config.start and config.stop <= high):
+            raise ValueError(f"scan range {config.start}..{config.stop} deg lies outside the limits {low}..{high} deg "
+                             f"of motor {motor.name!r}")
     if dwell is not None:
         if not (math.isfinite(dwell) and dwell > 0):
             raise ValueError(f"dwell must be a positive number of seconds, got {dwell}")
         if not hasattr(detectors[0], "dwell"):
             raise ValueError(f"detector {detectors[0].name!r} has no dwell signal to set")
-        yield from bps.mv(detectors[0].dwell, float(dwell))
+    return _first_hint(detectors[0], "detector"), _first_hint(motor, "motor")
 
-    agent_lost_reason = ""
-    try:
-        agent_info = dict(agent.describe(timeout))
-    except Exception as exc:  # noqa: BLE001 - any failure to reach the agent means: scan without it
-        agent_lost_reason = f"agent unavailable at start ({type(exc).__name__}: {exc}); fine steps throughout"
-        agent_info = {"agent": getattr(agent, "kind", type(agent).__name__), "model_version": "", "classes": []}
 
-    _md: dict[str, Any] = {
+def _start_metadata(detectors: list[Any], motor: Any, config: PolicyConfig, agent_info: dict[str, Any],
+                    settings: dict[str, Any]) -> dict[str, Any]:
+    """The start document: plan arguments once (``plan_args``), the policy and fields under ``adaptive``.
+
+    The range and steps are read back from ``adaptive.policy`` only (by the agent's
+    `PartialScanBuilder` and policy); ``plan_args`` is bluesky's record of the call.
+    """
+    run_md: dict[str, Any] = {
         "detectors": [det.name for det in detectors],
         "motors": [motor.name],
         "plan_name": "adaptive_scan",
         "plan_args": {
-            "detectors": [repr(det) for det in detectors],
-            "motor": repr(motor),
-            "start": config.start,
-            "stop": config.stop,
-            "coarse_step": config.coarse_step,
-            "fine_step": config.fine_step,
-            "dwell": dwell,
-            "confidence": config.confidence,
-            "early_stop": config.early_stop,
-            "agent": agent_info.get("agent", ""),
-            "timeout": timeout,
+            "detectors": [repr(det) for det in detectors], "motor": repr(motor),
+            "start": config.start, "stop": config.stop, "coarse_step": config.coarse_step,
+            "fine_step": config.fine_step, "dwell": settings["dwell"], "confidence": config.confidence,
+            "early_stop": config.early_stop, "agent": agent_info.get("agent", ""), "timeout": settings["timeout"],
         },
         "hints": {"dimensions": [(list(motor.hints["fields"]), "primary")]},
         "adaptive": {
-            "start": config.start,
-            "stop": config.stop,
-            "motor_field": motor_field,
-            "counts_field": counts_field,
+            "motor_field": settings["motor_field"],
+            "counts_field": settings["counts_field"],
             "policy": config.to_dict(),
             "model_version": str(agent_info.get("model_version", "")),
             "model_task": str(agent_info.get("model_task", "")),
             "classes": [str(c) for c in agent_info.get("classes", [])],
             "agent": {k: v for k, v in agent_info.items() if isinstance(v, (str, int, float, bool))},
-            "timeout_s": timeout,
+            "timeout_s": settings["timeout"],
         },
     }
     sample = getattr(detectors[0], "sample", None)
     if sample is not None and hasattr(sample, "get"):
-        _md["sample"] = str(sample.get())
-    _md.update(md or {})
-    recorder = make_decision_record(_md["adaptive"]["classes"])
-    scan = PartialScan(config.start, config.stop)
-    state = {"lost": agent_lost_reason, "note": agent_lost_reason, "uid": None}
-    max_points = 2 * int(math.ceil((config.stop - config.start) / config.fine_step)) + 2
-
-    def ask() -> tuple[Decision, float]:
-        started = time.perf_counter()
-        if state["lost"]:
-            return fallback_decision(scan, config, state["lost"]), 1e3 * (time.perf_counter() - started)
-        try:
-            decision = agent.ask(state["uid"], scan.n_points, timeout)
-            refusal = _refuse(decision, scan, config)
-            if refusal:
-                raise ValueError(refusal)
-        except Exception as exc:  # noqa: BLE001 - the plan goes on without the agent, and says so
-            state["lost"] = f"agent lost after {scan.n_points} points ({type(exc).__name__}: {exc}); fine steps from there"
-            state["note"] = state["lost"]
-            decision = fallback_decision(scan, config, state["lost"])
-        return decision, 1e3 * (time.perf_counter() - started)
-
-    def measure(position: float):
-        yield from bps.checkpoint()
-        yield from bps.mv(motor, position)
-        reading = yield from bps.trigger_and_read([*detectors, motor])
-        scan.add(reading[motor_field]["value"], reading[counts_field]["value"])
-
-    def body():
-        positions: tuple[float, ...] = (config.start,)
-        while positions:
-            for position in positions:
-                yield from measure(position)
-            if scan.n_points >= max_points:  # unreachable by design; a guard against a looping agent
-                state["note"] = f"stopped at the guard of {max_points} points"
-                break
-            decision, roundtrip_ms = ask()
-            recorder.record(decision, roundtrip_ms)
-            yield from bps.trigger_and_read([recorder], name=DECISIONS_STREAM)
-            positions = () if decision.action is ActionKind.STOP else decision.positions
-
-    def run():
-        state["uid"] = yield from bps.open_run(_md)
-
-        def except_plan(exc: BaseException):
-            if isinstance(exc, RunEngineControlException):
-                yield from bps.close_run(exit_status=exc.exit_status)
-            else:
-                yield from bps.close_run(exit_status="fail", reason=f"{type(exc).__name__}: {exc}")
-
-        def else_plan():
-            yield from bps.close_run(exit_status="success", reason=state["note"])
-
-        yield from bpp.contingency_wrapper(body(), except_plan=except_plan, else_plan=else_plan)
-        return state["uid"]
-
-    subscribed = bpp.subs_wrapper(run(), {"all": [agent.document_callback]}) if agent.document_callback else run()
-    return (yield from bpp.stage_wrapper(subscribed, [*detectors, motor]))
-
-
-def _refuse(decision: Decision, scan: PartialScan, config: PolicyConfig) -> str:
-    """Why the plan refuses an agent's decision ("" when it accepts it)."""
-    tolerance = 0.25 * config.fine_step
-    for position in decision.positions:
-        if not config.start - 1e-9 <= position <= config.stop + 1e-9:
-            return f"agent proposed {position} deg, outside {config.start}..{config.stop} deg"
-        if scan.has_point_near(position, tolerance):
-            return f"agent proposed {position} deg, already measured"
-    return ""
+        run_md["sample"] = str(sample.get())
+    return run_md

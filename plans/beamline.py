@@ -27,13 +27,13 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
+from patterns.data_home import xrd_agent_home
+
 CONFIG_FILE_NAME = "beamline.json"
-HOME_ENV = "XRD_AGENT_HOME"
-DEFAULT_HOME = Path("~/.local/share/xrd-agent")
 
 
 @dataclass(frozen=True)
@@ -73,11 +73,6 @@ class BeamlineConfig:
             raise ValueError(f"beamline config: agent must be 'local' or 'remote', got {self.agent!r}")
         if not self.timeout_s > 0:
             raise ValueError(f"beamline config: timeout_s must be > 0, got {self.timeout_s}")
-
-
-def xrd_agent_home() -> Path:
-    """``$XRD_AGENT_HOME`` or ``~/.local/share/xrd-agent`` (not created here)."""
-    return Path(os.environ.get(HOME_ENV) or DEFAULT_HOME).expanduser()
 
 
 def load_config(path: Path | None = None) -> BeamlineConfig:
@@ -186,6 +181,26 @@ def default_timeout() -> float:
     return load_config().timeout_s
 
 
+def configured_adaptive_scan(**kwargs: Any):
+    """`plans.adaptive.adaptive_scan` on the configured beamline with the configured agent and timeout.
+
+    What the IPython session binds to ``adaptive_scan``, so ``RE(adaptive_scan())`` needs no
+    arguments; any argument given (``detectors``, ``motor``, ``agent``, ``timeout``, thresholds)
+    replaces the configured one. The plan itself reads no configuration.
+    """
+    from plans.adaptive import adaptive_scan
+
+    if "detectors" not in kwargs or "motor" not in kwargs:
+        beamline = get_beamline()
+        kwargs.setdefault("detectors", [beamline.detector])
+        kwargs.setdefault("motor", beamline.motor)
+    if "agent" not in kwargs:
+        kwargs["agent"] = get_agent()
+    if kwargs.get("timeout") is None:
+        kwargs["timeout"] = default_timeout()
+    return adaptive_scan(kwargs.pop("detectors"), kwargs.pop("motor"), **kwargs)
+
+
 def reset() -> None:
     """Forget the cached beamline and agent (tests; a changed configuration)."""
     global _beamline, _agent
@@ -193,8 +208,3 @@ def reset() -> None:
         _agent.close()
     _beamline = None
     _agent = None
-
-
-def describe_config(config: BeamlineConfig) -> dict[str, Any]:
-    """The configuration as a plain dictionary."""
-    return asdict(config)

@@ -42,8 +42,7 @@ def build_session(*, plots: bool | None = None, store: bool = True) -> dict[str,
     from bluesky import RunEngine
     from bluesky.callbacks.best_effort import BestEffortCallback
 
-    from plans.adaptive import adaptive_scan
-    from plans.beamline import get_beamline
+    from plans.beamline import configured_adaptive_scan, get_beamline
 
     RE = RunEngine({})
     bec = BestEffortCallback()
@@ -65,7 +64,7 @@ def build_session(*, plots: bool | None = None, store: bool = True) -> dict[str,
         "RE": RE,
         "bec": bec,
         "catalog": catalog,
-        "adaptive_scan": adaptive_scan,
+        "adaptive_scan": configured_adaptive_scan,
         "bl": beamline,
         "tth": beamline.motor,
         "det": beamline.detector,

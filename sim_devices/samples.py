@@ -62,13 +62,14 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from patterns import FOLDER_TO_SPACE_GROUP, SPACE_GROUP_TO_DIMENSIONALITY, Pattern, auto_xrd_dir, read_xy
+from patterns.datasets import MEASURED_SAMPLE_PREFIX
 from sim_devices.physics import cumulative_integral
 
 if TYPE_CHECKING:  # pymatgen is imported lazily: `import sim_devices` stays light
     from pymatgen.core import Structure
 
 #: Prefix of the names of replayed measured samples.
-MEASURED_PREFIX = "auto-xrd/"
+MEASURED_PREFIX = MEASURED_SAMPLE_PREFIX  # one home: patterns.datasets
 #: Prefix of samples simulated from the repository's CIF library (``data/cifs``).
 CIF_PREFIX = "cif:"
 #: Grid of simulated samples, degrees 2theta (0.002 deg step, 0-95 deg).

@@ -17,33 +17,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from patterns.data_home import xrd_agent_home
+
 if TYPE_CHECKING:  # heavy imports only for type checkers
     from bluesky import RunEngine
 
-#: Environment variable naming the data directory (catalog, model registry, Prefect home).
-HOME_ENV = "XRD_AGENT_HOME"
-#: Default data directory when ``XRD_AGENT_HOME`` is unset.
-DEFAULT_HOME = Path("~/.local/share/xrd-agent")
 #: Name of the container that holds raw bluesky runs (databroker's convention).
 RAW_CONTAINER = "raw"
 #: Environment variables a served catalog can be named with instead of arguments.
 URI_ENV = "XRD_AGENT_TILED_URI"
 API_KEY_ENV = "XRD_AGENT_TILED_API_KEY"
-
-
-def xrd_agent_home(create: bool = True) -> Path:
-    """Return the xrd-agent data directory, creating it if needed (and ``create``).
-
-    Returns
-    -------
-    Path
-        ``$XRD_AGENT_HOME`` if set, else ``~/.local/share/xrd-agent``; absolute.
-    """
-    raw = os.environ.get(HOME_ENV) or str(DEFAULT_HOME)
-    home = Path(raw).expanduser().resolve()
-    if create:
-        home.mkdir(parents=True, exist_ok=True)
-    return home
 
 
 @dataclass(frozen=True)
@@ -87,7 +70,7 @@ class EmbeddedCatalogPaths:
 
 def embedded_paths(home: Path | None = None) -> EmbeddedCatalogPaths:
     """Return the paths of the embedded catalog under ``home`` (default :func:`xrd_agent_home`)."""
-    root = (home if home is not None else xrd_agent_home()) / "tiled"
+    root = (home if home is not None else xrd_agent_home(create=True)) / "tiled"
     return EmbeddedCatalogPaths(root=root)
 
 

@@ -32,7 +32,7 @@ def demo_epilogue(
     str
         Multi-line text, ready to print.
     """
-    from storage.catalog import xrd_agent_home
+    from patterns.data_home import xrd_agent_home
 
     home = home or xrd_agent_home(create=False)
     uid = uids[0] if uids else "<UID from `xrd-agent runs`>"

@@ -34,19 +34,6 @@ _UID_PATTERN = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-
 _MAX_NAME_LENGTH = 100
 
 
-def champion_classes(task: str) -> tuple[str, ...]:
-    """Return the classes of the champion model for ``task`` ("space_group" or "dimensionality").
-
-    The champion is read from the model registry under ``XRD_AGENT_HOME/models``
-    (falling back to the shipped default model), so a label is only accepted if
-    the model that will be retrained on it has that class.
-    The registry layout belongs to :mod:`models.champion`; it reads only JSON (no torch).
-    """
-    from models.champion import champion_classes as _classes
-
-    return _classes(task)
-
-
 @dataclass(frozen=True)
 class RunSummary:
     """One line of ``xrd-agent runs``.
@@ -147,7 +134,8 @@ def label_run(
         Default :func:`storage.catalog.open_catalog`.
     classes : mapping, optional
         Allowed classes per task (``{"space_group": [...], "dimensionality": [...]}``);
-        default the champion models' classes.
+        default the task's classes (``patterns.datasets.task_classes``: every model of a task,
+        the champion included, has exactly those).
     now : callable, optional
         Clock returning unix seconds (injectable for tests).
 
@@ -164,6 +152,7 @@ def label_run(
         No run with this uid in the catalog. Nothing is written.
     """
     from patterns import SPACE_GROUP_TO_DIMENSIONALITY
+    from patterns.datasets import task_classes
 
     uid = _validate_uid(uid)
     if space_group is None and dimensionality is None:
@@ -173,7 +162,7 @@ def label_run(
     def allowed(task: str) -> Sequence[str]:
         if classes is not None and task in classes:
             return tuple(classes[task])
-        return champion_classes(task)
+        return task_classes(task)
 
     space_group = _validate_class(space_group, "space_group", allowed("space_group") if space_group else ())
     implied = SPACE_GROUP_TO_DIMENSIONALITY.get(space_group) if space_group else None

@@ -13,7 +13,7 @@ from agent.policy import (
     PolicyConfig,
     PredictionSummary,
     above_background,
-    decide,
+    next_action,
     fallback_decision,
     is_settled,
     summarise_cam,
@@ -50,13 +50,13 @@ CONFIG = PolicyConfig(start=5.0, stop=60.0)
 
 
 def test_first_decision_without_points_measures_the_start() -> None:
-    decision = decide(PartialScan(5.0, 60.0), None, [], CONFIG, GRID)
+    decision = next_action(PartialScan(5.0, 60.0), None, [], CONFIG, GRID)
     assert decision.action is ActionKind.COARSE and decision.positions == (5.0,)
 
 
 def test_flat_background_steps_coarse() -> None:
     scan = flat_scan(5.0, 60.0, 7.0)
-    decision = decide(scan, None, [], CONFIG, GRID)
+    decision = next_action(scan, None, [], CONFIG, GRID)
     assert decision.action is ActionKind.COARSE
     assert decision.positions == (pytest.approx(scan.frontier + 0.16),)
 
@@ -65,14 +65,14 @@ def test_peak_crossed_at_coarse_step_backsteps_at_fine_step_without_remeasuring(
     scan = flat_scan(5.0, 60.0, 7.0)
     previous = scan.frontier
     scan.add(previous + 0.16, 2000.0)  # a peak
-    decision = decide(scan, None, [], CONFIG, GRID)
+    decision = next_action(scan, None, [], CONFIG, GRID)
     assert decision.action is ActionKind.BACKSTEP
     assert decision.positions == pytest.approx((previous + 0.04, previous + 0.08, previous + 0.12))
     assert not any(scan.has_point_near(x, 0.01) for x in decision.positions)
     # fill it: the interval is fine now, the frontier is on the peak -> a fine step forward
     for x in decision.positions:
         scan.add(x, 1500.0)
-    decision = decide(scan, None, [], CONFIG, GRID)
+    decision = next_action(scan, None, [], CONFIG, GRID)
     assert decision.action is ActionKind.FINE
     assert decision.positions == (pytest.approx(previous + 0.16 + 0.04),)
 
@@ -82,7 +82,7 @@ def test_a_small_bump_is_not_a_peak() -> None:
     scan.add(scan.frontier + 0.16, 10000.0 + 3 * math.sqrt(10000.0))  # 3 sigma, 3 %: noise
     positions, counts = scan.sorted()
     assert not above_background(positions, counts, positions.size - 1, CONFIG)
-    assert decide(scan, None, [], CONFIG, GRID).action is ActionKind.COARSE
+    assert next_action(scan, None, [], CONFIG, GRID).action is ActionKind.COARSE
 
 
 def test_settled_needs_confidence_agreement_over_the_span_and_range() -> None:
@@ -96,7 +96,7 @@ def test_settled_needs_confidence_agreement_over_the_span_and_range() -> None:
 
     history = agreeing(far)
     assert is_settled(far, prediction("Pm-3m", 0.95), history, config)
-    assert decide(far, prediction("Pm-3m", 0.95), history, config, GRID).action is ActionKind.STOP
+    assert next_action(far, prediction("Pm-3m", 0.95), history, config, GRID).action is ActionKind.STOP
     # too little of the range
     assert not is_settled(near, prediction("Pm-3m", 0.95), agreeing(near), config)
     # not confident now
@@ -111,15 +111,15 @@ def test_settled_needs_confidence_agreement_over_the_span_and_range() -> None:
     assert not is_settled(far, prediction("Pm-3m", 0.95), [], config)
     # no early stop: never stops before the end
     no_stop = PolicyConfig(start=5.0, stop=60.0, early_stop=False, stable_span=2.0)
-    assert decide(far, prediction("Pm-3m", 0.99), history, no_stop, GRID).action is ActionKind.COARSE
+    assert next_action(far, prediction("Pm-3m", 0.99), history, no_stop, GRID).action is ActionKind.COARSE
 
 
 def test_end_of_range_is_clipped_then_stops() -> None:
     scan = flat_scan(5.0, 6.0, 5.96)  # frontier 5.96, 0.04 short of the stop
-    decision = decide(scan, None, [], PolicyConfig(start=5.0, stop=6.0), GRID)
+    decision = next_action(scan, None, [], PolicyConfig(start=5.0, stop=6.0), GRID)
     assert decision.action is ActionKind.COARSE and decision.positions == (pytest.approx(6.0),)
     scan.add(6.0, 100.0)
-    assert decide(scan, None, [], PolicyConfig(start=5.0, stop=6.0), GRID).action is ActionKind.STOP
+    assert next_action(scan, None, [], PolicyConfig(start=5.0, stop=6.0), GRID).action is ActionKind.STOP
 
 
 def test_weak_feature_in_a_high_cam_interval_is_refined_only_while_unconfident() -> None:
@@ -132,15 +132,15 @@ def test_weak_feature_in_a_high_cam_interval_is_refined_only_while_unconfident()
     lo, hi = xs[-3], weak
     cam = np.zeros(GRID.size)
     cam[(GRID >= lo) & (GRID <= hi)] = 1.0
-    unsure = decide(scan, prediction("Pm-3m", 0.2, cam), [], CONFIG, GRID)
+    unsure = next_action(scan, prediction("Pm-3m", 0.2, cam), [], CONFIG, GRID)
     assert unsure.action is ActionKind.BACKSTEP and unsure.reason == "weak feature in a high-CAM region"
     assert all(lo < x < hi for x in unsure.positions) and len(unsure.positions) == 3
     assert unsure.cam.peak_two_theta == pytest.approx(lo, abs=0.04)
-    sure = decide(scan, prediction("Pm-3m", 0.99, cam), [], CONFIG, GRID)
+    sure = next_action(scan, prediction("Pm-3m", 0.99, cam), [], CONFIG, GRID)
     assert sure.action is ActionKind.COARSE
     # a high CAM over flat background alone never sends the scan back
     flat = flat_scan(5.0, 60.0, 10.0, level=level)
-    assert decide(flat, prediction("Pm-3m", 0.2, cam), [], CONFIG, GRID).action is ActionKind.COARSE
+    assert next_action(flat, prediction("Pm-3m", 0.2, cam), [], CONFIG, GRID).action is ActionKind.COARSE
 
 
 def test_closed_loop_on_a_synthetic_pattern_keeps_every_invariant() -> None:
@@ -161,7 +161,7 @@ def test_closed_loop_on_a_synthetic_pattern_keeps_every_invariant() -> None:
             assert 5.0 - 1e-9 <= x <= 60.0 + 1e-9
             assert not scan.has_point_near(x, 0.01), f"{x} measured twice"
             scan.add(x, counts(x))
-        decision = decide(scan, None, [], config, GRID)
+        decision = next_action(scan, None, [], config, GRID)
         actions.append(decision.action)
         if decision.action is ActionKind.STOP:
             break
@@ -204,7 +204,7 @@ def test_policy_config_rejects_bad_thresholds(kwargs: dict) -> None:
 
 
 def test_decision_round_trips_through_a_plain_dict() -> None:
-    decision = decide(flat_scan(5.0, 60.0, 9.0), prediction("Pm-3m", 0.7), [], CONFIG, GRID)
+    decision = next_action(flat_scan(5.0, 60.0, 9.0), prediction("Pm-3m", 0.7), [], CONFIG, GRID)
     again = Decision.from_dict(decision.to_dict())
     assert again == decision
     with pytest.raises(ValueError):
@@ -219,7 +219,7 @@ def test_partial_scan_validates_points_and_builder_reads_only_primary() -> None:
         scan.add(float("nan"), 1.0)
     with pytest.raises(ValueError):
         scan.add(10.0, -1.0)
-    start = {"uid": "r1", "adaptive": {"start": 5.0, "stop": 60.0, "motor_field": "tth", "counts_field": "det_counts"}}
+    start = {"uid": "r1", "adaptive": {"policy": {"start": 5.0, "stop": 60.0}, "motor_field": "tth", "counts_field": "det_counts"}}
     builder = PartialScanBuilder(start)
     builder.descriptor({"uid": "d1", "name": "primary", "data_keys": {"tth": {}, "det_counts": {}}})
     builder.descriptor({"uid": "d2", "name": "decisions", "data_keys": {"decision_action": {}}})

@@ -10,7 +10,7 @@ import pytest
 from bench import accuracy
 from cli.main import main
 from evaluation.protocols import ModelSpec, nearest_neighbour_spec
-from training.measured_set import task_classes
+from patterns.datasets import task_classes
 from tests.test_evaluate_protocols import RecordingCentroidModel, synthetic_source
 
 

@@ -17,7 +17,7 @@ from evaluation.protocols import (
     apply_temperature,
     build_training_set,
     check_no_leak,
-    fit_temperature,
+    fit_probability_temperature,
     nearest_neighbour_spec,
     run_case1,
     run_case2,
@@ -25,7 +25,8 @@ from evaluation.protocols import (
     summarize,
 )
 from models.grid import GRID, GRID_SIZE
-from training.measured_set import load_measured_set, task_classes
+from patterns.datasets import task_classes
+from training.measured_set import load_measured_set
 from evaluation.scan_variants import coarsen, truncate, variant_features
 
 
@@ -184,7 +185,7 @@ def test_fit_temperature_recovers_a_known_temperature() -> None:
     true_t = 2.5
     calibrated = apply_temperature(np.exp(logits), true_t)
     labels = np.array([rng.choice(4, p=p) for p in calibrated])
-    assert fit_temperature(np.exp(logits) / np.exp(logits).sum(1, keepdims=True), labels) == pytest.approx(true_t, rel=0.1)
+    assert fit_probability_temperature(np.exp(logits) / np.exp(logits).sum(1, keepdims=True), labels) == pytest.approx(true_t, rel=0.1)
 
 
 def test_coarsen_drops_points_and_truncate_keeps_the_low_angle_part(space_group_set) -> None:

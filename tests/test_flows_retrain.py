@@ -17,7 +17,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 from models.champion import champion_cutoff, champion_version, load_champion, promote, registry_snapshot  # noqa: E402
-from flows.gate import decide_promotion  # noqa: E402
+from flows.gate import promotion_gate  # noqa: E402
 from patterns import SPACE_GROUPS as CLASSES  # noqa: E402
 
 #: Tiny training: two members, 100 optimiser steps, 30 simulated patterns per class
@@ -105,11 +105,11 @@ def _artifacts(flow_run_id: str) -> dict[str, str]:
 
 
 def test_gate_rule() -> None:
-    assert decide_promotion(0.80, 0.80).promote
-    assert decide_promotion(0.796, 0.80).promote  # within 0.005
-    assert not decide_promotion(0.794, 0.80).promote
+    assert promotion_gate(0.80, 0.80).promote
+    assert promotion_gate(0.796, 0.80).promote  # within 0.005
+    assert not promotion_gate(0.794, 0.80).promote
     with pytest.raises(ValueError):
-        decide_promotion(float("nan"), 0.5)
+        promotion_gate(float("nan"), 0.5)
 
 
 def test_promoted_over_a_weak_champion_then_a_worse_challenger_rejected(

@@ -72,7 +72,7 @@ def test_scan_outside_the_grid_is_refused(toy_classifier: Classifier):
         toy_classifier.predict(np.array([70.0, 71.0, 72.0]), np.array([1.0, 2.0, 3.0]))
 
 
-def test_temperature_scaling_lowers_nll_on_miscalibrated_logits():
+def test_temperaturescaling_lowers_nll_on_miscalibrated_logits():
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 4, 2000)
     clean = rng.normal(0, 1, (2000, 4))
@@ -137,7 +137,7 @@ def test_fit_member_and_from_members_match_joint_shapes(toy_classifier: Classifi
     rows = np.concatenate([r.heldout_rows for r in results])
     assert np.array_equal(np.sort(rows), np.arange(len(labels)))  # each pattern held out exactly once
     clf = Classifier.from_members([r.state for r in results], task="dimensionality", config=config, temperature=1.5)
-    assert len(clf.members()) == 2 and clf.temperature_ == 1.5
+    assert len(clf.members()) == 2 and clf.temperature == 1.5
 
 
 def test_registry_champion_pointer(toy_classifier: Classifier, tmp_path):
@@ -159,7 +159,7 @@ def test_registry_champion_pointer(toy_classifier: Classifier, tmp_path):
 
 def _module_only(clf: Classifier) -> Classifier:
     """The same model answering through the module forward (the fused fast path switched off)."""
-    slow = clf.with_temperature(clf.temperature_)
+    slow = clf.with_temperature(clf.temperature)
     slow._fused = lambda: None  # instance attribute shadows the method
     return slow
 
@@ -191,13 +191,13 @@ def test_fast_path_matches_the_module_on_measured_partial_scans():
 
 
 def test_fast_path_follows_in_place_weight_changes(toy_classifier: Classifier):
-    clf = toy_classifier.with_temperature(toy_classifier.temperature_)
-    clf.network_ = type(clf.network_)(3, n_members=2, width=8)
-    clf.network_.load_state_dict(toy_classifier.network_.state_dict())
-    clf.network_.eval()
+    clf = toy_classifier.with_temperature(toy_classifier.temperature)
+    clf.network = type(clf.network)(3, n_members=2, width=8)
+    clf.network.load_state_dict(toy_classifier.network.state_dict())
+    clf.network.eval()
     x = np.stack([np.stack([np.random.default_rng(0).random(GRID_SIZE, dtype=np.float32) ** 8, np.ones(GRID_SIZE, np.float32)])])
     before = clf.decision_logits(x)
     with torch.no_grad():
-        clf.network_.head_bias.add_(1.0)  # shifts every logit by exactly 1
+        clf.network.head_bias.add_(1.0)  # shifts every logit by exactly 1
     np.testing.assert_allclose(clf.decision_logits(x), before + 1.0, atol=1e-5)
     np.testing.assert_allclose(clf.decision_logits(x), _module_only(clf).decision_logits(x), atol=1e-5)

@@ -28,7 +28,7 @@ def measured_file() -> Path:
 def test_default_models_load_and_classify_a_measured_pattern(task):
     clf = models.load_default(task)
     assert clf.task == task and len(clf.version) == 16
-    assert clf._resolved_config().n_members >= 5
+    assert clf.n_members >= 5
     pattern = load_space_group_set()[0]
     prediction = clf.predict(pattern.two_theta, pattern.intensity)
     assert prediction.label in clf.classes

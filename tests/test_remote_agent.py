@@ -129,8 +129,8 @@ def test_agent_killed_mid_scan_scan_completes_at_fine_steps(served: ServedAgent)
         victim.kill()
     assert killed_at, "the agent was never killed"
     assert record.stop["exit_status"] == "success"
-    assert "agent lost" in record.stop["reason"]
     fallback = record.decisions["fallback"].astype(bool)
+    assert all("agent lost" in reason for reason in record.decisions["reason"][fallback])  # why, in the run
     assert fallback.any() and not fallback[:10].any()
     # after the first fallback every step is a fine step forward, to the end of the range
     first = int(np.argmax(fallback))
@@ -150,7 +150,7 @@ def test_dead_agent_at_start_falls_back_without_hanging() -> None:
     finally:
         client.close()
     assert record.stop["exit_status"] == "success"
-    assert "agent unavailable at start" in record.stop["reason"]
+    assert all("agent unavailable at start" in reason for reason in record.decisions["reason"])
     assert record.decisions["fallback"].all()
     assert np.allclose(np.diff(np.sort(record.two_theta)), 0.04, atol=1e-6)
 

@@ -153,11 +153,11 @@ def test_fault_mid_scan_keeps_measured_events_and_stop(catalog) -> None:
     np.testing.assert_allclose(np.asarray(run.primary.read()["tth"]), np.arange(10.0, 21.0))
 
 
-def test_default_validation_uses_the_champion_classes(catalog, scan_uids) -> None:
-    from models.champion import champion_classes
+def test_default_validation_uses_the_task_classes(catalog, scan_uids) -> None:
+    from patterns.datasets import task_classes
 
-    assert champion_classes("space_group") == CLASSES["space_group"]
-    assert champion_classes("dimensionality") == CLASSES["dimensionality"]
+    assert task_classes("space_group") == CLASSES["space_group"]
+    assert task_classes("dimensionality") == CLASSES["dimensionality"]
     before = dict(catalog[scan_uids[1]].metadata)
     with pytest.raises(ValueError, match="the champion model knows Fm-3m, I4/mcm"):
         label_run(scan_uids[1], space_group="Pnma", catalog=catalog)

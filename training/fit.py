@@ -6,13 +6,17 @@ Public API
     Every training setting (architecture, members, width, steps, batch size, learning rate,
     augmentation strengths, simulated patterns per class, seed, device).
 ``prepare_training_data(patterns_or_arrays, labels, *, task, config, simulated) -> TrainingData``
-    Grid the inputs and assign each measured pattern the member that holds it out.
+    Grid the inputs and assign each measured pattern the member that holds it out
+    (:mod:`training.dataset`).
 ``fit_member(data, member_index, *, task, config) -> MemberResult``
     Train one ensemble member (a Prefect flow can map this over members).
 ``fit_members(data, member_indices, *, task, config) -> list[MemberResult]``
     Train several members jointly in one grouped network (same result type, less overhead).
 ``calibrate_members(results, data) -> float``
     Temperature fitted on the members' held-out patterns.
+``assemble_classifier(results, data, *, task, config, metadata) -> Classifier``
+    Calibrate, record the provenance and put the members together (the end of every training,
+    the retrain flow's included).
 ``train_classifier(patterns_or_arrays, labels, *, task, config, simulated) -> Classifier``
     All of the above.
 
@@ -29,10 +33,9 @@ temperature is fitted on predictions of members that never trained on those patt
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -40,127 +43,30 @@ import torch
 import torch.nn.functional as F
 
 from models.architectures import build_network, split_members, stack_members
-from training.augment import AugmentConfig, augment_batch
 from models.calibrate import fit_temperature, nll
-from models.classifier import Classifier, select_device, task_classes
-from models.grid import GRID_SIZE, to_grid
+from models.classifier import Classifier, select_device
 from models.preprocess import preprocess, preprocess_torch
+from patterns.datasets import task_classes
+from training.augment import augment_batch
+from training.config import DEFAULT_SEED, DEFAULT_SIMULATED_PER_CLASS, TrainConfig, default_config
+from training.dataset import TrainingData, assign_holdout_folds, prepare_training_data
 
-@dataclass(frozen=True)
-class TrainConfig:
-    """Training settings; stored in every model file.
-
-    Attributes
-    ----------
-    architecture : str
-        "xrdnet" (ours) or "acnn" (faithful a-CNN baseline).
-    n_members : int
-        Ensemble members (>= 5 for the calibrated product; 1 for quick tests).
-    width : int
-        Channels per member (XRDNet).
-    steps : int
-        Optimiser steps per member.
-    batch_size : int
-        Patterns per step.
-    lr : float
-        Peak AdamW learning rate (one-cycle schedule).
-    weight_decay : float
-        AdamW weight decay.
-    measured_fraction : float
-        Share of each batch drawn from measured patterns when both kinds are present.
-    n_simulated_per_class : int
-        When no simulated set is passed and this is > 0, simulate this many per class
-        (:func:`training.simulate.simulate_training_set`) with the config's seed.
-    augment : AugmentConfig
-        Augmentation strengths.
-    calibrate : bool
-        Fit the temperature on held-out patterns (needs >= 2 members).
-    seed : int
-        Seeds initialisation, sampling and augmentation.
-    device : str or None
-        Torch device; CUDA when available, else CPU, when None.
-    """
-
-    architecture: str = "xrdnet"
-    n_members: int = 5
-    width: int = 16
-    steps: int = 200
-    batch_size: int = 128
-    lr: float = 3e-3
-    weight_decay: float = 1e-4
-    measured_fraction: float = 0.5
-    n_simulated_per_class: int = 0
-    augment: AugmentConfig = field(default_factory=AugmentConfig)
-    calibrate: bool = True
-    seed: int = 0
-    device: str | None = None
-
-    def __post_init__(self) -> None:
-        if self.n_members < 1 or self.steps < 1 or self.batch_size < 1:
-            raise ValueError("n_members, steps and batch_size must be >= 1")
-        if not 0.0 <= self.measured_fraction <= 1.0:
-            raise ValueError(f"measured_fraction must be within [0, 1], got {self.measured_fraction}")
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-serialisable form."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        """Inverse of :meth:`to_dict`; unknown keys are refused."""
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"unknown training settings {sorted(unknown)}")
-        data = dict(data)
-        if isinstance(data.get("augment"), dict):
-            augment = dict(data["augment"])
-            if "peak_counts" in augment:
-                augment["peak_counts"] = tuple(augment["peak_counts"])
-            data["augment"] = AugmentConfig(**augment)
-        return cls(**data)
-
-
-@dataclass(frozen=True)
-class TrainingData:
-    """Gridded raw training patterns.
-
-    Attributes
-    ----------
-    values : np.ndarray
-        float32 [N, 1376] raw intensity on the grid, 0 where unmeasured.
-    masks : np.ndarray
-        bool [N, 1376].
-    labels : np.ndarray
-        int64 [N] class indices.
-    is_measured : np.ndarray
-        bool [N]: measured (True) or simulated.
-    holdout_fold : np.ndarray
-        int64 [N]: the member that never trains on this row (-1: every member may).
-    """
-
-    values: np.ndarray
-    masks: np.ndarray
-    labels: np.ndarray
-    is_measured: np.ndarray
-    holdout_fold: np.ndarray
-
-    def __post_init__(self) -> None:
-        n = self.labels.shape[0]
-        for name in ("values", "masks"):
-            if getattr(self, name).shape != (n, GRID_SIZE):
-                raise ValueError(f"{name} must have shape [{n}, {GRID_SIZE}], got {getattr(self, name).shape}")
-        if self.is_measured.shape != (n,) or self.holdout_fold.shape != (n,):
-            raise ValueError("is_measured and holdout_fold must have one entry per pattern")
-        if n == 0:
-            raise ValueError("no training patterns")
-
-    def content_hash(self) -> str:
-        """sha256 of the values, masks and labels (the training-data hash in model files)."""
-        digest = hashlib.sha256()
-        for array in (self.values, self.masks, self.labels, self.is_measured):
-            digest.update(np.ascontiguousarray(array).tobytes())
-        return digest.hexdigest()
+__all__ = [
+    "DEFAULT_SEED",
+    "DEFAULT_SIMULATED_PER_CLASS",
+    "MemberResult",
+    "TrainConfig",
+    "TrainingData",
+    "assemble_classifier",
+    "assign_holdout_folds",
+    "calibrate_members",
+    "default_config",
+    "fit_member",
+    "fit_members",
+    "prepare_training_data",
+    "train_classifier",
+    "train_default",
+]
 
 
 @dataclass(frozen=True)
@@ -183,120 +89,6 @@ class MemberResult:
     state: dict[str, torch.Tensor]
     heldout_rows: np.ndarray
     heldout_logits: np.ndarray
-
-
-def _as_label_indices(labels: Sequence[Any] | np.ndarray, classes: tuple[str, ...]) -> np.ndarray:
-    array = np.asarray(labels)
-    if array.dtype.kind in "iu":
-        out = array.astype(np.int64)
-        if out.size and (out.min() < 0 or out.max() >= len(classes)):
-            raise ValueError(f"label indices must be within [0, {len(classes)})")
-        return out
-    lookup = {c: i for i, c in enumerate(classes)}
-    unknown = sorted({str(x) for x in array if str(x) not in lookup})
-    if unknown:
-        raise ValueError(f"unknown labels {unknown}; expected {list(classes)}")
-    return np.array([lookup[str(x)] for x in array], dtype=np.int64)
-
-
-def _grid_inputs(patterns_or_arrays: Any) -> tuple[np.ndarray, np.ndarray, list[Any] | None]:
-    """(values, masks, patterns or None) from a list of Patterns or a (values, masks) pair."""
-    if isinstance(patterns_or_arrays, tuple) and len(patterns_or_arrays) == 2:
-        values = np.asarray(patterns_or_arrays[0], dtype=np.float32)
-        masks = np.asarray(patterns_or_arrays[1], dtype=bool)
-        if values.ndim != 2 or values.shape != masks.shape or values.shape[1] != GRID_SIZE:
-            raise ValueError(f"expected values and masks of shape [N, {GRID_SIZE}], got {values.shape} and {masks.shape}")
-        return np.where(masks, values, 0).astype(np.float32), masks, None
-    patterns = list(patterns_or_arrays)
-    if not patterns:
-        return np.zeros((0, GRID_SIZE), np.float32), np.zeros((0, GRID_SIZE), bool), []
-    gridded = [to_grid(p.two_theta, p.intensity) for p in patterns]
-    return np.stack([v for v, _ in gridded]), np.stack([m for _, m in gridded]), patterns
-
-
-def assign_holdout_folds(labels: np.ndarray, n_folds: int, seed: int) -> np.ndarray:
-    """Hold-out fold per pattern, stratified: each class's patterns are dealt round-robin in random order.
-
-    Patterns are dealt individually, not by near-duplicate group: a group can be a third of a class,
-    and a member that never saw it would be a worse member, not a fairer one. The price is that a
-    held-out pattern may have a near-duplicate in its member's training data, so the temperature
-    fitted here errs towards over-confidence; the evaluation harness re-fits it on grouped folds.
-    """
-    folds = np.full(labels.size, -1, dtype=np.int64)
-    if n_folds < 2 or labels.size == 0:
-        return folds
-    rng = np.random.default_rng(seed)
-    start = 0
-    for cls in np.unique(labels):
-        rows = rng.permutation(np.flatnonzero(labels == cls))
-        folds[rows] = (start + np.arange(rows.size)) % n_folds
-        start = (start + rows.size) % n_folds  # spread the singletons of small classes over folds
-    return folds
-
-
-def prepare_training_data(
-    patterns_or_arrays: Any,
-    labels: Sequence[Any] | np.ndarray | None = None,
-    *,
-    task: str,
-    config: TrainConfig,
-    simulated: tuple[np.ndarray, np.ndarray] | None = None,
-) -> TrainingData:
-    """Grid measured patterns, add simulated ones, and assign hold-out folds.
-
-    Parameters
-    ----------
-    patterns_or_arrays : list of Pattern or (values, masks)
-        Measured patterns, or their raw gridded values float32 [N, 1376] and masks bool [N, 1376].
-        May be empty when ``simulated`` is given.
-    labels : sequence, optional
-        Class names or indices; from ``pattern.metadata["label"]`` when None (Patterns only).
-    task : str
-        "space_group" or "dimensionality".
-    config : TrainConfig
-        Supplies n_members (number of hold-out folds), n_simulated_per_class and the seed.
-    simulated : (X, y), optional
-        Raw simulated patterns float32 [M, 1376] on the full grid and their labels.
-    """
-    classes = task_classes(task)
-    values, masks, patterns = _grid_inputs(patterns_or_arrays)
-    if labels is None:
-        if patterns is None:
-            raise ValueError("labels are required with (values, masks) input")
-        labels = [p.metadata.get("label") for p in patterns]
-    y = _as_label_indices(labels, classes)
-    if y.shape[0] != values.shape[0]:
-        raise ValueError(f"{values.shape[0]} patterns but {y.shape[0]} labels")
-    if simulated is None and config.n_simulated_per_class > 0:
-        from training.simulate import simulate_training_set
-
-        sim_x, sim_y, _ = simulate_training_set(config.n_simulated_per_class, seed=config.seed, task=task)
-        simulated = (sim_x, sim_y)
-    if simulated is not None:
-        sim_x = np.asarray(simulated[0], dtype=np.float32)
-        sim_y = _as_label_indices(simulated[1], classes)
-        if sim_x.ndim != 2 or sim_x.shape[1] != GRID_SIZE or sim_x.shape[0] != sim_y.shape[0]:
-            raise ValueError(f"simulated patterns must be [M, {GRID_SIZE}] with M labels, got {sim_x.shape} and {sim_y.shape}")
-    else:
-        sim_x, sim_y = np.zeros((0, GRID_SIZE), np.float32), np.zeros(0, np.int64)
-    n_measured = values.shape[0]
-    measured_folds = (
-        assign_holdout_folds(y, config.n_members, config.seed)
-        if n_measured and config.calibrate
-        else np.full(n_measured, -1, dtype=np.int64)
-    )
-    if n_measured == 0 and config.calibrate and config.n_members >= 2:
-        # simulated only: hold simulated rows out instead, so the temperature is still fitted
-        sim_folds = np.random.default_rng(config.seed).integers(0, config.n_members, sim_y.size)
-    else:
-        sim_folds = np.full(sim_y.size, -1, dtype=np.int64)
-    return TrainingData(
-        values=np.concatenate([values, sim_x]).astype(np.float32),
-        masks=np.concatenate([masks, np.ones(sim_x.shape, dtype=bool)]),
-        labels=np.concatenate([y, sim_y]),
-        is_measured=np.concatenate([np.ones(n_measured, bool), np.zeros(sim_y.size, bool)]),
-        holdout_fold=np.concatenate([measured_folds, sim_folds]).astype(np.int64),
-    )
 
 
 def _row_sampler(data: TrainingData, config: TrainConfig, generator: torch.Generator):
@@ -454,47 +246,55 @@ def train_classifier(
     Returns
     -------
     Classifier
-        Fitted; ``metadata_`` holds the training-data hash, counts and held-out calibration figures.
+        Fitted; ``metadata`` holds the training-data hash, counts and held-out calibration figures.
     """
     config = config or TrainConfig()
     data = prepare_training_data(patterns_or_arrays, labels, task=task, config=config, simulated=simulated)
     results = fit_members(data, range(config.n_members), task=task, config=config)
+    return assemble_classifier(results, data, task=task, config=config, metadata={"seed": config.seed})
+
+
+def assemble_classifier(
+    results: Sequence[MemberResult],
+    data: TrainingData,
+    *,
+    task: str,
+    config: TrainConfig,
+    metadata: dict[str, Any] | None = None,
+) -> Classifier:
+    """The end of every training: calibrate on held-out rows, record provenance, assemble members.
+
+    Parameters
+    ----------
+    results : sequence of MemberResult
+        The trained members, any order (sorted by member index here).
+    data : TrainingData
+        What they were trained on (hold-out rows and the training-data hash).
+    task : str
+        Their task.
+    config : TrainConfig
+        Their configuration; no calibration when ``config.calibrate`` is False.
+    metadata : dict, optional
+        Further provenance (seed, label cut-off, flow-run id).
+
+    Returns
+    -------
+    Classifier
+        ``metadata`` holds the training-data hash, the counts and the calibration report.
+    """
+    results = sorted(results, key=lambda r: r.member_index)
     temperature, calibration = calibrate_members(results, data) if config.calibrate else (1.0, {"n_heldout": 0})
-    metadata = {
+    if not math.isfinite(temperature) or temperature <= 0:
+        temperature = 1.0
+    recorded = {
+        **(metadata or {}),
         "training_data_hash": data.content_hash(),
         "n_measured": int(data.is_measured.sum()),
         "n_simulated": int((~data.is_measured).sum()),
-        "seed": config.seed,
         "calibration": calibration,
     }
-    if not math.isfinite(temperature):
-        temperature = 1.0
-    return Classifier.from_members([r.state for r in results], task=task, config=config, temperature=temperature, metadata=metadata)
-
-
-__all__ = [
-    "MemberResult",
-    "TrainConfig",
-    "TrainingData",
-    "assign_holdout_folds",
-    "calibrate_members",
-    "fit_member",
-    "fit_members",
-    "prepare_training_data",
-    "train_classifier",
-]
-
-
-
-DEFAULT_SEED: int = 2019
-"""Seed of the shipped default models (the year of Oviedo et al.)."""
-DEFAULT_SIMULATED_PER_CLASS: int = 100
-"""Simulated patterns per class in the default models' training set."""
-
-
-def default_config(seed: int = DEFAULT_SEED) -> TrainConfig:
-    """The configuration of the shipped default models."""
-    return TrainConfig(seed=seed, n_simulated_per_class=DEFAULT_SIMULATED_PER_CLASS)
+    return Classifier.from_members([r.state for r in results], task=task, config=config, temperature=temperature,
+                                   metadata=recorded)
 
 
 def train_default(task: str, *, seed: int = DEFAULT_SEED, config: TrainConfig | None = None) -> Classifier:

@@ -15,26 +15,11 @@ from functools import lru_cache
 
 import numpy as np
 
-from training.near_duplicates import correlation_on_common_range, near_duplicate_groups
 from models.grid import to_grid
 from models.preprocess import preprocess
-from patterns import (
-    DIMENSIONALITIES,
-    SPACE_GROUPS,
-    Pattern,
-    load_dimensionality_set,
-    load_space_group_set,
-)
-
-TASKS: dict[str, tuple[str, ...]] = {"space_group": SPACE_GROUPS, "dimensionality": DIMENSIONALITIES}
-"""Classes of each task, in the order of the integer labels."""
-
-
-def task_classes(task: str) -> tuple[str, ...]:
-    """The classes of ``task`` ("space_group" or "dimensionality"); ValueError otherwise."""
-    if task not in TASKS:
-        raise ValueError(f"unknown task {task!r}; expected one of {sorted(TASKS)}")
-    return TASKS[task]
+from patterns import Pattern, load_dimensionality_set, load_space_group_set
+from patterns.datasets import TASK_CLASSES, task_classes
+from training.near_duplicates import correlation_on_common_range, near_duplicate_groups
 
 
 @dataclass(frozen=True)
@@ -171,7 +156,7 @@ def _load_both() -> tuple[MeasuredSet, MeasuredSet]:
     result = []
     for task, groups in (("space_group", grouping.space_group),
                          ("dimensionality", grouping.dimensionality)):
-        classes = TASKS[task]
+        classes = TASK_CLASSES[task]
         patterns = sets[task]
         names = [p.metadata["name"] for p in patterns]
         if len(set(names)) != len(names):

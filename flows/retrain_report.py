@@ -1,0 +1,123 @@
+"""The evidence of a retrain: accuracy, macro F1 and confusion matrices, and their markdown artifacts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from prefect.artifacts import create_markdown_artifact
+
+from flows.gate import GateDecision
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """A model's scores on one set.
+
+    Attributes
+    ----------
+    n : int
+        Patterns evaluated.
+    accuracy : float or None
+        Fraction correct (None when ``n == 0``).
+    f1_macro : float or None
+    confusion : list of list of int
+        ``[true class][predicted class]`` counts.
+    """
+
+    n: int
+    accuracy: float | None
+    f1_macro: float | None
+    confusion: list[list[int]]
+
+
+def evaluate(model: Any, features: np.ndarray, labels: np.ndarray, n_classes: int) -> Evaluation:
+    """Accuracy, macro F1 and confusion matrix of ``model`` on preprocessed ``features``.
+
+    Macro F1 averages over the classes present in the truth or the predictions (scikit-learn's
+    default ``labels``), as :func:`evaluation.metrics.f1_scores` does for the benchmarks.
+    """
+    from sklearn.metrics import confusion_matrix, f1_score
+
+    if len(labels) == 0:
+        return Evaluation(0, None, None, np.zeros((n_classes, n_classes), int).tolist())
+    predicted = np.asarray(model.predict_proba(features)).argmax(axis=1)
+    matrix = confusion_matrix(labels, predicted, labels=np.arange(n_classes))
+    return Evaluation(
+        n=int(len(labels)),
+        accuracy=float((predicted == labels).mean()),
+        f1_macro=float(f1_score(labels, predicted, average="macro", zero_division=0.0)),
+        confusion=np.asarray(matrix, dtype=int).tolist(),
+    )
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+def metrics_markdown(evals: dict[str, Evaluation], decision: GateDecision, info: dict[str, Any]) -> str:
+    """The metrics table artifact."""
+    rows = [
+        "| model | version | held-out accuracy | held-out macro F1 | new-scan accuracy | new scans |",
+        "|---|---|---|---|---|---|",
+    ]
+    for who in ("challenger", "champion"):
+        held, new = evals[f"{who}_heldout"], evals[f"{who}_new"]
+        rows.append(
+            f"| {who} | `{info[who + '_version']}` | {_fmt(held.accuracy)} (n={held.n}) | {_fmt(held.f1_macro)} "
+            f"| {_fmt(new.accuracy)} | {new.n} |"
+        )
+    lines = [
+        f"## Retrain of the {info['task']} model",
+        "",
+        *rows,
+        "",
+        f"**Gate:** {decision.reason}.",
+        "",
+        f"Training data: {info['n_labelled']} labelled scans ({info['n_new']} new since the champion's cut-off) "
+        f"+ {info['n_measured_train']} measured (training part) + {info['n_simulated']} simulated patterns; "
+        f"{info['members']} members.",
+        f"Held-out set: {info['n_heldout']} measured AUTO-XRD patterns"
+        + (f" ({len(info['heldout_excluded'])} excluded: replayed by labelled runs)" if info["heldout_excluded"] else "")
+        + ".",
+        "The challenger was trained on the new scans, so its new-scan accuracy is in-sample; "
+        "the gate uses the held-out set only.",
+    ]
+    if info["champion_saw_heldout"]:
+        lines.append(
+            "**Caution:** the champion was trained on measured patterns without this held-out split, so its "
+            "held-out score is (partly) in-sample and optimistic; the gate then favours keeping it."
+        )
+    return "\n".join(lines)
+
+
+def confusion_markdown(evals: dict[str, Evaluation], classes: tuple[str, ...]) -> str:
+    """Confusion matrices (rows: true class, columns: predicted) of both models on the held-out set."""
+    out = []
+    for who in ("challenger", "champion"):
+        matrix = evals[f"{who}_heldout"].confusion
+        out += [f"### {who}: held-out confusion matrix (rows true, columns predicted)", ""]
+        out.append("| true \\ predicted | " + " | ".join(classes) + " |")
+        out.append("|---" * (len(classes) + 1) + "|")
+        for name, row in zip(classes, matrix):
+            out.append(f"| **{name}** | " + " | ".join(str(v) for v in row) + " |")
+        out.append("")
+    return "\n".join(out)
+
+
+def publish_artifacts(evals: dict[str, Evaluation], decision: GateDecision, info: dict[str, Any],
+                      classes: tuple[str, ...]) -> str:
+    """The run's three markdown artifacts (metrics, confusion matrices, model version); returns the champion's version."""
+    create_markdown_artifact(metrics_markdown(evals, decision, info), key="retrain-metrics", description="retrain metrics")
+    create_markdown_artifact(confusion_markdown(evals, classes), key="retrain-confusion-matrix",
+                             description="held-out confusion matrices")
+    challenger, previous = info["challenger_version"], info["champion_version"]
+    now_champion = challenger if decision.promote else previous
+    create_markdown_artifact(
+        f"Champion ({info['task']}): `{now_champion}`\n\nChallenger: `{challenger}` "
+        f"({'promoted' if decision.promote else 'rejected'}); previous champion: `{previous}`.",
+        key="model-version",
+        description="model version",
+    )
+    return now_champion

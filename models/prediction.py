@@ -1,0 +1,65 @@
+"""The classifier's answer for one scan: a frozen record the agent's policy reads."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """The classifier's answer for one (possibly partial) scan.
+
+    Attributes
+    ----------
+    probabilities : np.ndarray
+        float64 [n_classes], calibrated (temperature-scaled ensemble), sums to 1.
+    label : str
+        The most probable class.
+    confidence : float
+        Its probability.
+    cam : np.ndarray
+        float32 [1376] on :data:`models.grid.GRID`: the class activation map of ``label`` (ensemble
+        mean), clipped at 0 and scaled to a maximum of 1; 0 where unmeasured. 0.24-degree bins
+        for XRDNet.
+    coverage : float
+        Fraction of the grid that was measured, 0-1.
+    classes : tuple of str
+        Class names in the order of ``probabilities``.
+    measured : np.ndarray or None
+        bool [1376]: the grid points backed by measurement (:func:`models.grid.to_grid`'s mask,
+        the one definition of "measured" from the grid to the policy); None for a hand-made
+        prediction.
+    """
+
+    probabilities: np.ndarray
+    label: str
+    confidence: float
+    cam: np.ndarray
+    coverage: float
+    classes: tuple[str, ...] = field(default_factory=tuple)
+    measured: np.ndarray | None = None
+
+    def top(self, k: int = 3) -> list[tuple[str, float]]:
+        """The ``k`` most probable classes with their probabilities, best first."""
+        order = np.argsort(self.probabilities)[::-1][:k]
+        return [(self.classes[i], float(self.probabilities[i])) for i in order]
+
+    @property
+    def entropy(self) -> float:
+        """Shannon entropy of the probabilities, nats."""
+        p = self.probabilities[self.probabilities > 0]
+        return float(-(p * np.log(p)).sum())
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable form (lists instead of arrays)."""
+        return {
+            "probabilities": [float(p) for p in self.probabilities],
+            "label": self.label,
+            "confidence": float(self.confidence),
+            "cam": [float(c) for c in self.cam],
+            "coverage": float(self.coverage),
+            "classes": list(self.classes),
+        }

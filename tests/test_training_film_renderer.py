@@ -103,3 +103,14 @@ def test_texture_equals_the_march_dollase_family_average():
     inside = (two_theta.numpy() > 2.5) & (two_theta.numpy() < 62.5)
     reference = np.where(inside, reference, 0.0)
     np.testing.assert_allclose(height.numpy(), reference / reference.max(), rtol=2e-3, atol=1e-6)
+
+
+def test_texture_candidates_are_symmetry_distinct():
+    from training.peak_table import N_DIRECTIONS
+
+    cubic = phase_entry("CsPbBr3", "Pm-3m", "prototype", set(),
+                        compute_reflections(get_structure("CsPbBr3"), 1.5406, 68.0), ((1, 0, 0),))
+    # (001) and (010) are (100) again in a cubic crystal: the candidates go on to (110), (111), ...
+    assert cubic.directions.astype(int).tolist()[:3] == [[1, 0, 0], [1, 1, 0], [1, 1, 1]]
+    assert len(cubic.directions) == N_DIRECTIONS and cubic.direction_weights.sum() == pytest.approx(1.0)
+    assert cubic.direction_weights[0] == pytest.approx(0.7)  # the film habit

@@ -20,8 +20,11 @@ from training.reflections import Reflections
 
 __all__ = ["PhaseEntry", "PeakTable", "crystal_system", "lattice_matrices", "phase_entry"]
 
-#: Generic low-index texture directions offered to every structure beside its known film habits.
-GENERIC_DIRECTIONS: tuple[tuple[int, int, int], ...] = ((0, 0, 1), (1, 0, 0), (0, 1, 0), (1, 1, 0), (1, 1, 1))
+#: Generic low-index texture directions offered to every structure beside its known film habits,
+#: in order of preference; symmetry-equivalent ones (same reflection family) are offered once.
+GENERIC_DIRECTIONS: tuple[tuple[int, int, int], ...] = (
+    (0, 0, 1), (1, 0, 0), (0, 1, 0), (1, 1, 0), (1, 1, 1), (1, 0, 1), (0, 1, 1), (1, -1, 0), (2, 1, 0), (1, 0, 2),
+)
 N_DIRECTIONS = 4  # candidate preferred directions per structure
 HABIT_SHARE = 0.7  # probability that a textured film grows along a known habit, when it has one
 _SYSTEMS = ("cubic", "tetragonal", "hexagonal", "orthorhombic", "monoclinic")
@@ -84,22 +87,46 @@ class PhaseEntry:
     directions: np.ndarray
 
 
-def _candidate_directions(habits: tuple[tuple[int, int, int], ...]) -> tuple[np.ndarray, np.ndarray]:
-    """N_DIRECTIONS directions: the known habits first, then generic ones; and their weights."""
-    chosen = [tuple(h) for h in habits][:N_DIRECTIONS]
-    for generic in GENERIC_DIRECTIONS:
-        if len(chosen) == N_DIRECTIONS:
-            break
-        if generic not in chosen:
-            chosen.append(generic)
-    n_habit = min(len(habits), N_DIRECTIONS)
-    if n_habit == 0:
-        weights = np.full(N_DIRECTIONS, 1.0 / N_DIRECTIONS)
+def _family_lookup(members: np.ndarray) -> dict[tuple[int, int, int], int]:
+    """(h, k, l) -> index of the reflection family holding it, from NaN-padded members [P, M, 3]."""
+    lookup: dict[tuple[int, int, int], int] = {}
+    for family, rows in enumerate(members):
+        for h in rows[~np.isnan(rows[:, 0])].astype(int).tolist():
+            lookup[tuple(h)] = family
+    return lookup
+
+
+def _direction_family(direction: tuple[int, int, int], lookup: dict[tuple[int, int, int], int]) -> int | tuple:
+    """Family of the first present order n (h, k, l), n = 1..6 (odd orders may be extinct), or the
+    direction itself when no order is in the list (then it is only equivalent to itself)."""
+    for n in range(1, 7):
+        family = lookup.get(tuple(n * v for v in direction))
+        if family is not None:
+            return family
+    return direction
+
+
+def _candidate_directions(habits: tuple[tuple[int, int, int], ...], members: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """N_DIRECTIONS symmetry-distinct directions: the known habits first, then generic ones (two
+    directions are equivalent when their reflections fall in one family); and their weights."""
+    lookup = _family_lookup(members)
+    chosen: list[tuple[int, int, int]] = []
+    seen: set = set()
+    for direction in [tuple(h) for h in habits] + list(GENERIC_DIRECTIONS):
+        family = _direction_family(direction, lookup)
+        if family not in seen and len(chosen) < N_DIRECTIONS:
+            chosen.append(direction)
+            seen.add(family)
+    n_habit = min(len(habits), len(chosen))
+    rest = len(chosen) - n_habit
+    if n_habit == 0 or rest == 0:
+        weights = np.full(len(chosen), 1.0 / len(chosen))
     else:
-        rest = N_DIRECTIONS - n_habit
-        weights = np.array([HABIT_SHARE / n_habit] * n_habit + [(1 - HABIT_SHARE) / max(rest, 1)] * rest)
-        weights /= weights.sum()
-    return np.asarray(chosen, dtype=float), weights
+        weights = np.array([HABIT_SHARE / n_habit] * n_habit + [(1 - HABIT_SHARE) / rest] * rest)
+    while len(chosen) < N_DIRECTIONS:  # too few distinct directions: pad with never-drawn copies
+        chosen.append(chosen[-1])
+        weights = np.append(weights, 0.0)
+    return np.asarray(chosen, dtype=float), weights / weights.sum()
 
 
 def _distinct_cos2(members: np.ndarray, metric: np.ndarray, directions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -137,7 +164,7 @@ def phase_entry(
     powder = np.nan_to_num(reflections.powder_intensity(wavelength))
     keep = powder >= min_relative_strength * powder.max()
     metric = np.linalg.inv(reflections.lattice_matrix @ reflections.lattice_matrix.T)
-    directions, direction_weights = _candidate_directions(habits)
+    directions, direction_weights = _candidate_directions(habits, reflections.members)
     cos2, weight = _distinct_cos2(reflections.members[keep], metric, directions)
     return PhaseEntry(
         name=name, space_group=space_group, origin=origin, citation_key=citation_key or name, contains_lead="Pb" in elements,

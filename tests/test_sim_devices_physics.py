@@ -9,7 +9,8 @@ from crystals.profiles import pseudo_voigt
 from patterns import load_space_group_set
 from sim_devices import Sample, ThinFilm, get_sample, list_samples, replay_measured, simulate_thin_film
 from sim_devices.physics import cumulative_rate_at, expected_counts
-from sim_devices.samples import sample_library, thin_film_peaks
+from sim_devices.samples import sample_library
+from sim_devices.thin_film import thin_film_peaks
 
 FINE_GRID = np.round(np.arange(0.0, 95.0, 0.001), 6)
 
@@ -251,7 +252,7 @@ def test_tabulation_grid_integrates_the_sharpest_peaks_accurately() -> None:
     """Window integrals of the 0.002-deg table match the analytic pseudo-Voigt integral."""
     from math import erf, log, pi, sqrt
 
-    from sim_devices.samples import SIMULATION_GRID_DEG
+    from sim_devices.thin_film import SIMULATION_GRID_DEG
 
     center, fwhm, eta, area = 30.0123, 0.035, 0.3, 1.0e4
     table = Sample("pv", None, "simulated", SIMULATION_GRID_DEG,

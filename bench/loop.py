@@ -25,11 +25,7 @@ thread; the remote round trip is measured against ``xrd-agent serve-agent`` in a
 from __future__ import annotations
 
 import json
-import os
 import platform
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -38,6 +34,8 @@ from typing import Any
 
 import numpy as np
 
+from bench.loop_collector import PrimaryCollector
+from bench.loop_remote import measure_remote_roundtrip
 from patterns.datasets import MEASURED_SAMPLE_PREFIX
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -65,34 +63,6 @@ class ScanOutcome:
     points: int
     wall_s: float
     fold: int
-
-
-class PrimaryCollector:
-    """Keeps the (position, counts) points of the primary stream of the latest run."""
-
-    def __init__(self, motor_field: str = "tth", counts_field: str = "det_counts") -> None:
-        self.motor_field, self.counts_field = motor_field, counts_field
-        self.primary: set[str] = set()
-        self.two_theta: list[float] = []
-        self.counts: list[float] = []
-        self.decisions: list[dict[str, Any]] = []
-        self.decision_descriptors: set[str] = set()
-
-    def __call__(self, name: str, doc: dict[str, Any]) -> None:
-        if name == "start":
-            self.primary.clear(), self.decision_descriptors.clear()
-            self.two_theta, self.counts, self.decisions = [], [], []
-        elif name == "descriptor":
-            if doc.get("name") == "primary":
-                self.primary.add(doc["uid"])
-            elif doc.get("name") == "decisions":
-                self.decision_descriptors.add(doc["uid"])
-        elif name == "event":
-            if doc["descriptor"] in self.primary:
-                self.two_theta.append(float(doc["data"][self.motor_field]))
-                self.counts.append(float(doc["data"][self.counts_field]))
-            elif doc["descriptor"] in self.decision_descriptors:
-                self.decisions.append(doc["data"])
 
 
 def held_out_folds(seed: int, cache_dir: Path) -> list[tuple[Any, list[str], int]]:
@@ -163,65 +133,6 @@ def scan_once(
     RE(plan)
     wall_s = time.perf_counter() - began_wall
     return beamline.clock.time() - began_clock, len(collector.two_theta), wall_s, list(collector.decisions)
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def measure_remote_roundtrip(samples: Sequence[str], seed: int) -> dict[str, Any]:
-    """Round trips of decisions against `xrd-agent serve-agent` in a subprocess (default model)."""
-    from bluesky import RunEngine
-
-    from agent.remote import RemoteAgent
-    from plans.adaptive import adaptive_scan
-    from sim_devices import make_beamline
-
-    ports = [_free_port() for _ in range(3)]
-    documents_in, documents_out, decisions = (f"tcp://127.0.0.1:{p}" for p in ports)
-    executable = Path(sys.executable).with_name("xrd-agent")
-    process = subprocess.Popen(
-        [str(executable), "serve-agent", "--documents-in", documents_in, "--documents-out", documents_out,
-         "--decisions", decisions],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"},
-    )
-    try:
-        assert process.stdout is not None
-        deadline = time.monotonic() + 120
-        lines = []
-        while time.monotonic() < deadline:
-            line = process.stdout.readline()
-            lines.append(line)
-            if not line or line.startswith("serve-agent ready"):
-                break
-        if not lines or not lines[-1].startswith("serve-agent ready"):
-            return {"median": None, "p99": None, "n": 0, "error": "serve-agent did not start: " + "".join(lines)[-500:]}
-        client = RemoteAgent(decisions, documents_in)
-        fallbacks = 0
-        try:
-            RE = RunEngine({})
-            for sample in samples:
-                beamline = make_beamline(sample=sample, seed=seed)
-                collector = PrimaryCollector()
-                RE.subscribe(collector)
-                RE(adaptive_scan([beamline.detector], beamline.motor, agent=client))
-                fallbacks += sum(int(d["decision_fallback"]) for d in collector.decisions)
-            roundtrips = np.asarray(client.roundtrips_ms)
-        finally:
-            client.close()
-        return {
-            "median": float(np.median(roundtrips)),
-            "p99": float(np.percentile(roundtrips, 99)),
-            "n": int(roundtrips.size),
-            "fallback_decisions": fallbacks,
-            "scans": len(samples),
-        }
-    finally:
-        process.kill()
-        process.wait(10)
 
 
 def pick_slope_target_delta(

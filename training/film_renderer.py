@@ -129,32 +129,34 @@ def phase_peaks(
     count = t["count"][idx]
     phase = torch.repeat_interleave(torch.arange(idx.numel(), device=device), count)
     start = torch.cumsum(count, 0) - count
-    row = t["offset"][idx][phase] + torch.arange(phase.numel(), device=device) - start[phase]
+    row = (t["offset"][idx] - start).index_select(0, phase) + torch.arange(phase.numel(), device=device)
     abc, angles = _varied_lattices(t, idx, p, rows)
     matrix = lattice_matrices(abc, angles)
     metric = torch.linalg.inv(matrix @ matrix.transpose(1, 2))  # reciprocal metric G*
-    h = t["hkl"][row]
-    q2 = torch.einsum("ki,kij,kj->k", h, metric[phase], h)
+    h = t["hkl"].index_select(0, row)
+    q2 = ((h[:, :, None] * h[:, None, :]).reshape(-1, 9) * metric.reshape(-1, 9).index_select(0, phase)).sum(dim=1)
     sin_theta = LAMBDA_KA1 * torch.sqrt(q2) / 2.0
     reachable = sin_theta < 1.0
     theta = torch.asin(sin_theta.clamp(max=1.0 - 1e-7))
     two_theta = torch.rad2deg(2.0 * theta)
-    lorentz = (1.0 + torch.cos(2.0 * theta) ** 2) / (torch.sin(theta) ** 2 * torch.cos(theta))
-    debye_waller = torch.exp(-2.0 * p.b_extra[rows].to(q2)[phase] * q2 / 4.0)
+    lorentz = (1.0 + torch.cos(2.0 * theta).square()) / (torch.sin(theta).square() * torch.cos(theta))
+    debye_waller = torch.exp(-0.5 * p.b_extra[rows].to(q2).index_select(0, phase) * q2)  # exp(-2 B s^2), s^2 = q^2 / 4
     # texture: candidate direction by inverse CDF of the structure's direction weights
     cdf = torch.cumsum(t["direction_weights"][idx], dim=1)
     direction = (p.direction_u[rows].to(cdf)[:, None] > cdf).sum(dim=1).clamp(max=N_DIRECTIONS - 1)
-    cos2 = t["cos2"][row, direction[phase]]
-    weight = t["cos2_weight"][row, direction[phase]]
-    r = p.march_r[rows].to(cos2)[phase, None]
-    texture = (weight * (r * r * cos2 + (1.0 - cos2) / r) ** -1.5).sum(dim=1)
-    mu_t = p.absorption[rows].to(q2)[phase]
-    absorption = torch.where(substrate[phase], substrate_transmission(sin_theta, mu_t), film_absorption(sin_theta, mu_t))
-    intensity = t["strength"][row] * lorentz * debye_waller * texture * absorption
+    flat = row * N_DIRECTIONS + direction.index_select(0, phase)  # one index into [R * D, U] rows
+    cos2 = t["cos2"].flatten(0, 1).index_select(0, flat)
+    weight = t["cos2_weight"].flatten(0, 1).index_select(0, flat)
+    r = p.march_r[rows].to(cos2).index_select(0, phase)[:, None]
+    base = torch.rsqrt(r * r * cos2 + (1.0 - cos2) / r)
+    texture = (weight * base * base * base).sum(dim=1)  # W = base^3 = (r^2 cos^2 + sin^2 / r)^(-3/2)
+    mu_t = p.absorption[rows].to(q2).index_select(0, phase)
+    absorption = torch.where(substrate.index_select(0, phase), substrate_transmission(sin_theta, mu_t), film_absorption(sin_theta, mu_t))
+    intensity = t["strength"].index_select(0, row) * lorentz * debye_waller * texture * absorption
     inside = reachable & (two_theta > GRID_START - 2.5) & (two_theta < float(GRID[-1]) + 2.5)
     intensity = torch.where(inside, intensity, torch.zeros_like(intensity))
     top = torch.zeros(idx.numel(), device=device).scatter_reduce(0, phase, intensity, reduce="amax")
-    return phase, two_theta, intensity / top.clamp(min=1e-30)[phase]
+    return phase, two_theta, intensity / top.clamp(min=1e-30).index_select(0, phase)
 
 
 def render_profiles(center: torch.Tensor, height: torch.Tensor, sample: torch.Tensor, n: int,
@@ -194,8 +196,8 @@ def render_profiles(center: torch.Tensor, height: torch.Tensor, sample: torch.Te
     # in place on [n * nodes, F] rows: the two exponentials are most of the renderer's work
     nodes = node_fwhm.shape[1]
     a = torch.outer((math.pi * node_fwhm.float()).reshape(-1), nu)
-    lorentzian = torch.exp(-a)
-    gaussian = torch.exp(a.square_().mul_(-1.0 / (4.0 * math.log(2.0))))
+    gaussian = torch.exp(a.square().mul_(-1.0 / (4.0 * math.log(2.0))))
+    lorentzian = torch.exp(a.neg_())
     kernel = lorentzian.sub_(gaussian).mul_(eta.float().repeat_interleave(nodes)[:, None]).add_(gaussian).view(n, nodes, -1)
     # complex x real as one real product on the (re, im) view: no complex copy of the kernel
     product = torch.view_as_complex((torch.view_as_real(spectrum)[:, None] * kernel[..., None]).contiguous())
@@ -227,7 +229,7 @@ def _background(p: FilmBatch, device: torch.device) -> torch.Tensor:
     x = (grid - GRID_START)[None, :]
     hump, decay = p.hump.float().to(device), p.decay.float().to(device)
     shape = 1.0 + decay[:, :1] * torch.exp(-x / decay[:, 1:]) + p.slope.float().to(device)[:, None] * (x / float(GRID[-1] - GRID_START))
-    shape = shape + hump[:, :1] * torch.exp(-0.5 * ((grid[None, :] - hump[:, 1:2]) / (hump[:, 2:] / 2.355)) ** 2)
+    shape = shape + hump[:, :1] * torch.exp(-0.5 * ((grid[None, :] - hump[:, 1:2]) / (hump[:, 2:] / 2.355)).square())
     return (p.background_ratio * p.peak_counts).float().to(device)[:, None] * shape
 
 
@@ -281,8 +283,8 @@ def render_films(
     substrate = torch.cat([torch.zeros(n, dtype=torch.bool), impurity_is_substrate.cpu()]).to(device)
     scale = torch.cat([torch.ones(n, dtype=torch.float64), impurity_fraction.cpu().double()]).float().to(device)
     phase, center, height = phase_peaks(t, idx, rows, p, substrate, gen)
-    height = height * scale[phase]
-    sample = rows.to(device)[phase]
+    height = height * scale.index_select(0, phase)
+    sample = rows.to(device).index_select(0, phase)
     keep = height > _VISIBLE
     center, height, sample = center[keep], height[keep], sample[keep]
     stray_sample = torch.repeat_interleave(torch.arange(n), p.stray_n)
@@ -292,10 +294,10 @@ def render_films(
     center = torch.cat([center, stray_center.to(center)])
     height = torch.cat([height, stray_height.to(height)])
     # instrument: zero shift, sample displacement (~cos theta), K-alpha2 at half intensity
-    shift = p.zero_shift.to(device=device, dtype=center.dtype)[sample]
+    shift = p.zero_shift.to(device=device, dtype=center.dtype).index_select(0, sample)
     cos_theta = torch.cos(torch.deg2rad(center) / 2.0)
-    center = center + shift + p.displacement.to(device=device, dtype=center.dtype)[sample] * cos_theta
-    doubled = p.kalpha2.to(device)[sample]
+    center = center + shift + p.displacement.to(device=device, dtype=center.dtype).index_select(0, sample) * cos_theta
+    doubled = p.kalpha2.to(device).index_select(0, sample)
     sin2 = torch.sin(torch.deg2rad(center[doubled]) / 2.0) * (LAMBDA_KA2 / LAMBDA_KA1)
     center = torch.cat([center, torch.rad2deg(2.0 * torch.asin(sin2.clamp(max=1.0)))])
     height = torch.cat([height, 0.5 * height[doubled]])

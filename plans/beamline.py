@@ -18,6 +18,10 @@ Configuration, later sources overriding earlier ones:
    ``XRD_AGENT_AGENT`` (``local`` or ``remote``), ``XRD_AGENT_MODEL`` (a saved model directory used
    instead of the shipped default).
 
+A beamline file (TOML: ``$XRD_AGENT_BEAMLINE_FILE``, else ``$XRD_AGENT_HOME/beamline.toml``; see
+``docs/beamline.example.toml``) replaces the simulated devices by EPICS ones (`epics_devices`); the
+sample and seed then no longer apply.
+
 ``agent: "remote"`` makes the plan talk to an agent started with ``xrd-agent serve-agent`` at the
 given loopback addresses.
 """
@@ -124,13 +128,32 @@ _agent: Any = None
 def get_beamline(config: BeamlineConfig | None = None) -> Any:
     """The default beamline of this process (made on first use, then reused).
 
+    The EPICS devices of the beamline file (``$XRD_AGENT_BEAMLINE_FILE``, else
+    ``$XRD_AGENT_HOME/beamline.toml``; `epics_devices.configured_beamline_file`) when there is one,
+    else the simulated beamline of the JSON configuration.
+
     Returns
     -------
-    sim_devices.SimulatedBeamline
+    sim_devices.SimulatedBeamline or epics_devices.EpicsBeamline
         With ``motor`` (``tth``) and ``detector`` (``det``).
+
+    Raises
+    ------
+    epics_devices.UnreachablePVError
+        A PV of the beamline file did not connect within its timeout (the message names it).
+    ValueError, FileNotFoundError
+        A malformed or missing beamline file (named).
     """
     global _beamline
     if _beamline is None:
+        from epics_devices.beamline_file import configured_beamline_file
+
+        epics_file = configured_beamline_file(xrd_agent_home())
+        if epics_file is not None:  # a real beamline: connect before anything can move
+            from epics_devices import connect_beamline, load_beamline_file
+
+            _beamline = connect_beamline(load_beamline_file(epics_file))
+            return _beamline
         from sim_devices import make_beamline
 
         config = config or load_config()

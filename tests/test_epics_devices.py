@@ -346,3 +346,56 @@ def test_the_configured_file_is_the_environments_then_the_data_directorys(tmp_pa
     monkeypatch.setenv("XRD_AGENT_BEAMLINE_FILE", str(tmp_path / "gone.toml"))
     with pytest.raises(FileNotFoundError, match="gone.toml"):
         configured_beamline_file(tmp_path)
+
+
+def write_beamline_file(directory: Path, prefix: str, timeout_s: float) -> Path:
+    """The example file with its PV prefix replaced (the IOC's, or one nobody serves)."""
+    text = EXAMPLE.read_text().replace('"XRD:', f'"{prefix}').replace("timeout_s = 2.0", f"timeout_s = {timeout_s}")
+    path = directory / "beamline.toml"
+    path.write_text(text)
+    return path
+
+
+def test_the_session_uses_the_beamline_files_epics_devices(ioc, xrd_agent_home):
+    """``$XRD_AGENT_HOME/beamline.toml`` present: the session's tth/det are EPICS devices, and
+    the configured ``adaptive_scan()`` runs on them."""
+    import torch
+
+    import models
+    from agent.callback import LocalAgent
+    from epics_devices import CountingDetector, TwoThetaAxis
+    from plans import beamline as configured
+    from plans.startup import build_session
+
+    torch.set_num_threads(1)
+    write_beamline_file(xrd_agent_home, PREFIX, 10.0)
+    configured.reset()
+    try:
+        session = build_session(store=False)
+        assert isinstance(session["tth"], TwoThetaAxis) and session["tth"].prefix == f"{PREFIX}tth"
+        assert isinstance(session["det"], CountingDetector)
+        assert session["det"].dwell.get() == 1.0  # the file's dwell_s, written on connection
+        plan = session["adaptive_scan"](agent=LocalAgent(models.load_default("space_group")),
+                                        start=12.0, stop=16.0, early_stop=False, timeout=10.0)
+        documents = run_plan(plan)
+        assert next(d for n, d in documents if n == "stop")["exit_status"] == "success"
+        positions = [row["data"]["tth"] for row in events(documents)]
+        assert min(positions) == pytest.approx(12.0) and max(positions) == pytest.approx(16.0, abs=0.05)
+    finally:
+        configured.reset()
+
+
+def test_a_beamline_file_with_an_unreachable_pv_stops_the_session_naming_it(ioc, xrd_agent_home):
+    from epics_devices import UnreachablePVError
+    from plans import beamline as configured
+
+    path = write_beamline_file(xrd_agent_home, "NOBODY:", 1.0)
+    configured.reset()
+    started = time.monotonic()
+    try:
+        with pytest.raises(UnreachablePVError) as error:
+            configured.get_beamline()
+    finally:
+        configured.reset()
+    assert "NOBODY:tth" in str(error.value) and str(path) in str(error.value)
+    assert time.monotonic() - started < 1.0 + 2.0

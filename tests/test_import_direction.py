@@ -21,12 +21,13 @@ ALLOWED: dict[str, frozenset[str]] = {
     "patterns": frozenset(),
     "crystals": frozenset({"patterns"}),
     "sim_devices": frozenset({"patterns", "crystals"}),
+    "epics_devices": frozenset(),
     "models": frozenset({"patterns"}),
     "training": frozenset({"models", "crystals", "patterns"}),
     "evaluation": frozenset({"training", "models", "sim_devices", "crystals", "patterns"}),
     "agent": frozenset({"models"}),
     "storage": frozenset({"patterns"}),
-    "plans": frozenset({"agent", "sim_devices", "models", "storage", "patterns"}),
+    "plans": frozenset({"agent", "sim_devices", "epics_devices", "models", "storage", "patterns"}),
     "flows": frozenset({"training", "models", "storage", "patterns"}),
 }
 """``cli`` and ``bench`` sit on top and may import anything (lazily); tests are not checked."""
@@ -36,6 +37,7 @@ FORBIDDEN_THIRD_PARTY: dict[str, dict[str, str]] = {
     "patterns": {name: "the bottom layer stays numpy-only" for name in ("torch", "bluesky", "ophyd", "tiled", "prefect")},
     "crystals": {name: "the bottom layer needs no ML or control stack" for name in ("torch", "bluesky", "ophyd", "tiled", "prefect")},
     "sim_devices": {"torch": "device physics is numpy", "bluesky": "devices are driven by any plan", "prefect": "", "tiled": ""},
+    "epics_devices": {"torch": "devices know no model", "bluesky": "devices are driven by any plan", "prefect": "", "tiled": ""},
     "models": {name: "the runtime model knows no acquisition, storage or orchestration"
                for name in ("bluesky", "ophyd", "tiled", "databroker", "prefect", "zmq")},
     "training": {name: "training runs without a beamline" for name in ("bluesky", "ophyd", "tiled", "prefect")},

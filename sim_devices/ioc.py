@@ -92,6 +92,9 @@ class DiffractometerIOC(PVGroup):
         await fields.velocity.write(float(motor.velocity.get()))
         await fields.engineering_units.write("deg")
         await instance.write_metadata(lower_ctrl_limit=low, upper_ctrl_limit=high)
+        for field in fields.pvdb.values():  # .RBV and the rest show 4 decimals, as .VAL does
+            if hasattr(field, "precision"):
+                await field.write_metadata(precision=instance.precision)
         await self.acquire_time.write(float(detector.dwell.get()))
         await self.acceptance.write(float(detector.acceptance.get()))
         await self.sample.write(detector.current_sample.name[:39])  # DBR_STRING holds 40 bytes

@@ -51,8 +51,6 @@ class TrainingData:
                 raise ValueError(f"{name} must have shape [{n}, {GRID_SIZE}], got {getattr(self, name).shape}")
         if self.is_measured.shape != (n,) or self.holdout_fold.shape != (n,):
             raise ValueError("is_measured and holdout_fold must have one entry per pattern")
-        if n == 0:
-            raise ValueError("no training patterns")
 
     def content_hash(self) -> str:
         """sha256 of the values, masks and labels (the training-data hash in model files)."""

@@ -22,8 +22,9 @@ Public API
 
 How it learns
 -------------
-Each step draws a batch (``measured_fraction`` of it from the measured patterns when there are any,
-the rest from the simulated ones, classes balanced), augments it in torch
+Each step draws a batch (:class:`training.batches.BatchSource`: ``measured_fraction`` of it from the
+measured patterns when there are any, the rest from fixed simulated patterns or new generated films),
+augments it in torch
 (:func:`training.augment.augment_batch`: physics perturbations, partial scans, coarsening),
 preprocesses it (:func:`models.preprocess.preprocess_torch`) and takes an AdamW step on the
 cross-entropy. Member ``k`` never trains on the measured patterns of hold-out fold ``k`` (a
@@ -34,13 +35,14 @@ temperature is fitted on predictions of members that never trained on those patt
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from tqdm.auto import tqdm
 
 from models.architectures import build_network, split_members, stack_members
 from models.calibrate import fit_temperature, nll
@@ -48,6 +50,7 @@ from models.classifier import Classifier, select_device
 from models.preprocess import preprocess, preprocess_torch
 from patterns.datasets import task_classes
 from training.augment import augment_batch
+from training.batches import BatchSource
 from training.config import DEFAULT_SEED, DEFAULT_SIMULATED_PER_CLASS, TrainConfig, default_config
 from training.dataset import TrainingData, assign_holdout_folds, prepare_training_data
 
@@ -91,29 +94,6 @@ class MemberResult:
     heldout_logits: np.ndarray
 
 
-def _row_sampler(data: TrainingData, config: TrainConfig, generator: torch.Generator):
-    """A function drawing a batch of row indices: measured share, then class-balanced simulated."""
-    measured = torch.from_numpy(np.flatnonzero(data.is_measured))
-    simulated = torch.from_numpy(np.flatnonzero(~data.is_measured))
-    sim_by_class = [simulated[torch.from_numpy(data.labels[simulated.numpy()] == c)] for c in np.unique(data.labels[simulated.numpy()])]
-    n_meas = config.batch_size if simulated.numel() == 0 else (0 if measured.numel() == 0 else int(round(config.batch_size * config.measured_fraction)))
-    n_sim = config.batch_size - n_meas
-
-    def draw() -> torch.Tensor:
-        parts = []
-        if n_meas:
-            parts.append(measured[torch.randint(measured.numel(), (n_meas,), generator=generator)])
-        if n_sim:
-            cls = torch.randint(len(sim_by_class), (n_sim,), generator=generator)
-            for c, rows in enumerate(sim_by_class):
-                k = int((cls == c).sum())
-                if k:
-                    parts.append(rows[torch.randint(rows.numel(), (k,), generator=generator)])
-        return torch.cat(parts)
-
-    return draw
-
-
 def _initial_network(task: str, config: TrainConfig, member_indices: Sequence[int]) -> torch.nn.Module:
     """A joint network whose member k is initialised from seed (config.seed, k) alone."""
     n_classes = len(task_classes(task))
@@ -127,7 +107,15 @@ def _initial_network(task: str, config: TrainConfig, member_indices: Sequence[in
     return network
 
 
-def fit_members(data: TrainingData, member_indices: Sequence[int], *, task: str, config: TrainConfig) -> list[MemberResult]:
+def fit_members(
+    data: TrainingData,
+    member_indices: Sequence[int],
+    *,
+    task: str,
+    config: TrainConfig,
+    checkpoint: Callable[[int, torch.nn.Module], None] | None = None,
+    checkpoint_steps: Sequence[int] = (),
+) -> list[MemberResult]:
     """Train several members jointly (one grouped network, one augmented batch per step).
 
     Member ``k`` is initialised from its own seed and its loss skips the rows of hold-out fold ``k``.
@@ -135,13 +123,18 @@ def fit_members(data: TrainingData, member_indices: Sequence[int], *, task: str,
     Parameters
     ----------
     data : TrainingData
-        From :func:`prepare_training_data`.
+        From :func:`prepare_training_data` (may be empty when ``config.film_generator``).
     member_indices : sequence of int
         Which members (0 .. n_members - 1) to train.
     task : str
         The task.
     config : TrainConfig
         Settings.
+    checkpoint : callable, optional
+        Called as ``checkpoint(step, network)`` (network in eval mode) after each step listed in
+        ``checkpoint_steps``: the learning curve of the accuracy benchmark.
+    checkpoint_steps : sequence of int
+        Steps (1-based) after which ``checkpoint`` is called.
 
     Returns
     -------
@@ -152,29 +145,37 @@ def fit_members(data: TrainingData, member_indices: Sequence[int], *, task: str,
     device = select_device(config.device)
     network = _initial_network(task, config, member_indices).to(device).train()
     generator = torch.Generator().manual_seed(config.seed * 7919 + 17 * sum(member_indices) + len(member_indices))
-    draw = _row_sampler(data, config, generator)
-    values = torch.from_numpy(data.values)
-    masks = torch.from_numpy(data.masks)
-    labels = torch.from_numpy(data.labels)
-    folds = torch.from_numpy(data.holdout_fold)
-    members = torch.tensor(member_indices)
+    source = BatchSource(data, task, config, generator, stream=member_indices[0])
+    members = torch.tensor(member_indices, device=device)
     optimiser = torch.optim.AdamW(network.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=config.lr, total_steps=config.steps, pct_start=0.15)
-    for _ in range(config.steps):
-        rows = draw()
+    checkpoints = set(checkpoint_steps)
+    for step in tqdm(range(1, config.steps + 1), desc=f"training {task} members {member_indices}", unit="step",
+                     disable=None, leave=False):
+        batch = source.draw()
         with torch.no_grad():
-            x_values, x_masks = augment_batch(values[rows], masks[rows], config.augment, generator)
-            x = preprocess_torch(x_values, x_masks).to(device)
+            x_values, x_masks = augment_batch(batch.values, batch.masks, config.augment, generator)
+            x = preprocess_torch(x_values.to(device), x_masks.to(device))
         logits = network(x)  # [B, E, K]
-        target = labels[rows].to(device)
+        target = batch.labels.to(device)
         loss_each = F.cross_entropy(logits.flatten(0, 1), target.repeat_interleave(len(member_indices)), reduction="none")
-        allowed = (folds[rows][:, None] != members[None]).flatten().to(device).float()
+        allowed = (batch.holdout_fold.to(device)[:, None] != members[None]).flatten().float()
         loss = (loss_each * allowed).sum() / allowed.sum().clamp(min=1)
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         optimiser.step()
         schedule.step()
+        if checkpoint is not None and step in checkpoints:
+            network.eval()
+            checkpoint(step, network)
+            network.train()
     network.eval()
+    return _member_results(network, data, task, config, member_indices, device)
+
+
+def _member_results(network: torch.nn.Module, data: TrainingData, task: str, config: TrainConfig,
+                    member_indices: list[int], device: torch.device) -> list[MemberResult]:
+    """Split the trained network into members, each with its logits on the rows it held out."""
     states = split_members(config.architecture, {k: v.detach().cpu() for k, v in network.state_dict().items()}, len(member_indices))
     results = []
     with torch.inference_mode():

@@ -12,7 +12,9 @@ pymatgen's XRDCalculator on every shared CIF of the seven classes.
    process, and in two one-thread processes at once (one generator each, as two data-loader
    workers would); ``films_per_s_cpu`` is the best of the three, in films per wall-clock second,
    with the load average before and after (the 2 cores are shared with other work: a busy
-   machine reads slower). CUDA is measured too where present.
+   machine reads slower). Films per CPU-second are recorded beside: on a machine shared with
+   other work they say what the code needs, where wall-clock rates say what the machine gave.
+   CUDA is measured too where present.
 3. Ambiguity: the share of films per class whose visible peaks are the orders of one reflection
    row (:mod:`training.ambiguity`), which no symmetry classifier can place by symmetry alone.
 
@@ -57,16 +59,18 @@ def _validate() -> dict[str, Any]:
     }
 
 
-def _throughput(generator: Any, batches: int, threads: int) -> float:
-    """Films per wall-clock second over ``batches`` batches at ``threads`` torch threads."""
+def _throughput(generator: Any, batches: int, threads: int) -> tuple[float, float]:
+    """Films per wall-clock second and per CPU-second of this process (all its threads) over
+    ``batches`` batches at ``threads`` torch threads."""
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
         generator.sample(BATCH)  # warm-up at this thread count
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         for _ in range(batches):
             generator.sample(BATCH)
-        return batches * BATCH / (time.perf_counter() - start)
+        films = batches * BATCH
+        return films / (time.perf_counter() - start), films / (time.process_time() - cpu_start)
     finally:
         torch.set_num_threads(previous)
 
@@ -79,15 +83,16 @@ def _worker(seed: int, pool: dict[str, Any], batches: int, barrier: Any, results
     generator = FilmGenerator("space_group", seed=seed, device="cpu", **pool)
     generator.sample(BATCH)
     barrier.wait()
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     for _ in range(batches):
         generator.sample(BATCH)
-    results.put((batches * BATCH, start, time.perf_counter()))
+    results.put((batches * BATCH, start, time.perf_counter(), time.process_time() - cpu_start))
 
 
-def _two_processes(pool: dict[str, Any], batches: int) -> float:
+def _two_processes(pool: dict[str, Any], batches: int) -> tuple[float, float]:
     """Films per wall-clock second of two one-thread processes drawing at the same time (the
-    way to use both cores: a data-loader worker per core)."""
+    way to use both cores: a data-loader worker per core), and the sum of their films per
+    CPU-second (what the 2 cores would give if nothing else ran on them)."""
     import multiprocessing
 
     context = multiprocessing.get_context("spawn")
@@ -99,7 +104,7 @@ def _two_processes(pool: dict[str, Any], batches: int) -> float:
     for worker in workers:
         worker.join()
     films = sum(d[0] for d in done)
-    return films / (max(d[2] for d in done) - min(d[1] for d in done))
+    return films / (max(d[2] for d in done) - min(d[1] for d in done)), sum(d[0] / d[3] for d in done)
 
 
 def run(quick: bool, out: Path) -> dict[str, Any]:
@@ -117,6 +122,10 @@ def run(quick: bool, out: Path) -> dict[str, Any]:
     dict
         ``films_per_s_cpu`` (best CPU setting), ``films_per_s_cpu_1_thread``,
         ``films_per_s_cpu_2_threads``, ``films_per_s_cpu_2_processes``, ``films_per_s_cuda`` (None without CUDA),
+        ``films_per_cpu_s_1_thread`` (films per CPU-second of the one-thread run) and
+        ``films_per_s_2_idle_cores`` (the two processes' films per CPU-second, summed: the rate
+        of the 2 cores with nothing else on them, an extrapolation from CPU time, not a wall-clock
+        measurement),
         ``peak_position_max_err_deg``, ``intensity_pearson_min``, ``n_structures`` (structures in
         the pool at the start plus those generated during the timing), ``pool_build_s``,
         ``load_average`` (before / after), ``git_commit``, ``meets_target``, and
@@ -137,9 +146,9 @@ def run(quick: bool, out: Path) -> dict[str, Any]:
     pool_build_s = time.perf_counter() - tic
     n_start = len(generator.pool.table)
     batches = 2 if quick else 8
-    one = _throughput(generator, batches, 1)
-    two = _throughput(generator, batches, 2)
-    processes = _two_processes(pool, batches)
+    one, one_cpu = _throughput(generator, batches, 1)
+    two, _ = _throughput(generator, batches, 2)
+    processes, processes_cpu = _two_processes(pool, batches)
     from training.ambiguity import one_row_fraction
 
     per_class = 100 if quick else 1000
@@ -147,12 +156,14 @@ def run(quick: bool, out: Path) -> dict[str, Any]:
     cuda = None
     if torch.cuda.is_available():
         gpu = FilmGenerator("space_group", seed=0, device="cuda", **pool)
-        cuda = _throughput(gpu, batches, 1)
+        cuda = _throughput(gpu, batches, 1)[0]
     result = {
         "films_per_s_cpu": max(one, two, processes),
         "films_per_s_cpu_1_thread": one,
         "films_per_s_cpu_2_threads": two,
         "films_per_s_cpu_2_processes": processes,
+        "films_per_cpu_s_1_thread": one_cpu,
+        "films_per_s_2_idle_cores": processes_cpu,
         "films_per_s_cuda": cuda,
         "peak_position_max_err_deg": result["peak_position_max_err_deg"],
         "intensity_pearson_min": result["intensity_pearson_min"],

@@ -82,3 +82,15 @@ def test_bad_arguments_raise():
         FilmGenerator(seed=0, structures_per_class=-1)
     with pytest.raises(ValueError, match="batch_size"):
         FilmGenerator(seed=0, device="cpu", **SMALL).sample(0)
+
+
+def test_with_seed_shares_the_pool_not_the_stream(two_draws):
+    base = FilmGenerator("space_group", seed=11, device="cpu", **SMALL)
+    member = base.with_seed(12)
+    assert member.pool.table.entries == base.pool.table.entries and member.pool is not base.pool
+    values, _ = member.sample(48)
+    again, _ = base.with_seed(12).sample(48)
+    assert torch.equal(values, again)  # reproducible from (pool, seed)
+    (first, _), _ = two_draws
+    assert not torch.equal(values, first)  # another stream than seed 11's
+    assert base.draws == 0  # the parent's stream is untouched

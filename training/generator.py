@@ -30,6 +30,7 @@ CPU-second on one thread), and one generator per worker process uses more cores 
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import numpy as np
@@ -106,6 +107,18 @@ class FilmGenerator:
         """Number of batches drawn so far (the next draw's index)."""
         self.films = 0
         """Number of films drawn so far."""
+
+    def with_seed(self, seed: int) -> "FilmGenerator":
+        """A generator of the same task, device and settings with its own stream ``seed``,
+        starting from this one's current structure pool (no pool build: use it for one stream
+        per ensemble member or worker). Its films and later pool replacements depend on
+        ``seed`` and on this generator's pool at the time of the call."""
+        if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
+            raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+        other = copy.copy(self)
+        other.seed, other.draws, other.films = int(seed), 0, 0
+        other.pool = self.pool.copy_with_seed(int(seed))
+        return other
 
     def _draw_seed(self, draw: int) -> int:
         """Seed of draw ``draw``: a child of ``self.seed`` (distinct draws, independent streams)."""

@@ -10,6 +10,7 @@ impurity phases (PbI2, SnO2, In2O3) sit in the first slots.
 
 from __future__ import annotations
 
+import copy
 import functools
 import warnings
 from dataclasses import dataclass
@@ -104,6 +105,17 @@ class StructurePool:
         self.cif_slots = {sg: [i for i, e in enumerate(fixed) if e.origin == "cif" and e.space_group == sg] for sg in SPACE_GROUPS}
         self.replaced = 0
         """Number of generated structures replaced so far."""
+
+    def copy_with_seed(self, seed: int) -> "StructurePool":
+        """A pool holding the same structures now (no reflections recomputed) whose later
+        replacements come from ``seed``: a cheap pool for another generator stream."""
+        other = copy.copy(self)
+        other.seed = int(seed)
+        other._rng = np.random.default_rng(np.random.SeedSequence([int(seed), 1]))
+        other.table = PeakTable(list(self.table.entries), self.device)
+        other.generated_slots = {sg: list(v) for sg, v in self.generated_slots.items()}
+        other.replaced = 0
+        return other
 
     def refresh_one(self) -> None:
         """Replace the oldest generated structure of the next class (round robin) by a new one."""

@@ -25,6 +25,7 @@ larger; e.g. Weller et al., Chem. Commun. 51, 4180 (2015) for MAPbI3).
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from dataclasses import dataclass, field
@@ -172,24 +173,33 @@ def substituted_structure(space_group: str, rng: np.random.Generator) -> Generat
     return GeneratedStructure(structure, space_group, "substituted", name, FILM_TEXTURE[space_group], _b_factors(sites, rng))
 
 
-#: Formula units (A, B, X counts) tried for random crystals: ABX3, A2BX4, A3B2X9, A2BX6, ABX4.
-_FORMULAE = ((1, 1, 3), (2, 1, 4), (3, 2, 9), (2, 1, 6), (1, 1, 4))
+#: Formula units (A, B, X counts) of random crystals: ABX3, A2BX4, A3B2X9, A2BX6, AB2X5, A3BX5,
+#: A4BX6, ABX4 (all known metal-halide stoichiometries).
+_FORMULAE = ((1, 1, 3), (2, 1, 4), (3, 2, 9), (2, 1, 6), (1, 2, 5), (3, 1, 5), (4, 1, 6), (1, 1, 4))
 _RANDOM_ELEMENTS = {"A": ("Cs", "Rb", "K"), "B": ("Pb", "Sn", "Ge", "Bi", "Sb"), "X": ("Cl", "Br", "I")}
 _MAX_ATOMS = 40
 
 
-def random_crystal(space_group: str, rng: np.random.Generator, max_tries: int = 12) -> GeneratedStructure | None:
+@functools.lru_cache(maxsize=None)
+def _compatible_counts(number: int) -> tuple[tuple[int, int, int], ...]:
+    """Ion counts (formula x Z, Z in 1, 2, 4, 8, at most _MAX_ATOMS atoms) that the Wyckoff
+    positions of space group ``number`` can hold (pyxtal's check): the others always fail."""
+    from pyxtal.symmetry import Group
+
+    group = Group(number)
+    counts = {tuple(n * z for n in f) for f in _FORMULAE for z in (1, 2, 4, 8)}
+    return tuple(sorted(c for c in counts if sum(c) <= _MAX_ATOMS and group.check_compatible(list(c))[0]))
+
+
+def random_crystal(space_group: str, rng: np.random.Generator, max_tries: int = 8) -> GeneratedStructure | None:
     """A pyxtal random crystal of ``space_group`` with a metal-halide composition, or None if
     ``max_tries`` attempts gave none that spglib (0.1 A) puts in the class."""
     from pyxtal import pyxtal  # heavy import: only when random crystals are asked for
 
     number = SPACE_GROUP_NUMBERS[space_group]
-    for _ in range(max_tries):
-        formula = _FORMULAE[int(rng.integers(len(_FORMULAE)))]
-        z = int(rng.choice([1, 2, 4]))
-        counts = [n * z for n in formula]
-        if sum(counts) > _MAX_ATOMS:
-            continue
+    options = _compatible_counts(number)
+    for _ in range(max_tries if options else 0):
+        counts = list(options[int(rng.integers(len(options)))])
         elements = [values[int(rng.integers(len(values)))] for values in _RANDOM_ELEMENTS.values()]
         crystal = pyxtal()
         try:
@@ -200,7 +210,7 @@ def random_crystal(space_group: str, rng: np.random.Generator, max_tries: int = 
                 continue
             structure = crystal.to_pymatgen()
             found = SpacegroupAnalyzer(structure, symprec=0.1).get_space_group_number()
-        except Exception:  # pyxtal raises on incompatible Wyckoff combinations: draw another
+        except Exception:  # pyxtal raises on some Wyckoff combinations it cannot fill: draw another
             continue
         if found != number:
             continue

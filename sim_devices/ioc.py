@@ -207,5 +207,7 @@ def serve(
         # one line a supervising process (or a person) waits for before connecting
         print(f"xrd-agent ioc: serving PVs {prefix}tth, {prefix}det:* on "
               f"{' '.join(interfaces)} port {ca_port} (speedup {speedup:g})", flush=True)
+        print(f"xrd-agent ioc: clients need EPICS_CA_ADDR_LIST=127.0.0.1 EPICS_CA_AUTO_ADDR_LIST=NO "
+              f"EPICS_CA_SERVER_PORT={ca_port}", flush=True)
 
     run(ioc.pvdb, interfaces=interfaces, startup_hook=announce)

@@ -183,13 +183,17 @@ def test_move_takes_instrument_time_and_reports_done(beamline):
 def test_stop_ends_a_move_short_of_its_target(beamline):
     motor = beamline.motor
     motor.move(5.0, wait=True, timeout=30)
-    status = motor.move(75.0, wait=False)  # 35 s of instrument time: 0.7 s here
-    time.sleep(0.25)
-    motor.stop()
-    status.wait(30) if not status.done else None
-    time.sleep(0.1)
-    assert 5.0 < motor.position < 75.0
-    assert motor.motor_done_move.get() == 1
+    motor.velocity.set(0.5).wait(10)  # 140 s of instrument time: 2.8 s here, ample on a loaded machine
+    try:
+        status = motor.move(75.0, wait=False)
+        time.sleep(0.25)
+        motor.stop()
+        status.wait(30) if not status.done else None
+        time.sleep(0.1)
+        assert 5.0 < motor.position < 75.0
+        assert motor.motor_done_move.get() == 1
+    finally:
+        motor.velocity.set(2.0).wait(10)
 
 
 def test_a_target_beyond_the_record_limits_is_refused_by_the_ioc(beamline):

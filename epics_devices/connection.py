@@ -57,7 +57,7 @@ def wait_for_devices(devices: list[Device], timeout_s: float, source: str) -> No
             device.wait_for_connection(timeout=max(0.01, deadline - time.monotonic()))
         except TimeoutError:
             pass  # collected below, over all devices, so one message names every missing PV
-    missing = [pv for device in devices for pv in unconnected_pvs(device)]
+    missing = summarise_pvs([pv for device in devices for pv in unconnected_pvs(device)])
     if missing:
         listed = ", ".join(missing[:LISTED_PVS])
         more = f" and {len(missing) - LISTED_PVS} more" if len(missing) > LISTED_PVS else ""
@@ -65,6 +65,27 @@ def wait_for_devices(devices: list[Device], timeout_s: float, source: str) -> No
             f"could not connect within {timeout_s:g} s to {listed}{more} (configured in {source}); "
             "is the IOC running, and does EPICS_CA_ADDR_LIST reach it?"
         )
+
+
+def summarise_pvs(pvs: list[str]) -> list[str]:
+    """PV names with the fields of one record folded: ``X:tth (.RBV .VAL .DMOV and 19 more fields)``.
+
+    A motor record that is not there leaves some 20 fields unconnected; the record's name is
+    what the reader needs. Other names are kept as they are, in order.
+    """
+    fields: dict[str, list[str]] = {}
+    for pv in pvs:
+        record, dot, field = pv.partition(".")
+        fields.setdefault(record if dot else pv, []).append(field if dot else "")
+    lines = []
+    for record, names in fields.items():
+        named = [f".{n}" for n in names if n]
+        if len(named) <= 1:
+            lines.append(record + (named[0] if named else ""))
+            continue
+        extra = f" and {len(named) - 3} more fields" if len(named) > 3 else ""
+        lines.append(f"{record} ({' '.join(named[:3])}{extra})")
+    return lines
 
 
 def connect_beamline(config: EpicsBeamlineConfig) -> EpicsBeamline:

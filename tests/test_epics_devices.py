@@ -403,3 +403,26 @@ def test_a_beamline_file_with_an_unreachable_pv_stops_the_session_naming_it(ioc,
         configured.reset()
     assert "NOBODY:tth" in str(error.value) and str(path) in str(error.value)
     assert time.monotonic() - started < 1.0 + 2.0
+
+
+def test_a_missing_record_is_named_once_with_its_fields_folded():
+    from epics_devices.connection import summarise_pvs
+
+    fields = [f"B:tth.{name}" for name in ("RBV", "VAL", "DMOV", "HLM", "LLM")]
+    assert summarise_pvs([*fields, "B:det:Counts", "B:m2.VAL"]) == [
+        "B:tth (.RBV .VAL .DMOV and 2 more fields)", "B:det:Counts", "B:m2.VAL"]
+
+
+def test_the_shell_refuses_an_unreachable_beamline_in_one_line(ioc, xrd_agent_home, capsys):
+    from cli.main import main
+    from plans import beamline as configured
+
+    write_beamline_file(xrd_agent_home, "NOBODY:", 1.0)
+    configured.reset()
+    try:
+        assert main(["shell", "--no-store"]) == 2
+    finally:
+        configured.reset()
+    error = capsys.readouterr().err.strip()
+    assert error.count("\n") == 0 and error.startswith("xrd-agent shell: error: could not connect within 1 s")
+    assert "NOBODY:tth (.RBV" in error

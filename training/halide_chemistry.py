@@ -37,7 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 from pymatgen.core import DummySpecies
 
-__all__ = ["IONIC_RADII", "SITE_IONS", "Site", "draw_site", "species", "mean_radius", "FAMILY_LATTICE"]
+__all__ = ["FAMILY_LATTICE", "IONIC_RADII", "SITE_IONS", "Site", "draw_site", "family_lattice_a", "mean_radius", "species"]
 
 #: Ionic radii, angstrom (see the module docstring for sources).
 IONIC_RADII: dict[str, float] = {

@@ -14,9 +14,9 @@ Two kinds of structure, both seeded by the caller's ``numpy.random.Generator``:
    check every class with spglib).
 2. **Random crystals** (:func:`random_crystal`): pyxtal's random symmetric crystals in the same
    space groups with metal-halide compositions (Fredericks, Parrish, Sayre & Zhu, Comput. Phys.
-   Commun. 261, 107810 (2021)); Schopmans, Reiser & Friederich, Digital Discovery 2, 1234 (2023)
-   show that networks trained on such synthetic crystals generalise better than ones trained on
-   database structures alone. Each is kept only if spglib (0.1 A) finds the intended class.
+   Commun. 261, 107810 (2021)); Schopmans, Reiser & Friederich, Digital Discovery (2023),
+   doi:10.1039/D3DD00071K, show that networks trained on such synthetic crystals classify unseen
+   ICSD structure types better than networks trained on the ICSD crystals themselves. Each is kept only if spglib (0.1 A) finds the intended class.
 
 Isotropic Debye-Waller factors (angstrom^2) are drawn per site kind: halide perovskites are soft
 lattices with large thermal motion at room temperature (X about 2-5 A^2, molecular A cations

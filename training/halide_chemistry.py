@@ -14,7 +14,7 @@ Lattice constants follow ionic-radius relations, each scaled once to a cited anc
 (2013)) for mixed sites:
 
 - corner-sharing ABX3: pseudo-cubic a_pc = k 2 (r_B + r_X) + 0.12 (r_A - r_Cs), k from CsPbBr3
-  (a = 5.87 A, Moller 1958); checks: MAPbI3-cubic 6.32 (6.3285 measured), CsPbCl3 5.59 (5.605),
+  (a = 5.87 A, Moller 1958); checks: MAPbI3-cubic 6.35 (6.3285 measured), CsPbCl3 5.59 (5.605),
   FAPbI3 6.39 (6.362);
 - B'B''X6 double perovskites: a = k' 2 (r_B' + r_B'' + 2 r_X), k' from Cs2AgBiBr6 (11.2499 A,
   Slavney 2016); Cs2AgBiCl6 10.70 (10.777), Cs2AgInCl6 10.27 (10.467);

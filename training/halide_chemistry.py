@@ -60,6 +60,9 @@ SITE_IONS: dict[str, tuple[str, ...]] = {
     "B3_double": ("Bi", "Sb", "In"),     # B'' of B'B''X6
     "B4": ("Sn4", "Te", "Ti", "Zr"),     # A2BX6
     "X": ("Cl", "Br", "I"),
+    # B'B''X6 double perovskites: chlorides and bromides (the iodides are unstable as bulk
+    # elpasolites, and their lattice, ~12 A, lies outside the cited range of the family)
+    "X_double": ("Cl", "Br"),
 }
 
 _PSEUDO = {"MA": "Xma", "FA": "Xfa", "Sn4": "Sn"}

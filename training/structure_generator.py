@@ -116,7 +116,7 @@ def _fm3m(rng: np.random.Generator) -> tuple[Structure, dict[str, Site], str]:
     """B'B''X6 double perovskite or vacancy-ordered A2BX6, x(X) from the B-X bond length."""
     if rng.random() < 0.6:
         sites = {"A": draw_site("A_inorganic", rng), "B1": draw_site("B1", rng, 0.0),
-                 "B2": draw_site("B3_double", rng, 0.2), "X": draw_site("X", rng)}
+                 "B2": draw_site("B3_double", rng, 0.2), "X": draw_site("X_double", rng)}
         a = family_lattice_a("double_perovskite", sites, rng)
         x_x = _jitter(rng, 0.9221 * (sites["B1"].radius + sites["X"].radius) / a, 0.006)
         args = [species(sites[k]) for k in ("A", "B1", "B2", "X")]

@@ -10,6 +10,9 @@ The rules, in the order they are checked after each point:
    (b) the calibrated confidence of the current label is at least ``confidence``, and
    (c) every prediction made over the last ``stable_span`` degrees of the frontier's travel gave
    that same label (and the predictions do reach that far back).
+   A prediction flagged out of distribution (the pattern is unlike anything the model knows,
+   :attr:`models.prediction.Prediction.out_of_distribution`) never settles: such a scan runs to
+   the end of the range.
    (b) says the model believes it; (c) says the evidence measured over the last few degrees did
    not move it, i.e. more of the same kind of data is unlikely to; (a) keeps a short, featureless
    start of the range from settling anything.
@@ -71,6 +74,7 @@ class PredictionLike(Protocol):
     cam: np.ndarray
     coverage: float
     classes: Sequence[str]
+    out_of_distribution: bool
 
 
 @dataclass(frozen=True)
@@ -211,6 +215,8 @@ def is_settled(
     """
     if prediction is None or scan.measured_fraction() < config.min_fraction:
         return False
+    if prediction.out_of_distribution:
+        return False  # a guess about an unknown pattern is no reason to stop measuring
     if prediction.confidence < config.confidence:
         return False
     since = scan.frontier - config.stable_span

@@ -102,6 +102,9 @@ def classify_file(file: Path, classifiers: list, args: argparse.Namespace) -> di
             return result
         answers[clf.task] = {"label": prediction.label, "probability": round(float(prediction.confidence), 4),
                              "top3": [[name, round(float(p), 4)] for name, p in prediction.top(3)]}
+        if prediction.out_of_distribution and "out_of_distribution" not in result["flags"]:
+            # the pattern is farther from every known one than the model's threshold: a guess
+            result["flags"].append("out_of_distribution")
         if args.plot is not None:
             from models.cam import plot_cam
 

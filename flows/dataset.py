@@ -23,24 +23,27 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from models.gate_split import GATE_SPLIT_FRACTION, GATE_SPLIT_SEED, gate_heldout_names
 from models.grid import GRID_SIZE, to_grid
 from patterns.datasets import MEASURED_SAMPLE_PREFIX, task_classes
 from training.measured_set import load_measured_set
 from models.preprocess import preprocess
 from storage.scans import LabelledScan
 
-#: Prefix of replayed measured samples in sim_devices' library.
-#: Fraction of the measured near-duplicate groups held out, and the seed that picks them.
-HELDOUT_GROUP_FRACTION = 1 / 3
-HELDOUT_SEED = 2019
+#: Fraction of the measured near-duplicate groups held out, and the seed that picked them
+#: (the split itself is :data:`models.gate_split.GATE_HELDOUT_NAMES`).
+HELDOUT_GROUP_FRACTION = GATE_SPLIT_FRACTION
+HELDOUT_SEED = GATE_SPLIT_SEED
 
 
 def heldout_groups() -> frozenset[int]:
-    """Joint near-duplicate group ids of the fixed held-out part of the measured patterns."""
-    groups = np.union1d(load_measured_set("space_group").groups, load_measured_set("dimensionality").groups)
-    rng = np.random.default_rng(HELDOUT_SEED)
-    chosen = rng.permutation(groups)[: int(round(len(groups) * HELDOUT_GROUP_FRACTION))]
-    return frozenset(int(g) for g in chosen)
+    """Joint near-duplicate group ids of the held-out patterns of :mod:`models.gate_split`."""
+    held = set()
+    for task in ("space_group", "dimensionality"):
+        measured = load_measured_set(task)
+        names = gate_heldout_names(task)
+        held.update(int(g) for name, g in zip(measured.names, measured.groups) if name in names)
+    return frozenset(held)
 
 
 def heldout_split_id() -> dict[str, object]:

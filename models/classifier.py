@@ -24,11 +24,13 @@ import torch
 
 from models.architectures import build_network, split_members, stack_members
 from models.grid import GRID_SIZE, coverage, to_grid
+from models.memory import EmbeddingMemory
 from models.model_files import (
     FORMAT_VERSION,
     RESERVED_KEYS,
     content_version,
     grid_description,
+    network_and_memory,
     read_model_dir,
     write_model_dir,
 )
@@ -78,10 +80,14 @@ class Classifier:
         Training provenance: training-data hash, metrics, counts.
     device : str, optional
         Torch device; :func:`select_device` when None.
+    memory : EmbeddingMemory, optional
+        Nearest-neighbour memory of measured and labelled patterns in the network's embedding
+        (:mod:`models.memory`): combined with the network's probabilities, and the source of the
+        out-of-distribution flag. Without one the network answers alone and nothing is flagged.
 
     Attributes
     ----------
-    task, classes, network, temperature, training_config, metadata, device
+    task, classes, network, temperature, training_config, metadata, device, memory
     version : str
         Content hash id of weights and metadata (16 hex digits).
     """
@@ -95,6 +101,7 @@ class Classifier:
         training_config: Mapping[str, Any],
         metadata: dict[str, Any] | None = None,
         device: str | None = None,
+        memory: EmbeddingMemory | None = None,
     ) -> None:
         if temperature <= 0 or not np.isfinite(temperature):
             raise ValueError(f"temperature must be positive, got {temperature}")
@@ -108,6 +115,7 @@ class Classifier:
         self.network = network.to(self.device).eval()
         self.temperature = float(temperature)
         self.metadata = dict(metadata or {})
+        self.memory = memory
         self.version = content_version(self._weights(), self._metadata())
 
     @classmethod
@@ -147,7 +155,12 @@ class Classifier:
     def with_temperature(self, temperature: float) -> Classifier:
         """A copy sharing the network with another calibration temperature (another version)."""
         return Classifier(self.task, self.network, temperature=temperature, training_config=self.training_config,
-                          metadata=self.metadata, device=str(self.device))
+                          metadata=self.metadata, device=str(self.device), memory=self.memory)
+
+    def with_memory(self, memory: EmbeddingMemory | None) -> Classifier:
+        """A copy sharing the network with another memory of measured patterns (another version)."""
+        return Classifier(self.task, self.network, temperature=self.temperature, training_config=self.training_config,
+                          metadata=self.metadata, device=str(self.device), memory=memory)
 
     # -- inference ----------------------------------------------------------------------------
     @torch.inference_mode()
@@ -165,12 +178,53 @@ class Classifier:
         """Mean member logits (before temperature), [N, n_classes]: what calibration fits."""
         return self.member_logits(features).mean(axis=1)
 
-    def predict_proba(self, features: np.ndarray | torch.Tensor) -> np.ndarray:
-        """Calibrated probabilities [N, n_classes] for a preprocessed batch [N, 2, 1376]."""
+    @torch.inference_mode()
+    def embed(self, features: np.ndarray | torch.Tensor) -> np.ndarray:
+        """The network's embedding [N, n_members * width] (the head's pooled input) of preprocessed [N, 2, 1376]."""
+        x = self._as_batch(features)
+        fused = self._fused()
+        if fused is not None:
+            out = [fused.logits_and_pooled(chunk.to(self.device))[1].float().cpu() for chunk in x.split(FUSED_CHUNK)]
+        else:
+            out = [self.network.pooled_features(chunk.to(self.device)).float().cpu() for chunk in x.split(INFERENCE_CHUNK)]
+        return torch.cat(out).numpy() if out else np.zeros((0, self.n_members * self.width), np.float32)
+
+    def network_proba(self, features: np.ndarray | torch.Tensor) -> np.ndarray:
+        """The network's calibrated probabilities [N, n_classes] alone (no memory)."""
         logits = self.decision_logits(features) / self.temperature
         logits = logits - logits.max(axis=1, keepdims=True)
         p = np.exp(logits.astype(np.float64))
         return p / p.sum(axis=1, keepdims=True)
+
+    def predict_proba_and_novelty(self, features: np.ndarray | torch.Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Probabilities [N, K] (network and memory, see :meth:`models.memory.EmbeddingMemory.adjust`),
+        novelty [N] and the out-of-distribution flag bool [N] (all False, novelty NaN, without a memory)."""
+        p = self.network_proba(features)
+        if self.memory is None:
+            return p, np.full(p.shape[0], np.nan), np.zeros(p.shape[0], bool)
+        return self.memory.adjust(p, self.embed(features))
+
+    def predict_proba(self, features: np.ndarray | torch.Tensor) -> np.ndarray:
+        """Probabilities [N, n_classes] for a preprocessed batch [N, 2, 1376]: calibrated network,
+        combined with the memory of measured patterns and pulled to uniform when out of distribution."""
+        return self.predict_proba_and_novelty(features)[0]
+
+    def remember(self, two_theta: np.ndarray, intensity: np.ndarray, label: str) -> Classifier:
+        """A copy whose memory also holds this labelled scan (recognised from the next prediction on).
+
+        Raises
+        ------
+        ValueError
+            For a label outside the classes, a scan off the grid, or a model without a memory.
+        """
+        if label not in self.classes:
+            raise ValueError(f"label {label!r} is not one of the {self.task} classes {list(self.classes)}")
+        if self.memory is None:
+            raise ValueError("this model has no memory of measured patterns (trained before it existed)")
+        values, mask = to_grid(two_theta, intensity)
+        embedding = self.embed(preprocess_torch(torch.from_numpy(values[None]), torch.from_numpy(mask[None])))
+        memory = EmbeddingMemory.from_saved(len(self.classes), self.memory.settings(), self.memory.tensors())
+        return self.with_memory(memory.add(embedding, np.array([self.classes.index(label)])))
 
     @torch.inference_mode()
     def explain(self, features: np.ndarray | torch.Tensor, class_index: int | np.ndarray | None = None) -> np.ndarray:
@@ -211,8 +265,9 @@ class Classifier:
         """Prediction for one preprocessed pattern [1, 2, 1376] (inference mode, validated input)."""
         x = x.to(self.device)
         fused = self._fused()
+        pooled = None
         if fused is not None:
-            logits, top_cam = fused.logits_and_class_cam(x)
+            logits, pooled, top_cam = fused.logits_pooled_and_class_cam(x)
         elif hasattr(self.network, "logits_and_top_cam"):
             logits, top_cam = self.network.logits_and_top_cam(x)
         else:
@@ -222,6 +277,12 @@ class Classifier:
         mean_logits = logits[0].float().cpu().numpy().mean(0).astype(np.float64) / self.temperature
         probabilities = np.exp(mean_logits - mean_logits.max())
         probabilities /= probabilities.sum()
+        novelty, novel = float("nan"), False
+        if self.memory is not None:
+            if pooled is None:
+                pooled = self.network.pooled_features(x)
+            adjusted, novelties, flags = self.memory.adjust(probabilities[None], pooled.float().cpu().numpy())
+            probabilities, novelty, novel = adjusted[0], float(novelties[0]), bool(flags[0])
         best = int(probabilities.argmax())
         cam = top_cam[0].float().cpu().numpy().clip(min=0)
         peak = cam.max()
@@ -233,6 +294,8 @@ class Classifier:
             coverage=coverage(mask),
             classes=self.classes,
             measured=mask,
+            out_of_distribution=novel,
+            novelty=novelty,
         )
 
     @torch.inference_mode()
@@ -282,7 +345,8 @@ class Classifier:
 
     # -- files --------------------------------------------------------------------------------
     def _weights(self) -> dict[str, torch.Tensor]:
-        return {k: v.detach().cpu().contiguous() for k, v in self.network.state_dict().items()}
+        weights = {k: v.detach().cpu().contiguous() for k, v in self.network.state_dict().items()}
+        return weights if self.memory is None else {**weights, **self.memory.tensors()}
 
     def _metadata(self) -> dict[str, Any]:
         return {
@@ -296,6 +360,7 @@ class Classifier:
             "width": self.width,
             "temperature": self.temperature,
             "config": self.training_config,
+            **({} if self.memory is None else {"memory": self.memory.settings()}),
             **{k: v for k, v in self.metadata.items() if k not in ("version",)},
         }
 
@@ -323,16 +388,10 @@ class Classifier:
             version differ from this code's, or the content does not match its version id.
         """
         directory, metadata, weights = read_model_dir(path, task)
-        recorded = metadata["config"]
-        try:
-            network = build_network(recorded["architecture"], len(task_classes(metadata["task"])), int(recorded["n_members"]),
-                                    int(recorded["width"]))
-            network.load_state_dict(weights)
-        except (ValueError, RuntimeError, KeyError, TypeError) as exc:
-            raise ValueError(f"{directory}: weights do not fit the {recorded.get('architecture')} network ({exc})") from None
+        network, memory = network_and_memory(directory, metadata, weights)
         extra = {k: v for k, v in metadata.items() if k not in RESERVED_KEYS}
         clf = cls(metadata["task"], network, temperature=float(metadata.get("temperature", 1.0)),
-                  training_config=metadata["config"], metadata=extra, device=device)
+                  training_config=metadata["config"], metadata=extra, device=device, memory=memory)
         if metadata.get("version") and metadata["version"] != clf.version:
             raise ValueError(f"{directory}: content does not match its version id {metadata['version']} (modified or corrupt)")
         return clf

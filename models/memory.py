@@ -20,6 +20,7 @@ product: ~20 microseconds for N = 2,000 and D = 80 on one core.
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 DEFAULT_NEIGHBOURS: int = 5
 """Neighbours that vote, and the k of the k-th-neighbour distance (Sun et al. 2022 use k = 50 on
@@ -27,6 +28,21 @@ ImageNet-sized banks; with a few hundred remembered patterns per class, 5 keeps 
 DEFAULT_SHARPNESS: float = 20.0
 """Inverse temperature of the similarity-weighted vote: a neighbour at cos 0.95 outweighs one at
 0.90 by e^1 ~ 2.7."""
+DEFAULT_WEIGHT: float = 0.5
+"""Exponent of the memory's vote in the product with the network's probabilities
+(``p ~ p_net * p_memory ** weight``): the network leads, a close remembered pattern tips the balance."""
+DEFAULT_SOFTNESS: float = 0.25
+"""Width of the out-of-distribution ramp as a fraction of the threshold: at the threshold the
+probabilities are halfway to uniform, one width beyond it 73 % of the way (a logistic ramp)."""
+TENSOR_PREFIX: str = "memory."
+"""Prefix of the memory's arrays in a model's ``weights.safetensors``."""
+
+
+def _finite_rows(embeddings: np.ndarray) -> np.ndarray:
+    array = np.asarray(embeddings, dtype=np.float32)
+    if array.ndim != 2 or not np.isfinite(array).all():
+        raise ValueError(f"embeddings must be finite [N, D], got shape {array.shape}")
+    return array
 
 
 def unit_rows(embeddings: np.ndarray) -> np.ndarray:
@@ -71,12 +87,15 @@ class EmbeddingMemory:
         Novelty above which a pattern is out of distribution (inf until :meth:`fit_threshold`).
     """
 
-    def __init__(self, n_classes: int, n_neighbours: int = DEFAULT_NEIGHBOURS, sharpness: float = DEFAULT_SHARPNESS) -> None:
-        if n_classes < 2 or n_neighbours < 1 or sharpness <= 0:
-            raise ValueError("n_classes must be >= 2, n_neighbours >= 1 and sharpness > 0")
+    def __init__(self, n_classes: int, n_neighbours: int = DEFAULT_NEIGHBOURS, sharpness: float = DEFAULT_SHARPNESS,
+                 weight: float = DEFAULT_WEIGHT, softness: float = DEFAULT_SOFTNESS) -> None:
+        if n_classes < 2 or n_neighbours < 1 or sharpness <= 0 or weight < 0 or softness <= 0:
+            raise ValueError("n_classes must be >= 2, n_neighbours >= 1, sharpness > 0, weight >= 0 and softness > 0")
         self.n_classes = n_classes
         self.n_neighbours = n_neighbours
         self.sharpness = sharpness
+        self.weight = weight
+        self.softness = softness
 
     def fit(self, embeddings: np.ndarray, labels: np.ndarray, reference: np.ndarray | None = None) -> EmbeddingMemory:
         """Remember labelled embeddings [N, D] (and an in-distribution reference [M, D], same D)."""
@@ -139,6 +158,74 @@ class EmbeddingMemory:
     def is_out_of_distribution(self, embeddings: np.ndarray) -> np.ndarray:
         """bool [Q]: novelty above the fitted threshold."""
         return self.novelty(embeddings) > self.threshold_
+
+    def adjust(self, probabilities: np.ndarray, embeddings: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The network's probabilities combined with the memory, and pulled to uniform when novel.
+
+        ``p ~ p_net * p_memory ** weight`` (renormalised), then ``(1 - r) p + r / K`` with the
+        logistic ramp ``r = 1 / (1 + exp(-(novelty - threshold) / (softness * threshold)))``, so a
+        pattern far from everything the model knows comes back near 1 / K, never confident.
+
+        Parameters
+        ----------
+        probabilities : np.ndarray
+            float [N, K], the network's calibrated probabilities.
+        embeddings : np.ndarray
+            float [N, D], the same patterns' embeddings.
+
+        Returns
+        -------
+        probabilities : np.ndarray
+            float64 [N, K], rows summing to 1.
+        novelty : np.ndarray
+            float64 [N] (:meth:`novelty`).
+        out_of_distribution : np.ndarray
+            bool [N], novelty above the threshold.
+        """
+        combined = np.log(np.clip(np.asarray(probabilities, np.float64), 1e-300, None)) + self.weight * np.log(self.predict_proba(embeddings))
+        combined = np.exp(combined - combined.max(axis=1, keepdims=True))
+        combined /= combined.sum(axis=1, keepdims=True)
+        novelty = self.novelty(embeddings)
+        if np.isfinite(self.threshold_) and self.threshold_ > 0:
+            ramp = 1.0 / (1.0 + np.exp(-np.clip((novelty - self.threshold_) / (self.softness * self.threshold_), -50, 50)))
+        else:
+            ramp = np.zeros_like(novelty)
+        adjusted = (1.0 - ramp[:, None]) * combined + ramp[:, None] / self.n_classes
+        return adjusted, novelty, novelty > self.threshold_
+
+    def settings(self) -> dict[str, float | int]:
+        """The JSON part of a saved memory (``model.json`` ``memory``)."""
+        return {"n_neighbours": self.n_neighbours, "sharpness": self.sharpness, "weight": self.weight,
+                "softness": self.softness, "threshold": self.threshold_ if np.isfinite(self.threshold_) else None}
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        """The arrays of a saved memory, keyed with :data:`TENSOR_PREFIX` (for safetensors)."""
+        self._check_fitted()
+        return {f"{TENSOR_PREFIX}embeddings": torch.from_numpy(self.embeddings_.copy()),
+                f"{TENSOR_PREFIX}labels": torch.from_numpy(self.labels_.copy()),
+                f"{TENSOR_PREFIX}reference": torch.from_numpy(self.reference_.copy())}
+
+    @classmethod
+    def from_saved(cls, n_classes: int, settings: dict, tensors: dict[str, torch.Tensor]) -> EmbeddingMemory:
+        """Inverse of :meth:`settings` + :meth:`tensors`.
+
+        Raises
+        ------
+        ValueError
+            When an array or setting is missing or malformed.
+        """
+        try:
+            memory = cls(n_classes, int(settings["n_neighbours"]), float(settings["sharpness"]), float(settings["weight"]),
+                         float(settings["softness"]))
+            # stored rows are unit vectors already: kept bit for bit, so the content hash holds
+            memory.embeddings_ = _finite_rows(tensors[f"{TENSOR_PREFIX}embeddings"].numpy())
+            memory.labels_ = memory._checked_labels(tensors[f"{TENSOR_PREFIX}labels"].numpy(), memory.embeddings_.shape[0])
+            memory.reference_ = _finite_rows(tensors[f"{TENSOR_PREFIX}reference"].numpy())
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"incomplete memory of measured patterns ({exc!r} missing or malformed)") from None
+        threshold = settings.get("threshold")
+        memory.threshold_ = float("inf") if threshold is None else float(threshold)
+        return memory
 
     def _checked_labels(self, labels: np.ndarray, n: int) -> np.ndarray:
         array = np.asarray(labels)

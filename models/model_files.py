@@ -18,7 +18,10 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save, save_file
 
+from models.architectures import build_network
 from models.grid import GRID_SIZE, GRID_START, GRID_STEP, GRID_STOP
+from models.memory import TENSOR_PREFIX as MEMORY_PREFIX
+from models.memory import EmbeddingMemory
 from models.preprocess import PREPROCESSING_VERSION
 from patterns.datasets import TASK_CLASSES
 
@@ -28,7 +31,7 @@ METADATA_FILE: str = "model.json"
 _UNHASHED_KEYS = ("version", "created")
 RESERVED_KEYS = frozenset(
     {"format_version", "task", "classes", "grid", "preprocessing_version", "architecture", "n_members", "width",
-     "temperature", "config", "version"}
+     "temperature", "config", "version", "memory"}
 )
 """Keys of ``model.json`` written from the model itself; the rest is provenance (``Classifier.metadata``)."""
 
@@ -135,3 +138,29 @@ def read_model_dir(path: str | Path, task: str | None = None) -> tuple[Path, dic
     except Exception as exc:  # noqa: BLE001 - safetensors' SafetensorError is not exported portably
         raise ValueError(f"{weights_path}: not a readable safetensors file ({exc})") from None
     return directory, metadata, weights
+
+
+def network_and_memory(directory: Path, metadata: dict[str, Any], weights: dict[str, torch.Tensor]) -> tuple[torch.nn.Module, EmbeddingMemory | None]:
+    """The trained network and the memory of measured patterns (None in models without one) of a read model.
+
+    Raises
+    ------
+    ValueError
+        Naming ``directory``: weights that do not fit the recorded network, or a malformed memory.
+    """
+    recorded = metadata["config"]
+    n_classes = len(TASK_CLASSES[metadata["task"]])
+    weights = dict(weights)
+    memory_tensors = {k: weights.pop(k) for k in [k for k in weights if k.startswith(MEMORY_PREFIX)]}
+    memory = None
+    if "memory" in metadata:
+        try:
+            memory = EmbeddingMemory.from_saved(n_classes, metadata["memory"], memory_tensors)
+        except ValueError as exc:
+            raise ValueError(f"{directory}: {exc}") from None
+    try:
+        network = build_network(recorded["architecture"], n_classes, int(recorded["n_members"]), int(recorded["width"]))
+        network.load_state_dict(weights)
+    except (ValueError, RuntimeError, KeyError, TypeError) as exc:
+        raise ValueError(f"{directory}: weights do not fit the {recorded.get('architecture')} network ({exc})") from None
+    return network, memory

@@ -32,6 +32,11 @@ class Prediction:
         bool [1376]: the grid points backed by measurement (:func:`models.grid.to_grid`'s mask,
         the one definition of "measured" from the grid to the policy); None for a hand-made
         prediction.
+    out_of_distribution : bool
+        The pattern is farther from everything the model knows than the memory's threshold
+        (:class:`models.memory.EmbeddingMemory`): its class is a guess, never a reason to stop.
+    novelty : float
+        ``1 - cos`` to the k-th nearest known embedding (NaN when the model has no memory).
     """
 
     probabilities: np.ndarray
@@ -41,6 +46,8 @@ class Prediction:
     coverage: float
     classes: tuple[str, ...] = field(default_factory=tuple)
     measured: np.ndarray | None = None
+    out_of_distribution: bool = False
+    novelty: float = float("nan")
 
     def top(self, k: int = 3) -> list[tuple[str, float]]:
         """The ``k`` most probable classes with their probabilities, best first."""
@@ -62,4 +69,6 @@ class Prediction:
             "cam": [float(c) for c in self.cam],
             "coverage": float(self.coverage),
             "classes": list(self.classes),
+            "out_of_distribution": bool(self.out_of_distribution),
+            "novelty": None if np.isnan(self.novelty) else float(self.novelty),
         }

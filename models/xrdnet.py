@@ -90,12 +90,19 @@ class XRDNet(nn.Module):
         last, measured = self._last_layer(x)
         return self._head(last, measured)
 
-    def _head(self, last: torch.Tensor, measured: torch.Tensor) -> torch.Tensor:
+    @staticmethod
+    def _pool(last: torch.Tensor, measured: torch.Tensor) -> torch.Tensor:
         # global max over measured positions (features are >= 0 after ReLU, so zeroing the
         # unmeasured ones removes them); a mean over 229 mostly empty positions dilutes the few
         # peak positions and trains far slower
-        pooled = (last * (measured > 0)[:, None, None]).amax(dim=3)
-        return torch.einsum("bew,ekw->bek", pooled, self.head_weight) + self.head_bias
+        return (last * (measured > 0)[:, None, None]).amax(dim=3)  # [B, E, W]
+
+    def _head(self, last: torch.Tensor, measured: torch.Tensor) -> torch.Tensor:
+        return torch.einsum("bew,ekw->bek", self._pool(last, measured), self.head_weight) + self.head_bias
+
+    def pooled_features(self, x: torch.Tensor) -> torch.Tensor:
+        """The head's input, [B, n_members * width]: the embedding the memory of measured patterns uses."""
+        return self._pool(*self._last_layer(x)).flatten(1)
 
     def cam(self, x: torch.Tensor) -> torch.Tensor:
         """Class activation maps [B, n_members, n_classes, 1376], zero where unmeasured."""
@@ -270,23 +277,37 @@ class FusedXRDNet:
         measured = x[:, 1, : POSITIONS * s].reshape(b, POSITIONS, s).mean(2)
         return main, tail, measured, last
 
-    def _logits(self, main: torch.Tensor, tail: torch.Tensor, measured: torch.Tensor) -> torch.Tensor:
+    @staticmethod
+    def _pooled(main: torch.Tensor, tail: torch.Tensor, measured: torch.Tensor) -> torch.Tensor:
+        """Global max over measured positions, [E, B, W] (features >= 0, unmeasured zeroed)."""
         e, q, b, k, w = main.shape
         if bool(measured.min() > 0):  # every position measured (whole patterns): nothing to zero
-            return torch.baddbmm(
-                self.t["head_b"], torch.maximum(main.amax(1).amax(2), tail), self.t["head_wt"]
-            ).transpose(0, 1)
+            return torch.maximum(main.amax(1).amax(2), tail)
         measured_main = (measured[:, : q * k] > 0).to(main.dtype).view(b, q, k).transpose(0, 1)[None, :, :, :, None]
-        pooled = (main * measured_main).amax(1).amax(2)  # [E, B, W]; features >= 0, unmeasured zeroed
-        pooled = torch.maximum(pooled, tail * (measured[:, -1] > 0).to(main.dtype)[None, :, None])
+        pooled = (main * measured_main).amax(1).amax(2)
+        return torch.maximum(pooled, tail * (measured[:, -1] > 0).to(main.dtype)[None, :, None])
+
+    def _logits(self, pooled: torch.Tensor) -> torch.Tensor:
         return torch.baddbmm(self.t["head_b"], pooled, self.t["head_wt"]).transpose(0, 1)  # [B, E, K]
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """Per-member logits [B, n_members, n_classes] for preprocessed input [B, 2, 1376]."""
-        return self._logits(*self.last_layer(x)[:3])
+        return self._logits(self._pooled(*self.last_layer(x)[:3]))
+
+    def logits_and_pooled(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits [B, E, K] and the head's input [B, E * W] (equal to ``XRDNet.pooled_features``)."""
+        pooled = self._pooled(*self.last_layer(x)[:3])
+        return self._logits(pooled), pooled.transpose(0, 1).flatten(1)
 
     def logits_and_class_cam(self, x: torch.Tensor, class_index: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Logits [B, E, K] and the member-mean CAM [B, 1376] of one class per pattern.
+        """Logits [B, E, K] and the member-mean CAM [B, 1376] of one class per pattern."""
+        logits, _, maps = self.logits_pooled_and_class_cam(x, class_index)
+        return logits, maps
+
+    def logits_pooled_and_class_cam(
+        self, x: torch.Tensor, class_index: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Logits [B, E, K], the head's input [B, E * W] and the member-mean CAM [B, 1376] of one class.
 
         Parameters
         ----------
@@ -298,7 +319,8 @@ class FusedXRDNet:
         The map equals ``XRDNet.logits_and_cam(x)[1].mean(1)[range(B), class_index]`` (unclipped).
         """
         main, tail, measured, last = self.last_layer(x)
-        logits = self._logits(main, tail, measured)
+        pooled = self._pooled(main, tail, measured)
+        logits = self._logits(pooled)
         if class_index is None:
             class_index = logits.mean(1).argmax(1)
         weights = self.t["head_wt"][:, :, class_index]  # [E, W, B]
@@ -312,7 +334,7 @@ class FusedXRDNet:
                 dim=1,
             )
         maps = maps * (measured / self.n_members)
-        return logits, self._upsample(maps) * x[:, 1]
+        return logits, pooled.transpose(0, 1).flatten(1), self._upsample(maps) * x[:, 1]
 
     @staticmethod
     def _upsample(maps: torch.Tensor) -> torch.Tensor:

@@ -23,7 +23,7 @@ from models.grid import GRID
 CLASSES = ("Fm-3m", "I4/mcm", "P2_1/a", "P-3m1", "P6_3/mmc", "Pc", "Pm-3m")
 
 
-def prediction(label: str = "Pm-3m", confidence: float = 0.95, cam: np.ndarray | None = None):
+def prediction(label: str = "Pm-3m", confidence: float = 0.95, cam: np.ndarray | None = None, novel: bool = False):
     """A real `models.classifier.Prediction` with the given label and confidence."""
     from models.classifier import Prediction
 
@@ -36,6 +36,7 @@ def prediction(label: str = "Pm-3m", confidence: float = 0.95, cam: np.ndarray |
         cam=np.zeros(GRID.size) if cam is None else cam,
         coverage=0.5,
         classes=CLASSES,
+        out_of_distribution=novel,
     )
 
 
@@ -109,6 +110,9 @@ def test_settled_needs_confidence_agreement_over_the_span_and_range() -> None:
     # a history that does not reach back over the span
     assert not is_settled(far, prediction("Pm-3m", 0.95), history[-5:], config)
     assert not is_settled(far, prediction("Pm-3m", 0.95), [], config)
+    # out of distribution: a confident, stable answer about an unknown pattern never settles
+    assert not is_settled(far, prediction("Pm-3m", 0.95, novel=True), history, config)
+    assert next_action(far, prediction("Pm-3m", 0.95, novel=True), history, config, GRID).action is not ActionKind.STOP
     # no early stop: never stops before the end
     no_stop = PolicyConfig(start=5.0, stop=60.0, early_stop=False, stable_span=2.0)
     assert next_action(far, prediction("Pm-3m", 0.99), history, no_stop, GRID).action is ActionKind.COARSE

@@ -59,3 +59,40 @@ def test_films_fill_the_simulated_share_and_are_new_every_step() -> None:
         assert (batch.holdout_fold[4:] == NO_HOLDOUT).all()
         assert batch.values[4:].sum(dim=1).min() > 0  # rendered films, not the measured rows
     assert not torch.equal(first.values[4:], second.values[4:])
+
+
+def test_a_trained_model_ships_its_memory_and_flags_what_it_does_not_know(tmp_path) -> None:
+    from dataclasses import replace
+
+    from models.classifier import Classifier
+    from models.memory import EmbeddingMemory
+    from models.preprocess import preprocess
+    from training.fit import fit_members, assemble_classifier
+    from training.memory_fit import fit_memory
+
+    rng = np.random.default_rng(0)
+    grid = np.linspace(0, 1, GRID_SIZE)
+    labels = np.repeat(np.arange(7), 3)
+    centres = 0.1 + 0.1 * labels + 0.01 * rng.standard_normal(labels.size)
+    values = (1000 * np.exp(-0.5 * ((grid[None] - centres[:, None]) / 0.003) ** 2) + 20).astype(np.float32)
+    data = TrainingData(values=values, masks=np.ones(values.shape, bool), labels=labels, is_measured=np.ones(21, bool),
+                        holdout_fold=np.full(21, -1, np.int64))
+    config = TrainConfig(n_members=1, steps=2, calibrate=False)
+    clf = assemble_classifier(fit_members(data, [0], task="space_group", config=config), data, task="space_group", config=config)
+    assert clf.memory is None  # the fixed-set recipe answers with the network alone
+    films = FilmGenerator("space_group", seed=5, device="cpu", structures_per_class=0, include_cifs=False)
+    with_memory = fit_memory(clf, data, seed=0, films=films)
+    assert isinstance(with_memory.memory, EmbeddingMemory) and np.isfinite(with_memory.memory.threshold_)
+    assert with_memory.version != clf.version
+    loaded = Classifier.load(with_memory.save(tmp_path / "m"))
+    assert loaded.version == with_memory.version
+    features = preprocess(values, np.ones(values.shape, bool))
+    np.testing.assert_allclose(loaded.predict_proba(features), with_memory.predict_proba(features), atol=1e-6)
+    # a scan is recognised once it is labelled: its own label then leads the memory's vote
+    prediction = loaded.predict(np.linspace(5, 60, GRID_SIZE), values[0])
+    assert prediction.probabilities.shape == (7,) and np.isfinite(prediction.novelty)
+    remembered = loaded.remember(np.linspace(5, 60, GRID_SIZE), values[0], "Pm-3m")
+    assert remembered.memory.embeddings_.shape[0] == 22
+    assert remembered.predict(np.linspace(5, 60, GRID_SIZE), values[0]).probabilities[6] > prediction.probabilities[6]
+    with pytest.raises(ValueError, match="not one of"):
+        loaded.remember(np.linspace(5, 60, GRID_SIZE), values[0], "Fd-3m")

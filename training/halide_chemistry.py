@@ -5,7 +5,10 @@ Ionic radii (angstrom) are Shannon's (R. D. Shannon, Acta Cryst. A 32, 751 (1976
 12-coordinate, B and X 6-coordinate), except Sn2+ (1.10, the revised value of Travis, Glover,
 Bronstein, Scanlon & Palgrave, Chem. Sci. 7, 4548 (2016)) and the effective radii of the
 molecular cations methylammonium (2.17) and formamidinium (2.53) of Kieslich, Sun & Cheetham,
-Chem. Sci. 5, 4712 (2014). Molecular cations are the pseudo-atoms of
+Chem. Sci. 5, 4712 (2014), and Ge2+, whose lone pair off-centres it in its octahedron so that
+its Shannon radius (0.73) does not set the lattice: an effective 1.07 reproduces CsGeBr3
+(pseudo-cubic a = 5.64 A, approx.; Thiele, Rotter & Schmidt, Z. Anorg. Allg. Chem. 545, 148
+(1987)). Molecular cations are the pseudo-atoms of
 :data:`training.reflections.PSEUDO_ATOMS` (``DummySpecies("Xma")``, ``DummySpecies("Xfa")``).
 
 Lattice constants follow ionic-radius relations, each scaled once to a cited anchor compound
@@ -20,13 +23,17 @@ Lattice constants follow ionic-radius relations, each scaled once to a cited anc
   Slavney 2016); Cs2AgBiCl6 10.70 (10.777), Cs2AgInCl6 10.27 (10.467);
 - vacancy-ordered A2BX6 (K2PtCl6 type), set by the A-X contacts: a = k'' 2 sqrt(2) (r_A + r_X),
   k'' from Cs2SnI6 (11.65 A, Lee 2014); Cs2SnBr6 10.97 (10.84);
-- A3B2X9 (close-packed A3X9 layers): a proportional to r_A + r_X, from Cs3Bi2Br9 (layered,
-  a = 7.972 A, Lazarini 1977) and Cs3Bi2I9 (dimer, a = 8.4116 A, Lehner 2015), with c/a drawn in
-  the range of the cited compounds (layered 1.226-1.238, dimer 2.516-2.532, each widened by 1 %).
+- A3B2X9 (close-packed A3X9 layers): a = a0 + 2.04 (r_X - r_X0) + 0.6 (r_A - r_Cs)
+  + 0.16 (r_B - r_Bi), the slopes from the cited prototypes (Br -> I: Cs3Sb2Br9 7.93 ->
+  Cs3Sb2I9 8.420; Cs -> MA: Cs3Bi2I9 8.4116 -> MA3Bi2I9 8.5915; Bi -> Sb: Cs3Bi2Br9 7.972 ->
+  Cs3Sb2Br9 7.93), a0 from Cs3Bi2Br9 (layered, 7.972 A, Lazarini 1977) and Cs3Bi2I9 (dimer,
+  8.4116 A, Lehner 2015); c/a is drawn in the range of the cited compounds (layered
+  1.226-1.238, dimer 2.516-2.532, each widened by 1-2 %).
 
 Every draw is then spread by a relative jitter (default +-2 %, the scatter of the relations about
-the measured values above) and clipped to the family's published range (the smallest and largest
-cited lattice constant of the family, widened by 3 %).
+the measured values above) and kept within the family's range: the smallest and largest cited
+lattice constant, widened by 8 % (the relations extrapolate beyond the measured compounds for,
+e.g., K and Rb chlorides; wider than that they are not trusted).
 """
 
 from __future__ import annotations
@@ -44,7 +51,7 @@ IONIC_RADII: dict[str, float] = {
     # A site (XII)
     "Cs": 1.88, "Rb": 1.72, "K": 1.64, "MA": 2.17, "FA": 2.53,
     # B site (VI): divalent, trivalent, monovalent (double perovskites), tetravalent (A2BX6)
-    "Pb": 1.19, "Sn": 1.10, "Ge": 0.73, "Bi": 1.03, "Sb": 0.76, "In": 0.80,
+    "Pb": 1.19, "Sn": 1.10, "Ge": 1.07, "Bi": 1.03, "Sb": 0.76, "In": 0.80,
     "Ag": 1.15, "Na": 1.02, "Te": 0.97, "Ti": 0.605, "Zr": 0.72, "Sn4": 0.69,
     # X site (VI)
     "Cl": 1.81, "Br": 1.96, "I": 2.20,
@@ -122,16 +129,19 @@ _K_PEROVSKITE = 5.87 / (2 * (1.19 + 1.96))            # CsPbBr3
 _K_DOUBLE = 11.2499 / (2 * (1.15 + 1.03 + 2 * 1.96))  # Cs2AgBiBr6
 _K_VACANCY = 11.65 / (2 * _SQRT2 * (1.88 + 2.20))     # Cs2SnI6
 
-#: Family -> (smallest, largest) cited lattice constant a, angstrom, before the 3 % widening:
+_RANGE_MARGIN = 0.08  # relative widening of the cited range of a family (see the module docstring)
+
+#: Family -> (smallest, largest) cited lattice constant a, angstrom, before the 8 % widening:
 #: ABX3 pseudo-cubic CsPbCl3 5.605 - FAPbI3 6.362; double perovskites Cs2AgInCl6 10.467 -
 #: Cs2AgBiBr6 11.2499; A2BX6 Cs2SnCl6 10.38 - Cs2TeI6 11.72; layered A3B2X9 Rb3Sb2Br9 7.80 -
-#: Cs3Sb2I9 8.420; dimer A3B2X9 Cs3Sb2I9 8.33 - MA3Bi2I9 8.5915 (sources in crystals.prototypes).
+#: Cs3Sb2I9 8.420; dimer A3B2X9 Cs3Cr2Cl9 7.22 (the structure type's chloride prototype, approx.:
+#: Wessel & IJdo, Acta Cryst. 10, 466 (1957)) - MA3Bi2I9 8.5915 (other sources in crystals.prototypes).
 FAMILY_LATTICE: dict[str, tuple[float, float]] = {
     "perovskite": (5.605, 6.362),
     "double_perovskite": (10.467, 11.2499),
     "vacancy_perovskite": (10.38, 11.72),
     "layered": (7.80, 8.420),
-    "dimer": (8.33, 8.5915),
+    "dimer": (7.22, 8.5915),
 }
 
 
@@ -148,11 +158,10 @@ def family_lattice_a(family: str, sites: dict[str, Site], rng: np.random.Generat
         a = _K_DOUBLE * 2 * (sites["B1"].radius + sites["B2"].radius + 2 * r_x)
     elif family == "vacancy_perovskite":
         a = _K_VACANCY * 2 * _SQRT2 * (r_a + r_x)
-    elif family == "layered":
-        a = 7.972 * (r_a + r_x) / (1.88 + 1.96)
-    elif family == "dimer":
-        a = 8.4116 * (r_a + r_x) / (1.88 + 2.20)
+    elif family in ("layered", "dimer"):
+        a0, x0 = (7.972, IONIC_RADII["Br"]) if family == "layered" else (8.4116, IONIC_RADII["I"])
+        a = a0 + 2.04 * (r_x - x0) + 0.6 * (r_a - IONIC_RADII["Cs"]) + 0.16 * (sites["B"].radius - IONIC_RADII["Bi"])
     else:
         raise ValueError(f"unknown family {family!r}; known: {sorted(FAMILY_LATTICE)}")
     lo, hi = FAMILY_LATTICE[family]
-    return float(np.clip(a * (1.0 + rng.uniform(-jitter, jitter)), lo * 0.97, hi * 1.03))
+    return float(np.clip(a * (1.0 + rng.uniform(-jitter, jitter)), lo * (1.0 - _RANGE_MARGIN), hi * (1.0 + _RANGE_MARGIN)))

@@ -155,3 +155,23 @@ def test_task_both_reports_both_heads(capsys) -> None:
     result = results["00-reference.xy"]
     assert result["label"] == "I4/mcm" and result["dimensionality"]["label"] == "3D"
     assert "tasks_disagree" not in result["flags"]
+
+
+def test_an_out_of_distribution_answer_is_flagged(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A model whose memory knows only far-away patterns flags the reference file; without one it does not."""
+    import models
+    from models.memory import EmbeddingMemory
+
+    shipped = models.load_default("space_group")
+    width = shipped.n_members * shipped.width
+    far = np.eye(7, width)  # seven unit embeddings unlike any pattern's (one channel each)
+    memory = EmbeddingMemory(7).fit(far, np.arange(7), reference=far)
+    memory.threshold_ = 1e-6  # nothing real is that close: everything is flagged
+    shipped.with_memory(memory).save(tmp_path / "novel")
+    shipped.with_memory(None).save(tmp_path / "plain")
+    for name, expected in (("novel", True), ("plain", False)):
+        code = main(["classify", "--json", "--model", str(tmp_path / name), str(FIELD_CASES / "00-reference.xy")])
+        out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+        assert code == 0 and ("out_of_distribution" in out["flags"]) is expected
+        if expected:
+            assert out["probability"] < 0.5  # pulled towards uniform, never a confident guess

@@ -28,7 +28,13 @@ def measured_file() -> Path:
 def test_default_models_load_and_classify_a_measured_pattern(task):
     clf = models.load_default(task)
     assert clf.task == task and len(clf.version) == 16
-    assert clf.n_members >= 5
+    # the shipped recipe: default_config's ensemble, a memory of measured patterns, the gate's split left out
+    from models.gate_split import split_record
+    from training.config import default_config
+
+    assert clf.n_members == default_config().n_members and clf.width == default_config().width
+    assert clf.memory is not None and np.isfinite(clf.memory.threshold_)
+    assert clf.metadata["gate_split"] == split_record()
     pattern = load_space_group_set()[0]
     prediction = clf.predict(pattern.two_theta, pattern.intensity)
     assert prediction.label in clf.classes

@@ -30,8 +30,17 @@ from typing import Any
 
 import numpy as np
 
-from bench import figures
-from models.cam import plot_class_average_cams
+from bench.accuracy_report import (  # noqa: F401  (names re-exported for callers of bench.accuracy)
+    ACNN_MODEL,
+    HEADLINE_MODEL,
+    NN_MODEL,
+    NN_SIMULATED_MODEL,
+    assemble as _assemble,
+    headline as _headline,
+    jsonable as _jsonable,
+    number_key,
+    variant_curve as _variant_curve,
+)
 from evaluation.protocols import (
     ModelSpec,
     ProtocolResult,
@@ -45,14 +54,10 @@ from evaluation.protocols import (
 )
 from training.near_duplicates import group_sizes
 from training.measured_set import MeasuredSet, load_measured_set
-from evaluation.metrics import Reliability, reliability
+from evaluation.metrics import reliability
 from evaluation.scan_variants import PARTIAL_FRACTIONS, STEP_SIZES, variant_features
 
 TASKS: tuple[str, ...] = ("space_group", "dimensionality")
-HEADLINE_MODEL = "ours"
-ACNN_MODEL = "acnn"
-NN_MODEL = "nn"
-NN_SIMULATED_MODEL = "nn_with_simulated"
 
 
 @dataclass(frozen=True)
@@ -130,47 +135,6 @@ def _git_modified_code() -> list[str] | None:
     except (OSError, subprocess.CalledProcessError):
         return None
     return sorted(line[3:] for line in lines if line[3:].endswith(".py"))
-
-
-def _headline(models: dict[str, Any]) -> dict[str, Any]:
-    """The acceptance keys of one task from a protocol summary's models."""
-    ours = models[HEADLINE_MODEL]
-    block: dict[str, Any] = {
-        "accuracy_mean": ours["accuracy_mean"],
-        "accuracy_std": ours["accuracy_std"],
-        "f1_macro": ours["f1_macro"],
-        "f1_micro": ours["f1_micro"],
-        "per_class_recall": ours["per_class_recall"],
-        "ece": ours["ece"],
-        "ece_crossfit": ours.get("ece_crossfit"),
-        "selective_accuracy": ours["selective_accuracy"],
-        "selective_accuracy_crossfit": ours.get("selective_accuracy_crossfit"),
-    }
-    if ACNN_MODEL in models:
-        block["baseline_acnn_accuracy_mean"] = models[ACNN_MODEL]["accuracy_mean"]
-        block["baseline_acnn_accuracy_std"] = models[ACNN_MODEL]["accuracy_std"]
-        block["baseline_acnn_f1_macro"] = models[ACNN_MODEL]["f1_macro"]
-    # the 1-NN on measured training patterns where there are any (Case 3), else on simulated ones
-    nn = NN_MODEL if NN_MODEL in models else NN_SIMULATED_MODEL if NN_SIMULATED_MODEL in models else None
-    if nn is not None:
-        block["nn_baseline"] = nn
-        block["nn_baseline_accuracy_mean"] = models[nn]["accuracy_mean"]
-        block["nn_baseline_accuracy_std"] = models[nn]["accuracy_std"]
-        block["nn_baseline_f1_macro"] = models[nn]["f1_macro"]
-    if NN_MODEL in models and NN_SIMULATED_MODEL in models:
-        block["nn_with_simulated_accuracy_mean"] = models[NN_SIMULATED_MODEL]["accuracy_mean"]
-    return block
-
-
-def number_key(value: float) -> str:
-    """JSON key of a step or fraction: fewest decimals, at least one ("0.04", "0.6", "1.0")."""
-    text = f"{value:.2f}".rstrip("0")
-    return text + "0" if text.endswith(".") else text
-
-
-def _variant_curve(summary: dict[str, Any], model: str, prefix: str, keys: Sequence[float]) -> dict[str, float]:
-    variants = summary["models"][model]["variants"]
-    return {number_key(k): variants[f"{prefix}:{k:.2f}"]["accuracy_mean"] for k in keys}
 
 
 def _grouping_record(measured: MeasuredSet) -> dict[str, Any]:
@@ -338,92 +302,6 @@ def run(
     return result
 
 
-def _assemble(blocks: dict[str, dict[str, Any]], tasks: Sequence[str], out: Path) -> dict[str, Any]:
-    """Acceptance keys, details and PNGs from the per-task blocks."""
-    result: dict[str, Any] = {"grouped": {}, "case1": {}, "case2": {}, "protocols": {}, "grouping": {},
-                              "stepsize_detail": {}, "partial_detail": {}, "unseen": {}, "ood_by_task": {},
-                              "generalisation_detail": {}}
-    pngs: list[str] = []
-    curves_partial: dict[str, tuple] = {}
-    curves_step: dict[str, tuple] = {}
-    diagrams = {}
-    for task in tasks:
-        block = blocks[task]
-        summaries = block["protocols"]
-        result["grouping"][task] = block["grouping"]
-        result["protocols"][task] = summaries
-        result[task] = block["headline"]["case3"]
-        for protocol, key in (("case3_grouped", "grouped"), ("case2", "case2"), ("case1", "case1")):
-            if protocol in block["headline"]:
-                result[key][task] = block["headline"][protocol]
-        if "generalisation" in block:  # unseen materials and out-of-distribution
-            from evaluation.generalisation import report_keys
-
-            for key, value in report_keys(block["generalisation"], HEADLINE_MODEL).items():
-                result[key][task] = value
-        result["stepsize_detail"][task] = block["stepsize_detail"]
-        result["partial_detail"][task] = block["partial_detail"]
-        classes = summaries["case3"]["classes"]
-        confusion = {f"{model} {protocol}": np.asarray(summaries[protocol]["models"][model]["confusion_matrix"])
-                     for protocol in ("case3", "case3_grouped") if protocol in summaries
-                     for model in (HEADLINE_MODEL, ACNN_MODEL, NN_MODEL)
-                     if model in summaries[protocol]["models"]}
-        path = out.with_name(f"{out.stem}_confusion_{task}.png")
-        figures.confusion_png(confusion, classes, path, f"{task}: out-of-fold confusion, summed over repeats")
-        pngs.append(path.name)
-        if "average_cam" in block:
-            cam = block["average_cam"]
-            path = out.with_name(f"{out.stem}_cam_{task}.png")
-            names = list(cam["cam"])
-            plot_class_average_cams(np.array([cam["cam"][k] for k in names], dtype=float), names, path,
-                                    average_patterns=np.array([cam["mean_pattern"][k] for k in names], dtype=float),
-                                    counts=[cam["count"][k] for k in names],
-                                    title=f"{task}: average CAM of the true class (Eq. 6), Case 3 test folds")
-            pngs.append(path.name)
-        for protocol, label in (("case3", "random"), ("case3_grouped", "grouped")):
-            if protocol not in summaries:
-                continue
-            for model in (HEADLINE_MODEL, ACNN_MODEL, NN_MODEL):
-                if model not in summaries[protocol]["models"]:
-                    continue
-                variants_summary = summaries[protocol]["models"][model]["variants"]
-                curves_partial[f"{task} {model} {label}"] = (
-                    PARTIAL_FRACTIONS,
-                    [variants_summary[f"partial:{f:.2f}"]["accuracy_mean"] for f in PARTIAL_FRACTIONS],
-                    [variants_summary[f"partial:{f:.2f}"]["accuracy_std"] for f in PARTIAL_FRACTIONS])
-                curves_step[f"{task} {model} {label}"] = (
-                    STEP_SIZES,
-                    [variants_summary[f"step:{s:.2f}"]["accuracy_mean"] for s in STEP_SIZES],
-                    [variants_summary[f"step:{s:.2f}"]["accuracy_std"] for s in STEP_SIZES])
-        for name, rel in block.get("reliability", {}).items():
-            diagrams[f"{task} {name}"] = Reliability(
-                np.asarray(rel["bin_edges"], dtype=float), np.asarray(rel["counts"]),
-                np.asarray(rel["accuracy"], dtype=float), np.asarray(rel["confidence"], dtype=float))
-    first = tasks[0]
-    if first in result["ood_by_task"]:
-        result["ood"] = {**result["ood_by_task"][first], "task": first}
-    if HEADLINE_MODEL in result["protocols"][first]["case3"]["models"]:
-        result["ece"] = result[first]["ece"]
-        result["ece_by_task"] = {t: result[t]["ece"] for t in tasks}
-        result["ece_crossfit_by_task"] = {t: result[t]["ece_crossfit"] for t in tasks}
-        result["stepsize"] = result["stepsize_detail"][first]["case3"][HEADLINE_MODEL]
-        result["partial"] = result["partial_detail"][first]["case3"][HEADLINE_MODEL]
-        result["headline_task"] = first
-    for name, curves, xlabel, title in (
-        ("partial", curves_partial, "fraction of 5-60 deg measured (from 5 deg)", "accuracy vs fraction measured"),
-        ("stepsize", curves_step, "2theta step (deg)", "accuracy vs step size (points dropped)"),
-    ):
-        path = out.with_name(f"{out.stem}_{name}.png")
-        figures.curve_png(curves, path, xlabel, title)
-        pngs.append(path.name)
-    if diagrams:
-        path = out.with_name(f"{out.stem}_reliability.png")
-        figures.reliability_png(diagrams, path, "reliability, Case 3 out-of-fold predictions")
-        pngs.append(path.name)
-    result["figures"] = pngs
-    return result
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m bench.accuracy --task TASK --out PATH [--quick]``: one task's block as JSON.
 
@@ -454,21 +332,6 @@ def _threads() -> int:
         return int(torch.get_num_threads())
     except ImportError:
         return os.cpu_count() or 1
-
-
-def _jsonable(value: Any) -> Any:
-    """Replace NaN/inf by None and numpy scalars by Python ones, recursively."""
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, (np.floating, float)):
-        return float(value) if np.isfinite(value) else None
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, np.ndarray):
-        return _jsonable(value.tolist())
-    return value
 
 
 if __name__ == "__main__":

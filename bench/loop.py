@@ -211,6 +211,128 @@ def plot(summary: dict[str, dict[str, float]], path: Path) -> Path:
     return path
 
 
+def _held_out_jobs(folds: list[tuple[Any, list[str], int]], seed: int, quick: bool,
+                   max_samples: int | None) -> list[tuple[str, int, Any, int]]:
+    """The held-out scans to run: (sample, noise seed, classifier, fold) per replayable held-out pattern.
+
+    Parameters
+    ----------
+    folds : list
+        (classifier, held-out pattern names, fold index) of :func:`held_out_folds`.
+    seed : int
+        Base noise seed; each job gets ``seed + its index``.
+    quick : bool
+        Keep only the first two held-out samples per fold.
+    max_samples : int, optional
+        Cap on the number of jobs (after the quick subset).
+    """
+    from sim_devices import list_samples
+
+    available = set(list_samples())
+    jobs: list[tuple[str, int, Any, int]] = []
+    for classifier, names, fold in folds:
+        chosen = names[:2] if quick else names
+        for name in chosen:
+            sample = f"{MEASURED_SAMPLE_PREFIX}{name}"
+            if sample in available:
+                jobs.append((sample, seed + len(jobs), classifier, fold))
+    if max_samples is not None:
+        jobs = jobs[:max_samples]
+    if not jobs:
+        raise ValueError("no held-out samples to benchmark")
+    return jobs
+
+
+class _Scanner:
+    """One RunEngine, its collector and one in-process agent per fold model; records agent timings."""
+
+    def __init__(self, folds: list[tuple[Any, list[str], int]]) -> None:
+        from bluesky import RunEngine
+
+        from agent.callback import LocalAgent
+
+        self.RE = RunEngine({})
+        self.collector = PrimaryCollector()
+        self.RE.subscribe(self.collector)
+        self.agents = {id(classifier): LocalAgent(classifier) for classifier, _, _ in folds}
+        self.latencies: list[float] = []  # ms, decisions that ran the model
+        self.agent_seconds: list[float] = []  # agent time per agent scan, s
+
+    def outcome(self, strategy: str, sample: str, noise_seed: int, classifier: Any, fold: int,
+                delta: float) -> ScanOutcome:
+        """Scan ``sample`` with ``strategy`` (slope ``delta`` in counts) and classify the final scan."""
+        from sim_devices import get_sample
+
+        acq, points, wall, decisions = scan_once(strategy, sample, noise_seed, classifier,
+                                                 self.agents[id(classifier)], self.RE, self.collector, delta)
+        if strategy == "agent":
+            used = [float(d["decision_latency_ms"]) for d in decisions if d["decision_label"]]
+            self.latencies.extend(used)
+            self.agent_seconds.append(sum(float(d["decision_latency_ms"]) for d in decisions) / 1e3)
+        predicted, confidence = classify(classifier, self.collector.two_theta, self.collector.counts)
+        label = str(get_sample(sample).label)
+        return ScanOutcome(strategy, sample, label, predicted, confidence, predicted == label, acq, points, wall, fold)
+
+    def slope_time(self, sample: str, noise_seed: int, delta: float) -> float:
+        """Acquisition time (s) of the slope-driven baseline at ``target_delta`` ``delta`` (counts)."""
+        acq, *_ = scan_once("slope_adaptive", sample, noise_seed, None, None, self.RE, self.collector, delta)
+        return acq
+
+
+def _run_slope_adaptive(
+    scanner: _Scanner, jobs: list[tuple[str, int, Any, int]], outcomes: list[ScanOutcome], quick: bool,
+    log: Callable[[str], None],
+) -> tuple[float, dict[str, float], list[tuple[str, int]]]:
+    """Time-match the slope-driven baseline to the agent on a tuning subset, then scan every job with it.
+
+    Appends to ``outcomes``; returns the chosen ``target_delta`` (counts), the candidates' mean
+    acquisition times (s) and the tuning (sample, noise seed) pairs.
+    """
+    agent_mean_time = float(np.mean([o.acq_time_s for o in outcomes if o.strategy == "agent"]))
+    tuning = [(sample, noise_seed) for sample, noise_seed, _, _ in jobs[:: max(1, len(jobs) // (4 if quick else 8))]]
+    chosen_delta, candidate_times = pick_slope_target_delta(tuning, agent_mean_time, scanner.slope_time)
+    log(f"  slope_adaptive: target_delta {chosen_delta} counts (candidate mean times {candidate_times})")
+    for sample, noise_seed, classifier, fold in jobs:
+        outcomes.append(scanner.outcome("slope_adaptive", sample, noise_seed, classifier, fold, chosen_delta))
+    return chosen_delta, candidate_times, tuning
+
+
+def _report(outcomes: list[ScanOutcome], scanner: _Scanner, slope: tuple[float, dict[str, float], list],
+            config: dict[str, Any]) -> dict[str, Any]:
+    """The JSON of the benchmark (without the remote round trip and the wall time)."""
+    import torch
+
+    chosen_delta, candidate_times, tuning = slope
+    summary = summarise(outcomes)
+    agent_rows = [o for o in outcomes if o.strategy == "agent"]
+    overhead_acq = [s / o.acq_time_s for s, o in zip(scanner.agent_seconds, agent_rows, strict=True)]
+    overhead_wall = [s / o.wall_s for s, o in zip(scanner.agent_seconds, agent_rows, strict=True)]
+    latency = np.asarray(scanner.latencies)
+    return {
+        "strategies": summary,
+        "decision_latency_ms": {
+            "median": float(np.median(latency)) if latency.size else None,
+            "p99": float(np.percentile(latency, 99)) if latency.size else None,
+            "n": int(latency.size),
+            "device": "cpu",
+            "torch_threads": torch.get_num_threads(),
+        },
+        "remote_roundtrip_ms": {"median": None, "n": 0, "skipped": True},
+        "agent_overhead": {
+            "fraction_of_acquisition_time_mean": float(np.mean(overhead_acq)),
+            "fraction_of_simulated_wall_time_mean": float(np.mean(overhead_wall)),
+            "note": "agent time per scan over the scan's acquisition time (a real scan's wall time), and over "
+                    "the wall time of the simulated scan here (devices do not wait, so RunEngine overhead dominates)",
+        },
+        "targets": targets(summary),
+        "slope_adaptive": {"min_step": SLOPE_MIN_STEP, "max_step": SLOPE_MAX_STEP, "backstep": True,
+                           "threshold": 0.8, "target_delta": chosen_delta,
+                           "candidate_mean_acq_time_s": candidate_times, "tuning_samples": [s for s, _ in tuning]},
+        "config": config,
+        "per_sample": [asdict(o) for o in outcomes],
+    }
+
+
 def run(quick: bool = False, out: Path | None = None, *, seed: int = 0, max_samples: int | None = None,
         remote: bool = True, log: Callable[[str], None] | None = print) -> dict[str, Any]:
     """Run the benchmark and write JSON (and a PNG beside it).
@@ -236,104 +358,33 @@ def run(quick: bool = False, out: Path | None = None, *, seed: int = 0, max_samp
         The JSON written.
     """
     import torch
-    from bluesky import RunEngine
-
-    from agent.callback import LocalAgent
-    from sim_devices import get_sample, list_samples
 
     torch.set_num_threads(1)
     log = log or (lambda line: None)
     out = Path(out) if out is not None else DEFAULT_OUT
     began = time.perf_counter()
-    cache_dir = RESULTS_DIR.parent / ".cache" / "loop"
-    folds = held_out_folds(seed, cache_dir)
-    available = set(list_samples())
-    jobs: list[tuple[str, int, Any, int]] = []  # (sample, noise seed, classifier, fold)
-    for classifier, names, fold in folds:
-        chosen = names[:2] if quick else names
-        for name in chosen:
-            sample = f"{MEASURED_SAMPLE_PREFIX}{name}"
-            if sample in available:
-                jobs.append((sample, seed + len(jobs), classifier, fold))
-    if max_samples is not None:
-        jobs = jobs[:max_samples]
-    if not jobs:
-        raise ValueError("no held-out samples to benchmark")
+    folds = held_out_folds(seed, RESULTS_DIR.parent / ".cache" / "loop")
+    jobs = _held_out_jobs(folds, seed, quick, max_samples)
     log(f"bench loop: {len(jobs)} held-out samples over {len(folds)} folds")
 
-    RE = RunEngine({})
-    collector = PrimaryCollector()
-    RE.subscribe(collector)
-    agents = {id(classifier): LocalAgent(classifier) for classifier, _, _ in folds}
+    scanner = _Scanner(folds)
     outcomes: list[ScanOutcome] = []
-    latencies: list[float] = []
-    agent_seconds: list[float] = []
-
-    def outcome(strategy: str, sample: str, noise_seed: int, classifier: Any, fold: int, delta: float) -> ScanOutcome:
-        acq, points, wall, decisions = scan_once(strategy, sample, noise_seed, classifier, agents[id(classifier)],
-                                                 RE, collector, delta)
-        if strategy == "agent":
-            used = [float(d["decision_latency_ms"]) for d in decisions if d["decision_label"]]
-            latencies.extend(used)
-            agent_seconds.append(sum(float(d["decision_latency_ms"]) for d in decisions) / 1e3)
-        predicted, confidence = classify(classifier, collector.two_theta, collector.counts)
-        label = str(get_sample(sample).label)
-        return ScanOutcome(strategy, sample, label, predicted, confidence, predicted == label, acq, points, wall, fold)
-
     for strategy in ("agent", "uniform_0.04", "uniform_0.16"):
-        for i, (sample, noise_seed, classifier, fold) in enumerate(jobs):
-            outcomes.append(outcome(strategy, sample, noise_seed, classifier, fold, 0.0))
+        for sample, noise_seed, classifier, fold in jobs:
+            outcomes.append(scanner.outcome(strategy, sample, noise_seed, classifier, fold, 0.0))
         log(f"  {strategy}: done ({time.perf_counter() - began:.0f} s)")
-
-    agent_mean_time = float(np.mean([o.acq_time_s for o in outcomes if o.strategy == "agent"]))
-    tuning = [(sample, noise_seed) for sample, noise_seed, _, _ in jobs[:: max(1, len(jobs) // (4 if quick else 8))]]
-
-    def slope_time(sample: str, noise_seed: int, delta: float) -> float:
-        acq, *_ = scan_once("slope_adaptive", sample, noise_seed, None, None, RE, collector, delta)
-        return acq
-
-    chosen_delta, candidate_times = pick_slope_target_delta(tuning, agent_mean_time, slope_time)
-    log(f"  slope_adaptive: target_delta {chosen_delta} counts (candidate mean times {candidate_times})")
-    for sample, noise_seed, classifier, fold in jobs:
-        outcomes.append(outcome("slope_adaptive", sample, noise_seed, classifier, fold, chosen_delta))
+    slope = _run_slope_adaptive(scanner, jobs, outcomes, quick, log)
     log(f"  slope_adaptive: done ({time.perf_counter() - began:.0f} s)")
 
-    summary = summarise(outcomes)
-    agent_rows = [o for o in outcomes if o.strategy == "agent"]
-    overhead_acq = [s / o.acq_time_s for s, o in zip(agent_seconds, agent_rows, strict=True)]
-    overhead_wall = [s / o.wall_s for s, o in zip(agent_seconds, agent_rows, strict=True)]
-    latency = np.asarray(latencies)
-    result: dict[str, Any] = {
-        "strategies": summary,
-        "decision_latency_ms": {
-            "median": float(np.median(latency)) if latency.size else None,
-            "p99": float(np.percentile(latency, 99)) if latency.size else None,
-            "n": int(latency.size),
-            "device": "cpu",
-            "torch_threads": torch.get_num_threads(),
-        },
-        "remote_roundtrip_ms": {"median": None, "n": 0, "skipped": True},
-        "agent_overhead": {
-            "fraction_of_acquisition_time_mean": float(np.mean(overhead_acq)),
-            "fraction_of_simulated_wall_time_mean": float(np.mean(overhead_wall)),
-            "note": "agent time per scan over the scan's acquisition time (a real scan's wall time), and over "
-                    "the wall time of the simulated scan here (devices do not wait, so RunEngine overhead dominates)",
-        },
-        "targets": targets(summary),
-        "slope_adaptive": {"min_step": SLOPE_MIN_STEP, "max_step": SLOPE_MAX_STEP, "backstep": True,
-                           "threshold": 0.8, "target_delta": chosen_delta,
-                           "candidate_mean_acq_time_s": candidate_times, "tuning_samples": [s for s, _ in tuning]},
-        "config": {"quick": quick, "seed": seed, "task": TASK, "n_samples": len(jobs), "n_folds": len(folds),
-                   "range_deg": [SCAN_START, SCAN_STOP], "python": platform.python_version(),
-                   "machine": platform.machine()},
-        "per_sample": [asdict(o) for o in outcomes],
-    }
+    result = _report(outcomes, scanner, slope, {
+        "quick": quick, "seed": seed, "task": TASK, "n_samples": len(jobs), "n_folds": len(folds),
+        "range_deg": [SCAN_START, SCAN_STOP], "python": platform.python_version(), "machine": platform.machine()})
     if remote:
         remote_samples = [sample for sample, *_ in jobs[:REMOTE_SCANS]]
         result["remote_roundtrip_ms"] = measure_remote_roundtrip(remote_samples, seed)
     result["config"]["bench_wall_s"] = time.perf_counter() - began
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
-    plot(summary, out.with_suffix(".png"))
+    plot(summary=result["strategies"], path=out.with_suffix(".png"))
     log(f"bench loop: wrote {out} and {out.with_suffix('.png')}")
     return result

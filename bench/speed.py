@@ -219,6 +219,89 @@ def time_two_processes(task: str, n: int, rounds: int) -> dict[str, float]:
     return out
 
 
+def _environment(clf: Any, model_source: str, threads: int, quick: bool) -> dict[str, Any]:
+    """The model, threads, CPU and torch build a run measured (the head of the JSON)."""
+    return {
+        "model": model_source,
+        "model_version": clf.version,
+        "architecture": clf.architecture,
+        "n_members": clf.n_members,
+        "fused_inference_path": clf._fused() is not None,
+        "threads_batched": threads,
+        "threads_single": 1,
+        "cpu": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "torch": torch.__version__,
+        "mkldnn": bool(torch.backends.mkldnn.is_available()),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "quick": quick,
+    }
+
+
+def _time_modes(clf: Any, threads: int, n: int, rounds: int,
+                load: dict[str, list[float]]) -> dict[str, dict[str, float]]:
+    """Batched inference and augmentation rates (patterns/s) per mode.
+
+    The modes: 1 thread, ``threads`` threads, two one-thread processes.
+
+    Parameters
+    ----------
+    clf : Classifier
+        The model timed.
+    threads : int
+        torch intra-op threads of the multi-threaded mode.
+    n : int
+        Patterns per timed batch.
+    rounds : int
+        Timed rounds per figure (the median is kept).
+    load : dict
+        Load averages (1, 5, 15 minutes) recorded after each mode (filled in place).
+    """
+    modes: dict[str, dict[str, float]] = {}
+    for count in sorted({1, threads}):
+        torch.set_num_threads(count)
+        modes[f"{count}_thread{'s' if count > 1 else ''}"] = {
+            **time_batched(clf, n=n, rounds=rounds),
+            **time_augmentation(n=n, rounds=rounds),
+        }
+        load[f"after_{count}_threads"] = list(os.getloadavg())
+    torch.set_num_threads(1)
+    modes["2_processes"] = time_two_processes("space_group", n=n, rounds=rounds)
+    load["after_2_processes"] = list(os.getloadavg())
+    return modes
+
+
+def _best_of_modes(result: dict[str, Any], modes: dict[str, dict[str, float]]) -> None:
+    """Each batched figure's best mode and rate, the fused/module ratio and the ideal two-core figures (in place)."""
+    result["by_mode"] = modes
+    for key in ("batched_inference_patterns_per_s", "augmentation_patterns_per_s",
+                "augmentation_plus_preprocessing_patterns_per_s", "batched_module_forward_patterns_per_s"):
+        best = max((m for m in modes if key in modes[m]), key=lambda m: modes[m][key])
+        result[key] = modes[best][key]
+        result[key.replace("_patterns_per_s", "_mode")] = best
+    result["batched_fused_over_module_1_thread"] = modes["1_thread"]["batched_fused_over_module"]
+    # what two idle cores would give with perfect scaling of the one-thread figure: on a shared
+    # machine the two-process figure also wins a larger share of the CPU from other users'
+    # processes (the scheduler shares per process), so read both
+    result["twice_1_thread"] = {
+        key: 2 * modes["1_thread"][key] for key in ("batched_inference_patterns_per_s", "augmentation_patterns_per_s")
+    }
+
+
+def _targets(result: dict[str, Any]) -> None:
+    """The acceptance targets and whether each is met (in place)."""
+    result["targets"] = {
+        "single_partial_scan_ms_median": TARGET_SINGLE_MS,
+        "batched_inference_patterns_per_s": TARGET_BATCHED,
+        "augmentation_patterns_per_s": TARGET_AUGMENT,
+    }
+    result["pass"] = {
+        "single_partial_scan_ms_median": result["single_partial_scan_ms_median"] <= TARGET_SINGLE_MS,
+        "batched_inference_patterns_per_s": result["batched_inference_patterns_per_s"] >= TARGET_BATCHED,
+        "augmentation_patterns_per_s": result["augmentation_patterns_per_s"] >= TARGET_AUGMENT,
+    }
+
+
 def run(quick: bool, out: Path, *, threads: int = 2) -> dict[str, Any]:
     """Run the speed benchmark; write JSON to ``out`` and a PNG beside it.
 
@@ -238,69 +321,20 @@ def run(quick: bool, out: Path, *, threads: int = 2) -> dict[str, Any]:
     previous_threads = torch.get_num_threads()
     load: dict[str, list[float]] = {"start": list(os.getloadavg())}
     clf, model_source = _classifier("space_group")
-    result: dict[str, Any] = {
-        "model": model_source,
-        "model_version": clf.version,
-        "architecture": clf.architecture,
-        "n_members": clf.n_members,
-        "fused_inference_path": clf._fused() is not None,
-        "threads_batched": threads,
-        "threads_single": 1,
-        "cpu": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "torch": torch.__version__,
-        "mkldnn": bool(torch.backends.mkldnn.is_available()),
-        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-        "quick": quick,
-    }
+    result = _environment(clf, model_source, threads, quick)
     n = 2048 if quick else 8192
     rounds = 3 if quick else 7
     try:
         torch.set_num_threads(1)
         result.update(time_single(clf, repeats=200 if quick else 2000))
         load["after_single"] = list(os.getloadavg())
-        modes: dict[str, dict[str, float]] = {}
-        for count in sorted({1, threads}):
-            torch.set_num_threads(count)
-            modes[f"{count}_thread{'s' if count > 1 else ''}"] = {
-                **time_batched(clf, n=n, rounds=rounds),
-                **time_augmentation(n=n, rounds=rounds),
-            }
-            load[f"after_{count}_threads"] = list(os.getloadavg())
-        torch.set_num_threads(1)
-        modes["2_processes"] = time_two_processes("space_group", n=n, rounds=rounds)
-        load["after_2_processes"] = list(os.getloadavg())
-        result["by_mode"] = modes
-        for key in ("batched_inference_patterns_per_s", "augmentation_patterns_per_s"):
-            best = max((m for m in modes if key in modes[m]), key=lambda m: modes[m][key])
-            result[key] = modes[best][key]
-            result[key.replace("_patterns_per_s", "_mode")] = best
-        for key in ("augmentation_plus_preprocessing_patterns_per_s", "batched_module_forward_patterns_per_s"):
-            best = max((m for m in modes if key in modes[m]), key=lambda m: modes[m][key])
-            result[key] = modes[best][key]
-            result[key.replace("_patterns_per_s", "_mode")] = best
-        result["batched_fused_over_module_1_thread"] = modes["1_thread"]["batched_fused_over_module"]
-        # what two idle cores would give with perfect scaling of the one-thread figure: on a shared
-        # machine the two-process figure also wins a larger share of the CPU from other users'
-        # processes (the scheduler shares per process), so read both
-        result["twice_1_thread"] = {
-            key: 2 * modes["1_thread"][key] for key in ("batched_inference_patterns_per_s", "augmentation_patterns_per_s")
-        }
+        _best_of_modes(result, _time_modes(clf, threads, n, rounds, load))
     finally:
         torch.set_num_threads(previous_threads)
     result["load_average"] = load  # (1, 5, 15)-minute load averages at each point
     result["load_average_before"] = load["start"]
     result["load_average_after"] = list(os.getloadavg())
-    result["targets"] = {
-        "single_partial_scan_ms_median": TARGET_SINGLE_MS,
-        "batched_inference_patterns_per_s": TARGET_BATCHED,
-        "augmentation_patterns_per_s": TARGET_AUGMENT,
-    }
-    result["pass"] = {
-        "single_partial_scan_ms_median": result["single_partial_scan_ms_median"] <= TARGET_SINGLE_MS,
-        "batched_inference_patterns_per_s": result["batched_inference_patterns_per_s"] >= TARGET_BATCHED,
-        "augmentation_patterns_per_s": result["augmentation_patterns_per_s"] >= TARGET_AUGMENT,
-    }
+    _targets(result)
     out.write_text(json.dumps(result, indent=2) + "\n")
     _plot(result, out.with_suffix(".png"))
     return result

@@ -14,6 +14,14 @@ and stops asking for the rest of the run (a dead agent would otherwise cost a ti
 the run still closes with ``exit_status="success"``. Any other exception (a motor limit, a
 detector fault) closes the run with ``exit_status="fail"`` and the error as reason
 (bluesky's `run_decorator`), then propagates.
+
+The name is bluesky's (``bluesky.plans.adaptive_scan``, which adapts the step to the slope of one
+signal) on purpose: this is the same idea with a classifier instead of a slope, the session reaches
+bluesky's as ``bp.adaptive_scan`` (never bare), and every document, test and run since the first
+release says ``adaptive_scan``; a second name would confuse more than the module path that tells
+the two apart. The signature is ours (a ``Decision`` per point, not a target delta). Arguments are
+explicit: the IPython session fills in the configured beamline and agent
+(`plans.beamline.configured_adaptive_scan`), the plan reads no global state.
 """
 
 from __future__ import annotations
@@ -141,13 +149,7 @@ def adaptive_scan(
 ):
     """Scan 2-theta from `start` to `stop`, stepping where a streaming classifier says it matters.
 
-    The name is bluesky's (``bluesky.plans.adaptive_scan``, which adapts the step to the slope of
-    one signal) on purpose: this is the same idea with a classifier instead of a slope, the
-    session reaches bluesky's as ``bp.adaptive_scan`` (never bare), and every document, test and
-    run since the first release says ``adaptive_scan``; a second name would confuse more than the
-    module path that tells the two apart. The signature is ours (a ``Decision`` per point, not a
-    target delta). Arguments are explicit: the IPython session fills in the configured beamline
-    and agent (`plans.beamline.configured_adaptive_scan`), the plan reads no global state.
+    See the module docstring for the name, the arguments' source and the faults.
 
     Parameters
     ----------
@@ -205,6 +207,39 @@ def adaptive_scan(
     run_md = _start_metadata(detectors, motor, config, loop.agent_info,
                              {"dwell": dwell, "timeout": timeout, "counts_field": counts_field, "motor_field": motor_field})
     run_md.update(md or {})
+    return (yield from _measured_run(detectors, motor, motor_field, agent, loop, run_md))
+
+
+def _measured_run(detectors: list[Any], motor: Any, motor_field: str, agent: Any, loop: DecisionLoop,
+                  run_md: dict[str, Any]):
+    """The run of `adaptive_scan`: measure, ask, record the decision, measure what it names, until STOP.
+
+    Parameters
+    ----------
+    detectors : list of ophyd devices
+        Detectors read at each point (staged with the motor for the run).
+    motor : ophyd positioner
+        The 2-theta motor (degrees).
+    motor_field : str
+        The motor's data key (its position, degrees, in each reading).
+    agent : agent channel
+        Its ``document_callback`` (when not None) is subscribed for the run.
+    loop : DecisionLoop
+        The plan's side of the channel (asks, checks, falls back; keeps the progress).
+    run_md : dict
+        The start document's metadata.
+
+    Yields
+    ------
+    Msg
+        Bluesky messages.
+
+    Returns
+    -------
+    str
+        The run's uid.
+    """
+    config = loop.config
     recorder = make_decision_record(run_md["adaptive"]["classes"])
     run_uid = RunUid()
     callbacks = [run_uid, *([agent.document_callback] if agent.document_callback else [])]

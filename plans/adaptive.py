@@ -229,15 +229,7 @@ def _measured_run(detectors: list[Any], motor: Any, motor_field: str, agent: Any
     run_md : dict
         The start document's metadata.
 
-    Yields
-    ------
-    Msg
-        Bluesky messages.
-
-    Returns
-    -------
-    str
-        The run's uid.
+    Yields bluesky messages and returns the run's uid, as `adaptive_scan` does.
     """
     config = loop.config
     recorder = make_decision_record(run_md["adaptive"]["classes"])

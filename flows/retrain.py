@@ -226,6 +226,90 @@ def _skipped(task: str, champion_version: str, cutoff: float, n_labelled: int, s
 
 
 # ------------------------------------------------------------------------------------ flow
+def _train_config(members: int, base_per_class: int, seed: int, tolerance: float,
+                  overrides: dict[str, int | None]) -> Any:
+    """The members' ``training.fit.TrainConfig``, after checking the sizes and the gate's tolerance.
+
+    ``members`` and ``base_per_class`` (simulated patterns per class) must be >= 1; ``tolerance`` is a
+    fraction; ``overrides`` holds ``steps``, ``width``, ``batch_size`` (None keeps the default).
+    """
+    from training.fit import TrainConfig
+
+    if members < 1 or base_per_class < 1:
+        raise ValueError("members and base_per_class must be >= 1")
+    config = TrainConfig(n_members=members, seed=seed, **{k: v for k, v in overrides.items() if v is not None})
+    promotion_gate(0.0, 0.0, tolerance)  # validates the tolerance before any work
+    return config
+
+
+def _labelled_since_champion(model_task: str, registry: str | None, catalog_uri: str | None,
+                             scans_file: str | None) -> tuple[Any, float, list[LabelledScan], list[LabelledScan]]:
+    """The champion, its label cut-off (Unix seconds), every labelled run and those labelled after the cut-off.
+
+    Parameters
+    ----------
+    model_task : str
+        "space_group" or "dimensionality".
+    registry : str, optional
+        Model registry root; default ``XRD_AGENT_HOME/models``.
+    catalog_uri : str, optional
+        Served tiled catalog; default the embedded one under ``XRD_AGENT_HOME``.
+    scans_file : str, optional
+        Archive of labelled scans (``.npz``) used instead of the catalog's labelled runs.
+    """
+    champion = load_champion_task(model_task, registry)
+    cutoff = champion_cutoff(champion)
+    scans = gather_labelled_runs(model_task, catalog_uri, scans_file)
+    new = [s for s in scans if s.label_time > cutoff]
+    get_run_logger().info("champion %s (label cut-off %.3f); %d labelled runs, %d new", champion.version, cutoff,
+                          len(scans), len(new))
+    return champion, cutoff, scans, new
+
+
+def _saw_heldout(champion: Any, split: dict[str, Any]) -> bool:
+    """A champion trained on measured patterns without this held-out split has seen held-out ones."""
+    champion_meta = getattr(champion, "metadata", {})
+    return champion_meta.get("heldout_split") != split and int(champion_meta.get("n_measured", 0) or 0) > 0
+
+
+def _gate_and_promote(evals: dict[str, Evaluation], tolerance: float, challenger: Any, registry: str | None,
+                      labels_cutoff: float) -> Any:
+    """Gate the challenger on the held-out accuracies and promote it when it passes; the gate's decision.
+
+    Parameters
+    ----------
+    evals : dict
+        Evaluations of :func:`evaluate_models` (``challenger_heldout``, ``champion_heldout``, ...).
+    tolerance : float
+        The challenger may be at most this much less accurate on the held-out set (fraction).
+    challenger : Classifier
+        The model promoted when the gate passes.
+    registry : str, optional
+        Model registry root; default ``XRD_AGENT_HOME/models``.
+    labels_cutoff : float
+        Label time (Unix seconds) of the newest labelled run the challenger trained on.
+    """
+    decision = promotion_gate(evals["challenger_heldout"].accuracy, evals["champion_heldout"].accuracy, tolerance)
+    get_run_logger().info(decision.reason)
+    if decision.promote:
+        promote_task(challenger, registry, {"heldout_accuracy": decision.challenger_accuracy, "labels_cutoff": labels_cutoff,
+                                            "champion_heldout_accuracy": decision.champion_accuracy, "flow_run": _flow_run_id()})
+    return decision
+
+
+def _outcome(decision: Any, info: dict[str, Any], evals: dict[str, Evaluation], now_champion: str,
+             started: float) -> dict[str, Any]:
+    """The flow's result: the gate's decision, versions, counts, metrics; ``started`` is a perf_counter (s)."""
+    return {
+        "status": "promoted" if decision.promote else "rejected", "promoted": decision.promote,
+        "reason": decision.reason, "challenger_version": info["challenger_version"],
+        "previous_champion_version": info["champion_version"], "champion_version": now_champion,
+        **{k: info[k] for k in ("n_labelled", "n_new", "n_heldout", "heldout_excluded", "champion_saw_heldout")},
+        "metrics": {k: dataclasses.asdict(v) for k, v in evals.items()},
+        "flow_run_id": _flow_run_id(), "wall_s": time.perf_counter() - started,
+    }
+
+
 @flow(name="retrain", log_prints=True)
 def retrain_flow(
     task: str = "space_group",
@@ -275,59 +359,33 @@ def retrain_flow(
     dict
         ``status`` ("promoted", "rejected" or "skipped"), ``promoted``, versions, metrics.
     """
-    from training.fit import TrainConfig
-
-    logger = get_run_logger()
     started = time.perf_counter()
-    if members < 1 or base_per_class < 1:
-        raise ValueError("members and base_per_class must be >= 1")
-    overrides = {k: v for k, v in {"steps": steps, "width": width, "batch_size": batch_size}.items() if v is not None}
-    config = TrainConfig(n_members=members, seed=seed, **overrides)
-    promotion_gate(0.0, 0.0, tolerance)  # validates the tolerance before any work
+    config = _train_config(members, base_per_class, seed, tolerance,
+                           {"steps": steps, "width": width, "batch_size": batch_size})
 
-    champion = load_champion_task(task, registry)
-    cutoff = champion_cutoff(champion)
-    scans = gather_labelled_runs(task, catalog_uri, scans_file)
-    new = [s for s in scans if s.label_time > cutoff]
-    logger.info("champion %s (label cut-off %.3f); %d labelled runs, %d new", champion.version, cutoff, len(scans), len(new))
+    champion, cutoff, scans, new = _labelled_since_champion(task, registry, catalog_uri, scans_file)
     if not new and not force:
         return _skipped(task, champion.version, cutoff, len(scans), started)
 
     split = heldout_split_id()
-    champion_meta = getattr(champion, "metadata", {})
-    # A champion trained on measured patterns without this split has seen held-out ones.
-    champion_saw_heldout = champion_meta.get("heldout_split") != split and int(champion_meta.get("n_measured", 0) or 0) > 0
+    champion_saw_heldout = _saw_heldout(champion, split)
     data = build_training_data(scans, task, base_per_class, members, seed)
-    results = train_members(data, task, config, dask)
     labels_cutoff = max((s.label_time for s in scans), default=cutoff)
     challenger = assemble_challenger(
-        results, data, task, config,
+        train_members(data, task, config, dask), data, task, config,
         {CUTOFF_KEY: labels_cutoff, "parent_version": champion.version, "n_labelled_runs": len(scans),
          "trained_by_flow_run": _flow_run_id(), "heldout_split": split},
     )
 
     heldout, excluded = heldout_dataset(task, replayed_stems(scans))
     evals = evaluate_models(challenger, champion, heldout, grid_scans(new, task))
-    decision = promotion_gate(evals["challenger_heldout"].accuracy, evals["champion_heldout"].accuracy, tolerance)
-    logger.info(decision.reason)
-    previous_version = champion.version
-    if decision.promote:
-        promote_task(challenger, registry, {"heldout_accuracy": decision.challenger_accuracy, "labels_cutoff": labels_cutoff,
-                                            "champion_heldout_accuracy": decision.champion_accuracy, "flow_run": _flow_run_id()})
-
+    decision = _gate_and_promote(evals, tolerance, challenger, registry, labels_cutoff)
     info = {
-        "task": task, "challenger_version": challenger.version, "champion_version": previous_version,
+        "task": task, "challenger_version": challenger.version, "champion_version": champion.version,
         "n_labelled": len(scans), "n_new": len(new), "n_simulated": int((~data.is_measured).sum()),
         "n_measured_train": int(data.is_measured.sum()) - len(scans),
         "members": members, "n_heldout": len(heldout), "heldout_excluded": excluded,
         "champion_saw_heldout": champion_saw_heldout,
     }
     now_champion = publish_artifacts(evals, decision, info, heldout.classes)
-    return {
-        "status": "promoted" if decision.promote else "rejected", "promoted": decision.promote,
-        "reason": decision.reason, "challenger_version": challenger.version,
-        "previous_champion_version": previous_version, "champion_version": now_champion,
-        **{k: info[k] for k in ("n_labelled", "n_new", "n_heldout", "heldout_excluded", "champion_saw_heldout")},
-        "metrics": {k: dataclasses.asdict(v) for k, v in evals.items()},
-        "flow_run_id": _flow_run_id(), "wall_s": time.perf_counter() - started,
-    }
+    return _outcome(decision, info, evals, now_champion, started)

@@ -151,29 +151,11 @@ def label_run(
     KeyError
         No run with this uid in the catalog. Nothing is written.
     """
-    from patterns import SPACE_GROUP_TO_DIMENSIONALITY
-    from patterns.datasets import task_classes
-
     uid = _validate_uid(uid)
     if space_group is None and dimensionality is None:
         raise ValueError("give a space group and/or a dimensionality; nothing was written")
     by = _validate_by(by)
-
-    def allowed(task: str) -> Sequence[str]:
-        if classes is not None and task in classes:
-            return tuple(classes[task])
-        return task_classes(task)
-
-    space_group = _validate_class(space_group, "space_group", allowed("space_group") if space_group else ())
-    implied = SPACE_GROUP_TO_DIMENSIONALITY.get(space_group) if space_group else None
-    if dimensionality is not None:
-        dimensionality = _validate_class(dimensionality, "dimensionality", allowed("dimensionality"))
-        if implied is not None and implied != dimensionality:
-            raise ValueError(
-                f"space group {space_group} is {implied}, not {dimensionality}; nothing was written"
-            )
-    else:
-        dimensionality = implied
+    space_group, dimensionality = _validate_labels(space_group, dimensionality, classes)
 
     catalog = _default_catalog(catalog)
     try:
@@ -193,6 +175,46 @@ def label_run(
     # previous metadata as a revision (drop_revision defaults to False).
     run.update_metadata(metadata={"start": {LABEL_KEY: label}})
     return label
+
+
+def _validate_labels(
+    space_group: str | None, dimensionality: str | None, classes: Mapping[str, Sequence[str]] | None
+) -> tuple[str | None, str | None]:
+    """Check each class against its task's classes and the two against each other; (space group, dimensionality).
+
+    Parameters
+    ----------
+    space_group : str, optional
+        Space-group label, e.g. "P-3m1".
+    dimensionality : str, optional
+        Dimensionality label ("0D", "2D" or "3D"); None takes the one the space group implies.
+    classes : mapping, optional
+        Allowed classes per task; default the task's classes (``patterns.datasets.task_classes``).
+
+    Raises
+    ------
+    ValueError
+        Unknown class, or a dimensionality that contradicts the space group's.
+    """
+    from patterns import SPACE_GROUP_TO_DIMENSIONALITY
+    from patterns.datasets import task_classes
+
+    def allowed(task: str) -> Sequence[str]:
+        if classes is not None and task in classes:
+            return tuple(classes[task])
+        return task_classes(task)
+
+    space_group = _validate_class(space_group, "space_group", allowed("space_group") if space_group else ())
+    implied = SPACE_GROUP_TO_DIMENSIONALITY.get(space_group) if space_group else None
+    if dimensionality is not None:
+        dimensionality = _validate_class(dimensionality, "dimensionality", allowed("dimensionality"))
+        if implied is not None and implied != dimensionality:
+            raise ValueError(
+                f"space group {space_group} is {implied}, not {dimensionality}; nothing was written"
+            )
+    else:
+        dimensionality = implied
+    return space_group, dimensionality
 
 
 def label_history(uid: str, catalog: Any = None) -> list[dict[str, Any] | None]:

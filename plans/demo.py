@@ -134,13 +134,8 @@ def run_adaptive_demo(
     ValueError
         On an empty sample list or an unknown sample name (before anything runs).
     """
-    from bluesky import RunEngine
-
     from plans import beamline as configured
-    from plans.adaptive import adaptive_scan
-    from plans.report import render_report
-    from plans.run_record import RunCollector
-    from sim_devices import get_sample, make_beamline
+    from sim_devices import get_sample
 
     samples = list(samples)
     if not samples:
@@ -152,29 +147,63 @@ def run_adaptive_demo(
     out_dir.mkdir(parents=True, exist_ok=True)
     results = []
     for name in samples:
-        beamline = make_beamline(sample=name, seed=seed)
-        RE = RunEngine({})
-        collector = RunCollector()
-        RE.subscribe(collector)
-        if catalog is not None:
-            from storage.catalog import subscribe_writer
-
-            subscribe_writer(RE, catalog)
-        began_clock, began_wall = beamline.clock.time(), time.perf_counter()
-        (uid,) = RE(adaptive_scan([beamline.detector], beamline.motor, start=start, stop=stop, agent=agent))
-        wall_s = time.perf_counter() - began_wall
-        acq_time_s = beamline.clock.time() - began_clock
-        record = collector.records[uid]
-        report = render_report(record, out_dir / f"{name.replace('/', '_')}.png", classifier)
-        uniform_points, uniform_time_s = uniform_scan_time(name, seed, start, stop, 0.04)
-        final = record.final()
-        result = DemoResult(
-            sample=name, true_label=truths[name], label=final["label"], confidence=final["confidence"],
-            points=record.n_points, acq_time_s=acq_time_s, uniform_points=uniform_points,
-            uniform_time_s=uniform_time_s, wall_s=wall_s, uid=uid,
-            exit_status=str(record.stop.get("exit_status")), report=str(report),
-        )
+        result = _demo_sample(name, truths[name], seed, agent, classifier, catalog, (start, stop), out_dir)
         if print_lines:
             print(result.line(), flush=True)
         results.append(result)
     return results
+
+
+def _demo_sample(name: str, truth: str | None, seed: int, agent: Any, classifier: Any, catalog: Any | None,
+                 scan_range: tuple[float, float], out_dir: Path) -> DemoResult:
+    """Scan one sample with the agent on a fresh beamline and RunEngine, render its report, time the uniform scan.
+
+    Parameters
+    ----------
+    name : str
+        Sample name (`sim_devices.list_samples`).
+    truth : str or None
+        The sample's true label.
+    seed : int
+        Noise seed of the simulated beamline.
+    agent : agent channel
+        The agent the plan asks.
+    classifier : Classifier or None
+        The in-process agent's model, for the report's class panel (None for a remote agent).
+    catalog : optional
+        A tiled catalog to store the run in; None stores nothing.
+    scan_range : (float, float)
+        Scan start and stop, degrees.
+    out_dir : Path
+        Where the report PNG goes.
+    """
+    from bluesky import RunEngine
+
+    from plans.adaptive import adaptive_scan
+    from plans.report import render_report
+    from plans.run_record import RunCollector
+    from sim_devices import make_beamline
+
+    start, stop = scan_range
+    beamline = make_beamline(sample=name, seed=seed)
+    RE = RunEngine({})
+    collector = RunCollector()
+    RE.subscribe(collector)
+    if catalog is not None:
+        from storage.catalog import subscribe_writer
+
+        subscribe_writer(RE, catalog)
+    began_clock, began_wall = beamline.clock.time(), time.perf_counter()
+    (uid,) = RE(adaptive_scan([beamline.detector], beamline.motor, start=start, stop=stop, agent=agent))
+    wall_s = time.perf_counter() - began_wall
+    acq_time_s = beamline.clock.time() - began_clock
+    record = collector.records[uid]
+    report = render_report(record, out_dir / f"{name.replace('/', '_')}.png", classifier)
+    uniform_points, uniform_time_s = uniform_scan_time(name, seed, start, stop, 0.04)
+    final = record.final()
+    return DemoResult(
+        sample=name, true_label=truth, label=final["label"], confidence=final["confidence"],
+        points=record.n_points, acq_time_s=acq_time_s, uniform_points=uniform_points,
+        uniform_time_s=uniform_time_s, wall_s=wall_s, uid=uid,
+        exit_status=str(record.stop.get("exit_status")), report=str(report),
+    )

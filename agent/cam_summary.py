@@ -49,3 +49,24 @@ def cam_on_interval(cam: np.ndarray, grid: np.ndarray, lo: float, hi: float) -> 
     """Mean CAM over grid points in [lo, hi] (0 when none)."""
     i, j = np.searchsorted(grid, lo), np.searchsorted(grid, hi, side="right")
     return float(cam[i:j].mean()) if j > i else 0.0
+
+
+def evidence_map(cam_top: np.ndarray, cam_second: np.ndarray | None) -> np.ndarray:
+    """Where the evidence lies: ``|CAM1 - CAM2|`` of the two most probable classes, else CAM1.
+
+    Parameters
+    ----------
+    cam_top : np.ndarray
+        float[G] CAM of the most probable class (max 1, 0 where unmeasured).
+    cam_second : np.ndarray or None
+        float[G] CAM of the second most probable class, same scaling; None when not computed.
+
+    Returns
+    -------
+    np.ndarray
+        float[G] >= 0: high where one candidate finds evidence the other does not (the features
+        that separate them), or the top class's CAM when there is no second map.
+    """
+    if cam_second is None:
+        return cam_top
+    return np.abs(cam_top - np.asarray(cam_second, dtype=np.float64))

@@ -5,34 +5,32 @@ every rule below is tested without a RunEngine (tests/test_agent_policy.py).
 
 The rules, in the order they are checked after each point:
 
-1. **Settled -> stop.** The class is *settled* when, with ``early_stop`` on,
-   (a) the frontier has passed at least ``min_fraction`` of the range,
-   (b) the calibrated confidence of the current label is at least ``confidence``, and
-   (c) every prediction made over the last ``stable_span`` degrees of the frontier's travel gave
-   that same label (and the predictions do reach that far back).
-   A prediction flagged out of distribution (the pattern is unlike anything the model knows,
-   :attr:`models.prediction.Prediction.out_of_distribution`) never settles: such a scan runs to
-   the end of the range.
-   (b) says the model believes it; (c) says the evidence measured over the last few degrees did
-   not move it, i.e. more of the same kind of data is unlikely to; (a) keeps a short, featureless
-   start of the range from settling anything.
+1. **Settled -> stop.** With ``early_stop`` on, the scan stops once the class is settled
+   (`agent.settling`): past ``min_fraction`` of the range, a basis for an answer
+   (`models.basis`), not out of distribution, calibrated probability of being wrong at most
+   ``risk`` (the one knob; ``confidence = 1 - risk``), and the same label over the last
+   ``stable_span`` degrees. A pattern the model does not know therefore runs to the end of the
+   range, at the coarse step with fine fills over peaks.
 2. **Peak crossed at the coarse step -> back-step.** If the last interval behind the frontier was
    crossed at the coarse step and either of its end points stands above the local background
    (``peak_sigma`` Poisson standard deviations and ``peak_relative`` of the background), the agent
    goes back and measures that interval at the fine step. Positions already measured are never
    proposed again.
-3. **Weak feature in a high-CAM region crossed at the coarse step -> back-step.** While the class
-   is not yet confident, a coarse interval within ``backstep_window`` degrees behind the frontier
-   whose mean CAM is at least ``cam_fraction`` of the CAM maximum over the measured range, and
-   which ends on a point standing above background by the weaker bar of ``cam_peak_sigma``, is
-   filled at the fine step: the model says its evidence lies there, so a feature too weak for
-   rule 2 is worth measuring well there (and nowhere else -- a CAM alone, without any signal,
-   would send the scan back over flat background, which costs time and teaches the model nothing).
+3. **Weak feature where the evidence lies, crossed at the coarse step -> back-step.** A coarse
+   interval within ``backstep_window`` degrees behind the frontier that ends on a point standing
+   above background by the weaker bar of ``cam_peak_sigma``, and whose mean *evidence map* is at
+   least ``cam_fraction`` of the map's maximum over the measured range, is filled at the fine step.
+   The evidence map is where the class activation maps of the two most probable classes disagree
+   (``|CAM1 - CAM2|``, when the prediction carries the second class's map, ``second_cam``:
+   `agent.top_two`), else the top class's CAM: the model says the evidence that separates its two
+   candidates lies there, so a feature too weak for rule 2 is worth measuring well there (and
+   nowhere else -- a CAM alone, without any signal, would send the scan back over flat background).
 4. **Inside a peak -> fine step; else -> coarse step.** The frontier point above background means
    the scan is on a peak: keep the fine step until the signal falls back.
-5. **End of range -> stop.**
+5. **End of range -> stop**, with the reason the class never settled.
 
-Steps are clipped to the range, so the plan never asks the motor past ``stop``.
+Rules 2-5 never read ``risk``: the points measured before a stop are the same at every setting. Every
+STOP says why in its ``reason`` (the run's decision stream). Steps are clipped to the range.
 """
 
 from __future__ import annotations
@@ -44,9 +42,18 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from agent.cam_summary import cam_on_interval, summarise_cam
+from agent.cam_summary import cam_on_interval, evidence_map, summarise_cam
 from agent.decision import ActionKind, Decision
 from agent.partial_scan import PartialScan
+from agent.settling import (
+    DEFAULT_RISK,
+    PredictionSummary,
+    confidence_for_risk,
+    settling_evidence,
+    why_not_settled,
+)
+
+__all__ = ["PolicyConfig", "PredictionSummary", "above_background", "fallback_decision", "is_settled", "next_action", "unsettled_reason"]
 
 
 POSITION_TOLERANCE_STEPS = 0.25
@@ -89,8 +96,13 @@ class PolicyConfig:
         Step where nothing is happening, degrees.
     fine_step : float
         Step inside peaks and for back-step fills, degrees (``0 < fine_step < coarse_step``).
+    risk : float
+        The knob: accepted calibrated probability of a wrong answer when the scan stops early,
+        0-1 (`agent.settling`; default 0.02, "stop when P(wrong) < 2 %").
     confidence : float
-        Calibrated probability at or above which a prediction counts as confident, 0-1.
+        Calibrated probability the label needs to settle, 0-1: ``1 - risk``. Left at its default
+        (``1 - DEFAULT_RISK``) it follows `risk`; set to any other value it wins (then
+        ``risk = 1 - confidence``), so ``adaptive_scan(confidence=0.9)`` keeps working.
     min_fraction : float
         Fraction of the range the frontier must have passed before the class may settle, 0-1.
     stable_span : float
@@ -120,10 +132,9 @@ class PolicyConfig:
     stop: float = 60.0
     coarse_step: float = 0.16
     fine_step: float = 0.04
-    # Defaults chosen on the CIF-simulated samples of sim_devices (never on the measured patterns
-    # the loop benchmark holds out): the settings that came closest to the full-range label while
-    # spending at most ~20 % of a uniform 0.04-degree scan (see bench/loop.py's docstring).
-    confidence: float = 0.4
+    risk: float = DEFAULT_RISK
+    confidence: float = 1.0 - DEFAULT_RISK  # follows risk unless set to another value
+    # min_fraction and stable_span guard against settling on too little evidence at any risk
     min_fraction: float = 0.35
     stable_span: float = 4.0
     early_stop: bool = True
@@ -135,6 +146,12 @@ class PolicyConfig:
     backstep_window: float = 1.0
 
     def __post_init__(self) -> None:
+        if self.confidence == 1.0 - DEFAULT_RISK:
+            object.__setattr__(self, "confidence", confidence_for_risk(self.risk))
+        elif not math.isclose(self.confidence, 1.0 - self.risk):
+            if not 0 < self.confidence <= 1:
+                raise ValueError(f"confidence must be in (0, 1], got {self.confidence}")
+            object.__setattr__(self, "risk", 1.0 - self.confidence)  # an explicit confidence wins
         if not (math.isfinite(self.start) and math.isfinite(self.stop)) or self.stop <= self.start:
             raise ValueError(f"scan range must satisfy start < stop, got {self.start}..{self.stop} deg")
         if not 0 < self.fine_step < self.coarse_step:
@@ -175,32 +192,13 @@ class PolicyConfig:
         return cls(**{key: value for key, value in record.items() if key in known})
 
 
-@dataclass(frozen=True)
-class PredictionSummary:
-    """One earlier prediction (the policy's only memory).
-
-    Parameters
-    ----------
-    label : str
-        Predicted class.
-    confidence : float
-        Its calibrated probability, 0-1.
-    frontier : float
-        The scan's frontier when it was made, degrees.
-    """
-
-    label: str
-    confidence: float
-    frontier: float
-
-
-def is_settled(
+def unsettled_reason(
     scan: PartialScan,
     prediction: PredictionLike | None,
     history: Sequence[PredictionSummary],
     config: PolicyConfig,
-) -> bool:
-    """Whether the class is settled (rule 1 of the module docstring).
+) -> str | None:
+    """None when the class is settled (rule 1), else why not (`agent.settling.why_not_settled`).
 
     Parameters
     ----------
@@ -213,21 +211,22 @@ def is_settled(
     config : PolicyConfig
         Thresholds.
     """
-    if prediction is None or scan.measured_fraction() < config.min_fraction:
-        return False
-    if prediction.out_of_distribution:
-        return False  # a guess about an unknown pattern is no reason to stop measuring
-    if prediction.confidence < config.confidence:
-        return False
-    since = scan.frontier - config.stable_span
-    if not history or history[0].frontier > since + 1e-9:
-        return False  # the predictions do not reach back over the whole span
-    for earlier in reversed(history):
-        if earlier.frontier < since - 1e-9:
-            break
-        if earlier.label != prediction.label:
-            return False
-    return True
+    if prediction is None or scan.n_points == 0:
+        return "no prediction yet"
+    positions, counts = scan.sorted()
+    evidence = settling_evidence(positions, counts, prediction, config.start, config.stop)
+    return why_not_settled(evidence, history, confidence=config.confidence, min_fraction=config.min_fraction,
+                           stable_span=config.stable_span)
+
+
+def is_settled(
+    scan: PartialScan,
+    prediction: PredictionLike | None,
+    history: Sequence[PredictionSummary],
+    config: PolicyConfig,
+) -> bool:
+    """Whether the class is settled (rule 1 of the module docstring; arguments as `unsettled_reason`)."""
+    return unsettled_reason(scan, prediction, history, config) is None
 
 
 def above_background(
@@ -281,21 +280,26 @@ def _evidence(scan: PartialScan, prediction: PredictionLike | None) -> dict[str,
     return evidence
 
 
-def _cam_backstep(scan: PartialScan, cam: np.ndarray, grid: np.ndarray, front: int, config: PolicyConfig) -> tuple[float, ...]:
-    """Rule 3's fill: the newest high-CAM coarse interval within ``backstep_window`` that ends on a weak feature."""
-    cam_max = float(np.max(cam))
-    if cam_max <= 0:
-        return ()
+def _cam_backstep(scan: PartialScan, prediction: PredictionLike, grid: np.ndarray, front: int,
+                  config: PolicyConfig) -> tuple[float, ...]:
+    """Rule 3's fill: the newest coarse interval within ``backstep_window`` that ends on a weak
+    feature and lies where the evidence map is high (the map is built only when such an interval exists)."""
     positions, counts = scan.sorted()
     lo_index = int(np.searchsorted(positions, scan.frontier - config.backstep_window))
-    for k in range(front, max(lo_index, 1) - 1, -1):
-        lo, hi = positions[k - 1], positions[k]
-        if (
-            hi - lo > config.coarse_gap
-            and cam_on_interval(cam, grid, lo, hi) >= config.cam_fraction * cam_max
+    weak = [k for k in range(front, max(lo_index, 1) - 1, -1)
+            if positions[k] - positions[k - 1] > config.coarse_gap
             and any(above_background(positions, counts, j, config, sigma=config.cam_peak_sigma, relative=0.0)
-                    for j in (k - 1, k))
-        ):
+                    for j in (k - 1, k))]
+    if not weak:
+        return ()
+    # read second_cam only now: agent.top_two computes it on first access (a second CAM costs a forward pass)
+    where = evidence_map(np.asarray(prediction.cam, dtype=np.float64), getattr(prediction, "second_cam", None))
+    top = float(np.max(where))
+    if top <= 0:
+        return ()
+    for k in weak:
+        lo, hi = positions[k - 1], positions[k]
+        if cam_on_interval(where, grid, lo, hi) >= config.cam_fraction * top:
             fill = _fill_positions(lo, hi, scan, config)
             if fill:
                 return fill
@@ -345,11 +349,13 @@ def next_action(
         return Decision(kind, where, reason, **evidence)
 
     if config.early_stop and is_settled(scan, prediction, history, config):
-        return decision(ActionKind.STOP, (), f"settled: {prediction.label} at confidence {prediction.confidence:.3f}")
+        return decision(ActionKind.STOP, (), (
+            f"settled: {prediction.label} at confidence {prediction.confidence:.3f} (P(wrong) "
+            f"{1 - prediction.confidence:.3f} <= risk {1 - config.confidence:.3g}), stable over {config.stable_span:g} deg, "
+            "in distribution"))
 
     coarse_gap = config.coarse_gap
     front = int(np.searchsorted(positions, scan.frontier))  # index of the frontier point
-    confident = prediction is not None and prediction.confidence >= config.confidence
 
     # Rule 2: the last interval was crossed at the coarse step and one of its ends is on a peak.
     if front >= 1 and positions[front] - positions[front - 1] > coarse_gap:
@@ -358,16 +364,19 @@ def next_action(
             if fill:
                 return decision(ActionKind.BACKSTEP, fill, "peak crossed at coarse step")
 
-    # Rule 3: a high-CAM coarse interval just behind the frontier, while not yet confident.
-    if cam is not None and not confident:
-        fill = _cam_backstep(scan, cam, grid, front, config)
+    # Rule 3: a weak feature just behind the frontier where the top-two evidence map is high.
+    if cam is not None:
+        fill = _cam_backstep(scan, prediction, grid, front, config)
         if fill:
-            return decision(ActionKind.BACKSTEP, fill, "weak feature in a high-CAM region")
+            return decision(ActionKind.BACKSTEP, fill, "weak feature where the top two classes' CAMs disagree"
+                            if getattr(prediction, "second_cam", None) is not None else "weak feature in a high-CAM region")
 
     # Rules 4 and 5: step forward, fine inside a peak, until the end of the range.
     remaining = config.stop - scan.frontier
     if remaining <= config.position_tolerance:
-        return decision(ActionKind.STOP, (), "range complete")
+        why = (unsettled_reason(scan, prediction, history, config) if config.early_stop
+               else "early_stop off")
+        return decision(ActionKind.STOP, (), f"range complete; never settled: {why}")
     on_peak = front >= 1 and above_background(positions, counts, front, config)
     kind, step = (ActionKind.FINE, config.fine_step) if on_peak else (ActionKind.COARSE, config.coarse_step)
     reason = "on a peak" if on_peak else "background"

@@ -17,6 +17,7 @@ from agent.policy import (
     fallback_decision,
     is_settled,
     summarise_cam,
+    unsettled_reason,
 )
 from models.grid import GRID
 
@@ -48,6 +49,16 @@ def flat_scan(start: float, stop: float, frontier: float, step: float = 0.16, le
 
 
 CONFIG = PolicyConfig(start=5.0, stop=60.0)
+
+
+class TopTwo:
+    """A prediction that also carries the second class's CAM (as `agent.top_two` makes them)."""
+
+    def __init__(self, base, second_cam: np.ndarray) -> None:
+        self.base, self.second_cam = base, second_cam
+
+    def __getattr__(self, name: str):
+        return getattr(self.base, name)
 
 
 def test_first_decision_without_points_measures_the_start() -> None:
@@ -87,9 +98,12 @@ def test_a_small_bump_is_not_a_peak() -> None:
 
 
 def test_settled_needs_confidence_agreement_over_the_span_and_range() -> None:
-    config = PolicyConfig(start=5.0, stop=60.0, confidence=0.9, min_fraction=0.35, stable_span=2.0)
+    config = PolicyConfig(start=5.0, stop=60.0, risk=0.1, min_fraction=0.35, stable_span=2.0)
+    assert config.confidence == pytest.approx(0.9)  # the knob: P(wrong) <= 10 %
     far = flat_scan(5.0, 60.0, 30.0)  # 45 % of the range
     near = flat_scan(5.0, 60.0, 20.0)  # 27 % of the range
+    for scan in (far, near):
+        scan.add(12.02, 400.0)  # a peak: a constant signal has no basis for an answer (models.basis)
 
     def agreeing(scan: PartialScan, label: str = "Pm-3m", confidence: float = 0.5) -> list[PredictionSummary]:
         # one prediction every 0.16 deg over the last 3 deg, confident or not: only the current one must be
@@ -113,6 +127,14 @@ def test_settled_needs_confidence_agreement_over_the_span_and_range() -> None:
     # out of distribution: a confident, stable answer about an unknown pattern never settles
     assert not is_settled(far, prediction("Pm-3m", 0.95, novel=True), history, config)
     assert next_action(far, prediction("Pm-3m", 0.95, novel=True), history, config, GRID).action is not ActionKind.STOP
+    assert unsettled_reason(far, prediction("Pm-3m", 0.95, novel=True), history, config).startswith("out of distribution")
+    # no basis (a constant signal): never settles, however confident
+    flat = flat_scan(5.0, 60.0, 30.0)
+    assert unsettled_reason(flat, prediction("Pm-3m", 0.99), agreeing(flat), config).startswith("no basis")
+    # the knob: the same answer settles at a 10 % risk, not at 2 %
+    assert "above risk 0.02" in unsettled_reason(far, prediction("Pm-3m", 0.95), history, PolicyConfig(stable_span=2.0))
+    stop = next_action(far, prediction("Pm-3m", 0.95), history, config, GRID)
+    assert stop.reason.startswith("settled: Pm-3m") and "risk 0.1" in stop.reason
     # no early stop: never stops before the end
     no_stop = PolicyConfig(start=5.0, stop=60.0, early_stop=False, stable_span=2.0)
     assert next_action(far, prediction("Pm-3m", 0.99), history, no_stop, GRID).action is ActionKind.COARSE
@@ -123,10 +145,21 @@ def test_end_of_range_is_clipped_then_stops() -> None:
     decision = next_action(scan, None, [], PolicyConfig(start=5.0, stop=6.0), GRID)
     assert decision.action is ActionKind.COARSE and decision.positions == (pytest.approx(6.0),)
     scan.add(6.0, 100.0)
-    assert next_action(scan, None, [], PolicyConfig(start=5.0, stop=6.0), GRID).action is ActionKind.STOP
+    end = next_action(scan, None, [], PolicyConfig(start=5.0, stop=6.0), GRID)
+    assert end.action is ActionKind.STOP and end.reason == "range complete; never settled: no prediction yet"
 
 
-def test_weak_feature_in_a_high_cam_interval_is_refined_only_while_unconfident() -> None:
+def test_risk_maps_to_confidence_and_an_explicit_confidence_wins() -> None:
+    assert PolicyConfig().risk == 0.02 and PolicyConfig().confidence == pytest.approx(0.98)
+    assert PolicyConfig(risk=0.3).confidence == pytest.approx(0.7)
+    explicit = PolicyConfig(confidence=0.8)
+    assert explicit.risk == pytest.approx(0.2)
+    assert PolicyConfig.from_dict(explicit.to_dict()) == explicit  # the start document round-trips
+    with pytest.raises(ValueError, match="risk"):
+        PolicyConfig(risk=1.5)
+
+
+def test_weak_feature_where_the_evidence_lies_is_refined_at_every_risk() -> None:
     level = 10000.0
     scan = PartialScan(5.0, 60.0)
     xs = [round(float(x), 6) for x in np.arange(5.0, 10.0 + 1e-9, 0.16)]
@@ -140,8 +173,16 @@ def test_weak_feature_in_a_high_cam_interval_is_refined_only_while_unconfident()
     assert unsure.action is ActionKind.BACKSTEP and unsure.reason == "weak feature in a high-CAM region"
     assert all(lo < x < hi for x in unsure.positions) and len(unsure.positions) == 3
     assert unsure.cam.peak_two_theta == pytest.approx(lo, abs=0.04)
+    # the path never reads the knob: a confident answer refines the same interval
     sure = next_action(scan, prediction("Pm-3m", 0.99, cam), [], CONFIG, GRID)
-    assert sure.action is ActionKind.COARSE
+    assert sure.action is ActionKind.BACKSTEP and sure.positions == unsure.positions
+    # where the top two classes' CAMs agree, the evidence does not separate them: no back-step
+    agree = TopTwo(prediction("Pm-3m", 0.5, cam), cam.copy())
+    assert next_action(scan, agree, [], CONFIG, GRID).action is ActionKind.COARSE
+    # where they disagree, it does
+    apart = TopTwo(prediction("Pm-3m", 0.5, cam), np.zeros(GRID.size))
+    disagree = next_action(scan, apart, [], CONFIG, GRID)
+    assert disagree.action is ActionKind.BACKSTEP and "disagree" in disagree.reason
     # a high CAM over flat background alone never sends the scan back
     flat = flat_scan(5.0, 60.0, 10.0, level=level)
     assert next_action(flat, prediction("Pm-3m", 0.2, cam), [], CONFIG, GRID).action is ActionKind.COARSE

@@ -12,8 +12,8 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-import warnings
 from collections.abc import Sequence
+from typing import NoReturn
 
 from cli.errors import UserError
 
@@ -29,12 +29,20 @@ COMMAND_MODULES: tuple[str, ...] = (
     "cli.ioc",
     "cli.report",
     "cli.storage",
+    "cli.spool",
     "cli.flows",
 )
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """An `argparse.ArgumentParser` whose usage errors are one line (argparse prints the usage first)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="xrd-agent",
         description="Closed-loop X-ray diffraction agent: adaptive Bluesky scans steered by a 1D CNN.",
     )
@@ -51,10 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    # tiled's in-process client imports starlette's TestClient, which warns about httpx on every
-    # start: noise for a user, not something they can act on.
-    warnings.filterwarnings("ignore", message=".*httpx.*", module="tiled.*")
-    warnings.filterwarnings("ignore", message=".*httpx.*", category=DeprecationWarning)
+    from plans.startup import quiet_libraries
+
+    quiet_libraries()
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

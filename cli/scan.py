@@ -4,13 +4,26 @@ Runs ``adaptive_scan`` on the configured beamline (`plans.beamline`; ``--sample`
 override it), prints the BestEffortCallback's LiveTable, stores the run in the tiled catalog
 (unless ``--no-store``) and ends with one summary line: uid, class, confidence, points and
 simulated acquisition time. ``--report PATH`` also writes the report PNG.
+
+Ctrl-C (SIGINT) or SIGTERM aborts the scan: there is no session to resume a paused RunEngine
+in, so the run is closed at once with a stop document (``exit_status="abort"``), the events
+still buffered for tiled are written, one line says so, and the exit code is 130.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
+import logging
+import signal
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+#: Exit code of a scan ended by Ctrl-C or SIGTERM (the shell's code for SIGINT).
+INTERRUPTED_EXIT = 130
 
 
 def register(subparsers: Any) -> None:
@@ -30,6 +43,8 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--timeout", type=float, default=None, help="decision timeout, seconds (default 1)")
     parser.add_argument("--no-store", action="store_true", help="do not write the run to the tiled catalog")
     parser.add_argument("--report", type=Path, default=None, help="write the report PNG here")
+    parser.add_argument("--speedup", type=float, default=None,
+                        help="pace the simulated instrument in wall-clock time, this many times faster")
     parser.set_defaults(func=run)
 
 
@@ -38,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
 
     from bluesky import RunEngine
     from bluesky.callbacks.best_effort import BestEffortCallback
+    from bluesky.utils import RunEngineInterrupted
 
     from plans import beamline as configured
     from plans.adaptive import adaptive_scan
@@ -53,9 +69,12 @@ def run(args: argparse.Namespace) -> int:
         agent="remote" if args.remote else config.agent,
     )
     get_sample(config.sample)  # an unknown sample fails here with the list of names
-    beamline = make_beamline(sample=config.sample, seed=config.seed)
+    if args.speedup is not None and args.speedup <= 0:
+        raise ValueError(f"--speedup must be positive, got {args.speedup}")
+    beamline = make_beamline(sample=config.sample, seed=config.seed, real_time=args.speedup is not None,
+                             speedup=args.speedup or 1.0)
     agent = configured.get_agent(config)
-    RE = RunEngine({})
+    RE = RunEngine({}, context_managers=[])  # no SIGINT-to-pause: signals abort (see _abort_on_signals)
     bec = BestEffortCallback()
     bec.disable_plots()
     RE.subscribe(bec)
@@ -67,12 +86,26 @@ def run(args: argparse.Namespace) -> int:
         subscribe_writer(RE, open_catalog())
     began = beamline.clock.time()
     thresholds = {} if args.confidence is None else {"confidence": args.confidence}
-    (uid,) = RE(adaptive_scan(
+    plan = adaptive_scan(
         [beamline.detector], beamline.motor, start=args.start, stop=args.stop, coarse_step=args.coarse_step,
         fine_step=args.fine_step, dwell=args.dwell, early_stop=not args.no_early_stop, agent=agent,
         timeout=args.timeout if args.timeout is not None else config.timeout_s, **thresholds,
-    ))
+    )
+    with _abort_on_signals(RE) as received:
+        try:
+            (uid,) = RE(plan)
+        except RunEngineInterrupted:
+            if not received:
+                raise
+            (uid,) = RE._run_start_uids or (None,)
+    if uid is None:
+        print(f"xrd-agent scan: {received[0]} before the run opened; nothing measured", file=sys.stderr)
+        return INTERRUPTED_EXIT
     record = collector.records[uid]
+    if received:
+        print(f"xrd-agent scan: {received[0]}: run {uid} closed with exit_status "
+              f"{record.stop.get('exit_status')} after {record.n_points} points (all stored)", file=sys.stderr)
+        return INTERRUPTED_EXIT
     final = record.final()
     print(
         f"run {uid}: {config.sample} -> {final['label'] or '?'} (confidence {final['confidence']:.3f}), "
@@ -86,3 +119,36 @@ def run(args: argparse.Namespace) -> int:
         classifier = getattr(getattr(agent, "agent", None), "classifier", None)
         print(f"report: {render_report(record, args.report, classifier)}")
     return 0 if record.stop.get("exit_status") == "success" else 1
+
+
+@contextlib.contextmanager
+def _abort_on_signals(RE: Any) -> Iterator[list[str]]:
+    """While inside, SIGINT and SIGTERM abort the running plan; yields the names of signals received.
+
+    ``RE.abort`` cancels the plan from the RunEngine's thread: the plan's cleanup runs and the
+    stop document (exit_status "abort", the signal as reason) reaches every callback before
+    ``RE(...)`` returns. Bluesky's own account of the abort (an "Aborting: ..." line, a logged
+    ``RequestAbort`` traceback) is kept off the console: the caller says it in one line.
+    """
+    received: list[str] = []
+    bluesky_log = logging.getLogger("bluesky")
+    quiet = logging.NullHandler()
+
+    def handler(signum: int, frame: Any) -> None:
+        name = signal.Signals(signum).name
+        received.append(name)
+        if len(received) == 1 and not RE.state.is_idle:
+            bluesky_log.addHandler(quiet)
+            bluesky_log.propagate = False
+            with contextlib.redirect_stdout(io.StringIO()):
+                RE.abort(reason=f"interrupted by {name}")
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    propagate = bluesky_log.propagate
+    try:
+        yield received
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+        bluesky_log.removeHandler(quiet)
+        bluesky_log.propagate = propagate

@@ -14,7 +14,9 @@ Configuration, later sources overriding earlier ones:
         "agent": "remote", "decisions_address": "tcp://127.0.0.1:5579",
         "documents_address": "tcp://127.0.0.1:5577", "timeout_s": 1.0}
 
-3. Environment variables: ``XRD_AGENT_SAMPLE`` (sample name), ``XRD_AGENT_SEED`` (integer),
+3. Environment variables: ``XRD_AGENT_SAMPLE`` (a sample name, or the path of a measured pattern
+   file -- ``.xy``, ``.xrdml``, any format `patterns.read_pattern` reads -- or of a ``.cif``:
+   `sim_devices.samples.sample_from_file`), ``XRD_AGENT_SEED`` (integer),
    ``XRD_AGENT_AGENT`` (``local`` or ``remote``), ``XRD_AGENT_MODEL`` (a saved model directory used
    instead of the shipped default).
 
@@ -47,8 +49,8 @@ class BeamlineConfig:
     Parameters
     ----------
     sample : str
-        Sample on the simulated beamline (a structure name such as ``"CsPbBr3"`` or a replayed
-        measured pattern ``"auto-xrd/<file stem>"``).
+        Sample on the simulated beamline (a structure name such as ``"CsPbBr3"``, a replayed
+        measured pattern ``"auto-xrd/<file stem>"``, or the path of a pattern file or CIF).
     seed : int
         Seed of the simulated counting noise.
     task : str
@@ -194,9 +196,26 @@ def get_agent(config: BeamlineConfig | None = None) -> Any:
         else:
             from agent.callback import LocalAgent
 
-            source = model_source(config)
+            source = _with_top_two_cams(model_source(config))
             _agent = LocalAgent(source(), model_source=source)
     return _agent
+
+
+def _with_top_two_cams(source: Callable[[], Any]) -> Callable[[], Any]:
+    """The model source, each model wrapped once in `agent.top_two.TopTwoCams` (the CAM back-step rule
+    reads the second class's map); the same wrapper while the model is the same, so the agent keeps it."""
+    from agent.top_two import TopTwoCams
+
+    wrapped: dict[int, Any] = {}
+
+    def get() -> Any:
+        model = source()
+        if id(model) not in wrapped:
+            wrapped.clear()
+            wrapped[id(model)] = TopTwoCams(model)
+        return wrapped[id(model)]
+
+    return get
 
 
 def default_timeout() -> float:
@@ -210,9 +229,22 @@ def configured_adaptive_scan(**kwargs: Any):
     What the IPython session binds to ``adaptive_scan``, so ``RE(adaptive_scan())`` needs no
     arguments; any argument given (``detectors``, ``motor``, ``agent``, ``timeout``, thresholds)
     replaces the configured one. The plan itself reads no configuration.
+
+    Two arguments are the session's own: ``sample`` (a library name or the path of a measured
+    pattern file or CIF, put in the simulated beamline before the scan: "how long would the agent
+    have taken on my last scan?") and ``risk`` (the accepted probability of a wrong early answer,
+    `agent.settling`; passed to the plan as ``policy={"risk": ...}``).
     """
     from plans.adaptive import adaptive_scan
 
+    sample, risk = kwargs.pop("sample", None), kwargs.pop("risk", None)
+    if risk is not None:
+        kwargs["policy"] = {**(kwargs.get("policy") or {}), "risk": float(risk)}
+    if sample is not None:
+        beamline = get_beamline()
+        if not hasattr(beamline, "set_sample"):
+            raise ValueError("sample= needs the simulated beamline; a beamline file names real devices")
+        beamline.set_sample(sample)
     if "detectors" not in kwargs or "motor" not in kwargs:
         beamline = get_beamline()
         kwargs.setdefault("detectors", [beamline.detector])

@@ -2,7 +2,7 @@ r"""The sample library of the simulated diffractometer.
 
 A `Sample` is a tabulated diffracted rate density :math:`s(x)` (counts s\ :sup:`-1`
 deg\ :sup:`-1` at 2theta = x), which `sim_devices.physics.expected_counts` integrates over
-the detector window. Two sources:
+the detector window. Three sources:
 
 (a) **Measured AUTO-XRD patterns replayed** (names ``"auto-xrd/<file stem>"``, label = the
     space group of the folder). The file's counts :math:`c_j` at angles :math:`x_j` are taken
@@ -16,6 +16,11 @@ the detector window. Two sources:
     ``"CsPbBr3"``, plus the `VARIANTS`, plus ``"cif:<path under data/cifs>"`` for the CIF
     library), label = the structure's space group (spglib's, for a CIF): the thin-film physics
     of `sim_devices.thin_film` (peaks, texture, broadening, background, impurity phase).
+
+(c) **A file the user brings** (a path instead of a library name, `sample_from_file`): a measured
+    pattern file (``.xy``, ``.xrdml`` and every format `patterns.read_pattern` reads) is replayed
+    as in (a); a ``.cif`` is simulated as an untextured thin film as in (b). So a scan can be
+    rehearsed on last beamtime's data before the next one.
 
 Samples are built on first use and cached (`get_sample`), so a 1376-point scan costs one
 table look-up per point.
@@ -286,7 +291,8 @@ def get_sample(name: str) -> Sample:
     ----------
     name : str
         A structure name (e.g. ``"CsPbBr3"``), a `VARIANTS` name, ``"auto-xrd/<file stem>"``,
-        or ``"cif:<path under data/cifs>"`` (label from spglib; None outside the 7 classes).
+        ``"cif:<path under data/cifs>"`` (label from spglib; None outside the 7 classes), or the
+        path of a pattern file or CIF (`sample_from_file`).
 
     Returns
     -------
@@ -295,8 +301,13 @@ def get_sample(name: str) -> Sample:
     Raises
     ------
     ValueError
-        If `name` is not in the library (the message lists a few known names).
+        If `name` is not in the library (the message lists a few known names), or a file that
+        cannot be read (the reader's message).
+    FileNotFoundError
+        A path (a name with a directory or a file suffix) that does not exist.
     """
+    if _looks_like_a_file(name):
+        return sample_from_file(name)
     if name.startswith(MEASURED_PREFIX):
         entry = _measured_index().get(name)
         if entry is not None:
@@ -313,6 +324,56 @@ def get_sample(name: str) -> Sample:
         return simulate_thin_film(name)
     examples = ", ".join([*list(_structure_labels())[:5], *VARIANTS, "auto-xrd/<file stem>", "cif:<path>"])
     raise ValueError(f"unknown sample {name!r}; known include: {examples} (see sim_devices.list_samples())")
+
+
+def _looks_like_a_file(name: str) -> bool:
+    """A path rather than a library name: it exists, or has a directory part or a pattern/CIF suffix."""
+    from patterns.readers import SUFFIXES
+
+    path = Path(name)
+    if name.startswith((MEASURED_PREFIX, CIF_PREFIX)) or name in VARIANTS:
+        return False
+    return path.is_file() or path.suffix.lower() in (*SUFFIXES, ".cif") or len(path.parts) > 1
+
+
+def sample_from_file(path: str | Path) -> Sample:
+    """The sample of a file the user brings (module docstring, source (c)).
+
+    Parameters
+    ----------
+    path : str or Path
+        A pattern file `patterns.read_pattern` reads (2theta converted to Cu K-alpha1 as it
+        says; intensities taken as counts per second) or a ``.cif``.
+
+    Returns
+    -------
+    Sample
+        Named by the path; ``label`` is spglib's class for a CIF inside the seven classes, else
+        None (a measured file carries no label); ``params["source"]`` is the path.
+
+    Raises
+    ------
+    FileNotFoundError
+        If `path` does not exist.
+    ValueError
+        A file the readers refuse, or a CIF pymatgen cannot read (the message names the file).
+    """
+    from patterns import read_pattern
+
+    file = Path(path).expanduser()
+    if not file.is_file():
+        raise FileNotFoundError(f"sample file {file} does not exist")
+    if file.suffix.lower() != ".cif":
+        pattern = read_pattern(file)
+        return replay_measured(pattern.with_metadata(source=str(file)), str(file))
+    from crystals.cif_library import classify_structure
+    from pymatgen.core import Structure
+
+    try:
+        structure = Structure.from_file(file)
+    except Exception as exc:  # pymatgen raises many types for a bad CIF
+        raise ValueError(f"{file}: cannot read the CIF ({type(exc).__name__}: {exc})") from exc
+    return simulate_thin_film(structure, name=str(file), label=classify_structure(structure))
 
 
 def _json_ready(values: dict[str, Any]) -> dict[str, Any]:

@@ -14,6 +14,7 @@ the thresholds the plan wrote into the start document, and times the whole thing
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import OrderedDict
@@ -28,8 +29,10 @@ from agent.decision import Decision
 from agent.partial_scan import PartialScanBuilder
 from agent.policy import PolicyConfig, PredictionSummary, next_action
 
+logger = logging.getLogger(__name__)
+
 MIN_POINTS_FOR_PREDICTION = 4
-"""Below this many points the model is not run (a handful of points carries no class evidence)."""
+"""Below this many points on the model's range the model is not run (a handful carries no class evidence)."""
 
 KEEP_FINISHED_RUNS = 4
 """How many finished runs the agent remembers (late questions about a just-closed run)."""
@@ -122,12 +125,12 @@ class AgentRunCallback(CallbackBase):
         """Block (at most `timeout` s) until `n_points` primary events were seen; returns success."""
         deadline = time.monotonic() + timeout
         with self._new_points:
-            while self.builder.scan.n_points < n_points and not self.stopped:
+            while self.builder.n_seen < n_points and not self.stopped:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return False
                 self._new_points.wait(remaining)
-        return self.builder.scan.n_points >= n_points
+        return self.builder.n_seen >= n_points
 
     def classify_and_choose(self, n_points: int) -> Decision:
         """Classify the partial scan and apply the policy.
@@ -149,15 +152,21 @@ class AgentRunCallback(CallbackBase):
     def _classify_and_choose(self, n_points: int) -> Decision:
         started = time.perf_counter()
         scan = self.builder.scan
-        if scan.n_points < n_points:
-            raise AgentNotReady(f"run {self.builder.run_uid}: {scan.n_points} of {n_points} points seen")
+        if self.builder.n_seen < n_points:
+            raise AgentNotReady(f"run {self.builder.run_uid}: {self.builder.n_seen} of {n_points} points seen")
         prediction = None
-        if scan.n_points >= MIN_POINTS_FOR_PREDICTION:
-            two_theta, counts = scan.sorted()
+        two_theta, counts = scan.sorted()
+        # Only points on the model's range are evidence: a scan starting at 0 deg has no class
+        # until it reaches the model's range; until then the policy's model-free rules step it.
+        known = np.count_nonzero((two_theta >= self.grid[0]) & (two_theta <= self.grid[-1]))
+        if known >= MIN_POINTS_FOR_PREDICTION:
             prediction = self.classifier.predict(two_theta, counts)
         decision = next_action(scan, prediction, self.history, self.config, self.grid)
         if prediction is not None:
             self.history.append(PredictionSummary(str(prediction.label), float(prediction.confidence), scan.frontier))
+        elif scan.n_points >= MIN_POINTS_FOR_PREDICTION:
+            decision = _with(decision, reason=f"{decision.reason} (outside the model's range "
+                                              f"{self.grid[0]:.2f}-{self.grid[-1]:.2f} deg: no class)")
         latency_ms = 1e3 * (time.perf_counter() - started)
         self.latencies_ms.append(latency_ms)
         return _with(decision, model_version=str(self.classifier.version), latency_ms=latency_ms)
@@ -244,10 +253,23 @@ class ScanAgent:
             return self._runs[run_uid]
 
     def _refresh_model(self) -> None:
-        """Take the model source's current model (between runs only: each run keeps its own)."""
+        """Take the model source's current model (between runs only: each run keeps its own).
+
+        A source that fails (a corrupt or mismatched model file behind the champion pointer) is
+        logged and the current model kept: a bad file never leaves the agent without a model.
+        """
         if self.model_source is None:
             return
-        classifier = self.model_source()
+        try:
+            classifier = self.model_source()
+        except Exception as exc:  # noqa: BLE001 - any load failure: keep serving with the model we have
+            logger.warning("model source failed (%s: %s); keeping model %s", type(exc).__name__, exc,
+                           self.classifier.version)
+            return
+        self.use_model(classifier)
+
+    def use_model(self, classifier: ClassifierLike) -> None:
+        """Serve `classifier` from the next run on (runs already started keep theirs)."""
         if classifier is not self.classifier:
             self.classifier = classifier
             self.device = place_on_best_device(classifier)
@@ -266,7 +288,7 @@ class ScanAgent:
         """The decision after `n_points` points of run `run_uid`, waiting up to `timeout` s for documents."""
         run = self.run(run_uid, timeout)
         if not run.wait_for_points(n_points, timeout):
-            raise AgentNotReady(f"run {run_uid}: {run.builder.scan.n_points} of {n_points} points seen")
+            raise AgentNotReady(f"run {run_uid}: {run.builder.n_seen} of {n_points} points seen")
         return run.classify_and_choose(n_points)
 
 

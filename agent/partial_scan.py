@@ -5,7 +5,10 @@ the policy can be tested without a RunEngine. `PartialScanBuilder` fills one fro
 a run: it reads the motor and detector field names the plan wrote into the start document
 (``start["adaptive"]["motor_field"]`` / ``["counts_field"]``) and the range from the policy
 (``start["adaptive"]["policy"]["start"]`` / ``["stop"]``), and accepts only events of the
-``"primary"`` stream (the plan's own ``"decisions"`` stream is provenance, not data).
+``"primary"`` stream (the plan's own ``"decisions"`` stream is provenance, not data). A reading
+that is not a count -- non-finite, negative, or at or above ``start["adaptive"]["saturation_counts"]``
+-- is *flagged*: counted and listed (`PartialScanBuilder.flagged`), never added to the scan the
+model sees; the scan goes on.
 """
 
 from __future__ import annotations
@@ -158,6 +161,9 @@ class PartialScanBuilder:
             self.scan = PartialScan(float(adaptive["policy"]["start"]), float(adaptive["policy"]["stop"]))
         except (KeyError, TypeError) as exc:
             raise ValueError(f"adaptive metadata lacks {exc.args[0]!r}") from exc
+        saturation = adaptive.get("saturation_counts")
+        self.saturation = None if saturation is None else float(saturation)
+        self.flagged: list[tuple[float, float]] = []  # (position deg, counts) of readings kept from the model
         self.run_uid: str = start_doc["uid"]
         self._primary_descriptors: set[str] = set()
         self.closed = False
@@ -171,12 +177,24 @@ class PartialScanBuilder:
                 raise ValueError(f"primary stream of run {self.run_uid} lacks data keys {sorted(missing)}")
             self._primary_descriptors.add(doc["uid"])
 
+    @property
+    def n_seen(self) -> int:
+        """Primary points seen, flagged ones included (the plan's count of measured points)."""
+        return self.scan.n_points + len(self.flagged)
+
+    def _add(self, two_theta: Any, counts: Any) -> None:
+        two_theta, counts = float(two_theta), float(counts)
+        if not math.isfinite(counts) or counts < 0 or (self.saturation is not None and counts >= self.saturation):
+            self.flagged.append((two_theta, counts))
+            return
+        self.scan.add(two_theta, counts)
+
     def event(self, doc: dict[str, Any]) -> bool:
         """Add the point of a primary event; returns whether the event was a measured point."""
         if doc.get("descriptor") not in self._primary_descriptors:
             return False
         data = doc["data"]
-        self.scan.add(data[self.motor_field], data[self.counts_field])
+        self._add(data[self.motor_field], data[self.counts_field])
         return True
 
     def event_page(self, doc: dict[str, Any]) -> int:
@@ -186,5 +204,5 @@ class PartialScanBuilder:
         positions = doc["data"][self.motor_field]
         counts = doc["data"][self.counts_field]
         for two_theta, value in zip(positions, counts, strict=True):
-            self.scan.add(two_theta, value)
+            self._add(two_theta, value)
         return len(positions)

@@ -8,12 +8,15 @@ points themselves live once, in the agent's `agent.partial_scan.PartialScan` (re
 run's documents): the plan keeps only how far it got (:class:`ScanProgress`).
 
 Faults: when the agent does not answer in time, answers with an error, or proposes a position
-outside the range, the plan decides for itself -- a fine step forward
-(`agent.policy.fallback_decision`) -- records the decision with ``fallback=1`` and the reason,
-and stops asking for the rest of the run (a dead agent would otherwise cost a timeout per point);
-the run still closes with ``exit_status="success"``. Any other exception (a motor limit, a
-detector fault) closes the run with ``exit_status="fail"`` and the error as reason
-(bluesky's `run_decorator`), then propagates.
+outside the range, the plan decides that point itself -- a fine step forward -- records the
+decision with ``fallback=1`` and the reason, logs a warning, and asks the agent again later
+(`plans.decision_loop`); with ``on_agent_failure="pause"`` it pauses instead. A non-finite,
+negative or saturated reading is flagged and never reaches the model. The run closes with
+``exit_status="success"`` and its outcome as the stop document's ``reason`` (class, confidence,
+top 3, why it stopped, fallback and flagged points: `plans.decision_loop.outcome_reason`). Any
+other exception (a motor limit, a detector fault) closes the run with ``exit_status="fail"`` and
+the error as reason (as bluesky's `run_decorator`), then propagates. A range outside the motor
+limits is refused with `ScanRangeError` before anything moves.
 
 The name is bluesky's (``bluesky.plans.adaptive_scan``, which adapts the step to the slope of one
 signal) on purpose: this is the same idea with a classifier instead of a slope, the session reaches
@@ -27,46 +30,22 @@ explicit: the IPython session fills in the configured beamline and agent
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import bluesky.plan_stubs as bps
 import bluesky.preprocessors as bpp
+from bluesky.utils import RunEngineControlException
 
-from agent.decision import ActionKind, Decision
-from agent.policy import PolicyConfig, fallback_decision
+from agent.policy import PolicyConfig
+from plans.decision_loop import DecisionLoop, ScanProgress, outcome_reason
 from plans.decision_stream import DECISIONS_STREAM, make_decision_record
+
+__all__ = ["DEFAULT_CONFIDENCE", "DEFAULT_TIMEOUT_S", "DecisionLoop", "RunUid", "ScanProgress", "ScanRangeError", "adaptive_scan"]
 
 DEFAULT_CONFIDENCE = PolicyConfig.confidence
 DEFAULT_TIMEOUT_S = 1.0
 """How long the plan waits for each decision before it falls back to fine steps, seconds."""
-
-
-@dataclass
-class ScanProgress:
-    """How far the plan got: what `agent.policy.fallback_decision` needs, not the points themselves.
-
-    Attributes
-    ----------
-    n_points : int
-        Points measured in this run.
-    frontier : float
-        The furthest position measured, degrees (-inf before the first point).
-    last_position : float
-        The latest position measured, degrees (NaN before the first point).
-    """
-
-    n_points: int = 0
-    frontier: float = -math.inf
-    last_position: float = math.nan
-
-    def add(self, position: float) -> None:
-        """Note one measured position (degrees)."""
-        self.n_points += 1
-        self.last_position = float(position)
-        self.frontier = max(self.frontier, self.last_position)
 
 
 class RunUid:
@@ -84,53 +63,6 @@ class RunUid:
             self.value = doc["uid"]
 
 
-class DecisionLoop:
-    """The plan's side of the channel: ask, check, fall back; one screen of rules.
-
-    Parameters
-    ----------
-    agent : agent channel
-        ``describe(timeout)``, ``ask(run_uid, n_points, timeout) -> Decision``, ``document_callback``.
-    config : PolicyConfig
-        The run's thresholds (range and steps for the checks and the fallback).
-    timeout : float
-        Seconds to wait for each answer.
-    """
-
-    def __init__(self, agent: Any, config: PolicyConfig, timeout: float) -> None:
-        self.agent, self.config, self.timeout = agent, config, timeout
-        self.progress = ScanProgress()
-        self.lost = ""  # why the plan decides alone, "" while the agent answers
-        self.roundtrip_ms = math.nan
-        # unreachable by design (the policy never proposes a measured position); bounds a looping agent
-        self.max_points = 2 * int(math.ceil((config.stop - config.start) / config.fine_step)) + 2
-        try:
-            self.agent_info = dict(agent.describe(timeout))
-        except Exception as exc:  # noqa: BLE001 - any failure to reach the agent means: scan without it
-            self.lost = f"agent unavailable at start ({type(exc).__name__}: {exc}); fine steps throughout"
-            self.agent_info = {"agent": getattr(agent, "kind", type(agent).__name__), "model_version": "", "classes": []}
-
-    def next_decision(self, run_uid: str | None) -> Decision:
-        """The agent's decision after the latest point, or the plan's own when it cannot have one."""
-        started = time.perf_counter()
-        if self.progress.n_points >= self.max_points:
-            decision = Decision(ActionKind.STOP, (), f"stopped at the guard of {self.max_points} points", fallback=True)
-        elif self.lost:
-            decision = fallback_decision(self.progress, self.config, self.lost)
-        else:
-            try:
-                decision = self.agent.ask(run_uid, self.progress.n_points, self.timeout)
-                outside = [p for p in decision.positions if not self.config.start - 1e-9 <= p <= self.config.stop + 1e-9]
-                if outside:
-                    raise ValueError(f"agent proposed {outside[0]} deg, outside {self.config.start}..{self.config.stop} deg")
-            except Exception as exc:  # noqa: BLE001 - the plan goes on without the agent, and says so
-                self.lost = (f"agent lost after {self.progress.n_points} points ({type(exc).__name__}: {exc}); "
-                             "fine steps from there")
-                decision = fallback_decision(self.progress, self.config, self.lost)
-        self.roundtrip_ms = 1e3 * (time.perf_counter() - started)
-        return decision
-
-
 def adaptive_scan(
     detectors: Sequence[Any],
     motor: Any,
@@ -144,6 +76,8 @@ def adaptive_scan(
     confidence: float = DEFAULT_CONFIDENCE,
     early_stop: bool = True,
     timeout: float = DEFAULT_TIMEOUT_S,
+    on_agent_failure: str = "fine",
+    saturation: float | None = None,
     policy: dict[str, Any] | None = None,
     md: dict[str, Any] | None = None,
 ):
@@ -175,6 +109,13 @@ def adaptive_scan(
         Stop as soon as the class is settled; False always scans to `stop`.
     timeout : float
         Seconds to wait for each decision before falling back to fine steps.
+    on_agent_failure : {"fine", "pause"}
+        When the agent fails at a point: a fine step for that point (and ask again later), or
+        pause the scan (``RE.resume()`` asks again) for users who would rather not spend beam
+        on an unsteered scan.
+    saturation : float, optional
+        Counts at or above which the detector is saturated: such readings are flagged and not
+        given to the model. None: no ceiling (non-finite and negative readings are flagged always).
     policy : dict, optional
         Further `agent.policy.PolicyConfig` thresholds (e.g. ``{"min_fraction": 0.5}``).
     md : dict, optional
@@ -193,19 +134,27 @@ def adaptive_scan(
     Raises
     ------
     ValueError
-        On an invalid range, steps, thresholds, timeout or dwell, or a range outside the motor
-        limits (before any run is opened).
+        On an invalid range, steps, thresholds, timeout, dwell or saturation (before any run is
+        opened).
+    ScanRangeError
+        A `ValueError`: the range lies outside the motor limits (one line naming motor and
+        limits; before anything moves).
     """
     detectors = list(detectors)
     config = PolicyConfig(start=float(start), stop=float(stop), coarse_step=float(coarse_step),
                           fine_step=float(fine_step), confidence=float(confidence), early_stop=bool(early_stop),
                           **(policy or {}))
     counts_field, motor_field = _check_setup(detectors, motor, config, timeout, dwell)
+    if saturation is not None and not (math.isfinite(saturation) and saturation > 0):
+        raise ValueError(f"saturation must be a positive number of counts, got {saturation}")
     if dwell is not None:
         yield from bps.mv(detectors[0].dwell, float(dwell))
-    loop = DecisionLoop(agent, config, timeout)
+    loop = DecisionLoop(agent, config, timeout, on_agent_failure)
+    used_dwell = float(detectors[0].dwell.get()) if hasattr(detectors[0], "dwell") else None  # what counts, not what was asked
     run_md = _start_metadata(detectors, motor, config, loop.agent_info,
-                             {"dwell": dwell, "timeout": timeout, "counts_field": counts_field, "motor_field": motor_field})
+                             {"dwell": used_dwell, "timeout": timeout, "counts_field": counts_field,
+                              "motor_field": motor_field, "on_agent_failure": on_agent_failure,
+                              "saturation": saturation})
     run_md.update(md or {})
     return (yield from _measured_run(detectors, motor, motor_field, agent, loop, run_md))
 
@@ -232,13 +181,11 @@ def _measured_run(detectors: list[Any], motor: Any, motor_field: str, agent: Any
     Yields bluesky messages and returns the run's uid, as `adaptive_scan` does.
     """
     config = loop.config
+    counts_field, saturation = run_md["adaptive"]["counts_field"], run_md["adaptive"]["saturation_counts"]
     recorder = make_decision_record(run_md["adaptive"]["classes"])
     run_uid = RunUid()
     callbacks = [run_uid, *([agent.document_callback] if agent.document_callback else [])]
 
-    @bpp.stage_decorator([*detectors, motor])
-    @bpp.subs_decorator({"all": callbacks})
-    @bpp.run_decorator(md=run_md)
     def measure_until_settled():
         positions: tuple[float, ...] = (config.start,)
         while positions:
@@ -246,13 +193,40 @@ def _measured_run(detectors: list[Any], motor: Any, motor_field: str, agent: Any
                 yield from bps.checkpoint()
                 yield from bps.mv(motor, position)
                 reading = yield from bps.trigger_and_read([*detectors, motor])
-                loop.progress.add(reading[motor_field]["value"])
+                loop.progress.add(reading[motor_field]["value"], reading[counts_field]["value"], saturation)
             decision = loop.next_decision(run_uid.value)
-            recorder.record(decision, loop.roundtrip_ms)
+            while decision is None:  # on_agent_failure="pause": wait for RE.resume(), then ask again
+                yield from bps.checkpoint()
+                yield from bps.pause()
+                decision = loop.next_decision(run_uid.value)
+            loop.record_answer(decision)
+            recorder.record(decision, loop.roundtrip_ms, loop)
             yield from bps.trigger_and_read([recorder], name=DECISIONS_STREAM)
             positions = decision.positions  # empty for STOP
 
-    return (yield from measure_until_settled())
+    def close_with_outcome():
+        # bluesky's stop document takes exit_status and reason only: the outcome goes into reason
+        return (yield from bps.close_run(reason=outcome_reason(loop.outcome(), loop.first_failure)))
+
+    def close_on_error(error: Exception):
+        if isinstance(error, RunEngineControlException):
+            yield from bps.close_run(exit_status=error.exit_status)
+        else:
+            yield from bps.close_run(exit_status="fail", reason=str(error))
+
+    @bpp.stage_decorator([*detectors, motor])
+    @bpp.subs_decorator({"all": callbacks})
+    def the_run():
+        uid = yield from bps.open_run(md=run_md)
+        yield from bpp.contingency_wrapper(measure_until_settled(), except_plan=close_on_error,
+                                           else_plan=close_with_outcome)
+        return uid
+
+    return (yield from the_run())
+
+
+class ScanRangeError(ValueError):
+    """The requested range lies outside the motor limits (raised before anything moves; one line)."""
 
 
 def _first_hint(device: Any, role: str) -> str:
@@ -273,7 +247,7 @@ def _check_setup(detectors: list[Any], motor: Any, config: PolicyConfig, timeout
     if limits and tuple(float(v) for v in limits) != (0.0, 0.0):  # ophyd's (0, 0) means "no limits"
         low, high = (float(v) for v in limits)
         if not (low <= config.start and config.stop <= high):
-            raise ValueError(f"scan range {config.start}..{config.stop} deg lies outside the limits {low}..{high} deg "
+            raise ScanRangeError(f"scan range {config.start}..{config.stop} deg lies outside the limits {low}..{high} deg "
                              f"of motor {motor.name!r}")
     if dwell is not None:
         if not (math.isfinite(dwell) and dwell > 0):
@@ -299,6 +273,7 @@ def _start_metadata(detectors: list[Any], motor: Any, config: PolicyConfig, agen
             "start": config.start, "stop": config.stop, "coarse_step": config.coarse_step,
             "fine_step": config.fine_step, "dwell": settings["dwell"], "confidence": config.confidence,
             "early_stop": config.early_stop, "agent": agent_info.get("agent", ""), "timeout": settings["timeout"],
+            "on_agent_failure": settings["on_agent_failure"], "saturation": settings["saturation"],
         },
         "hints": {"dimensions": [(list(motor.hints["fields"]), "primary")]},
         "adaptive": {
@@ -310,6 +285,7 @@ def _start_metadata(detectors: list[Any], motor: Any, config: PolicyConfig, agen
             "classes": [str(c) for c in agent_info.get("classes", [])],
             "agent": {k: v for k, v in agent_info.items() if isinstance(v, (str, int, float, bool))},
             "timeout_s": settings["timeout"],
+            "saturation_counts": settings["saturation"],
         },
     }
     sample = getattr(detectors[0], "sample", None)

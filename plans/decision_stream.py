@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import re
+from typing import Any
 
 from ophyd import Component as Cpt
 from ophyd import Device, Signal
@@ -42,11 +43,19 @@ class DecisionRecord(Device):
     latency_ms = Cpt(Signal, value=math.nan, kind="normal", doc="agent-side latency, ms")
     roundtrip_ms = Cpt(Signal, value=math.nan, kind="normal", doc="plan-side ask round trip, ms")
     fallback = Cpt(Signal, value=0, kind="normal", doc="1 when the plan decided without the agent")
+    n_fallback = Cpt(Signal, value=0, kind="normal", doc="decisions made without the agent so far in the run")
+    n_flagged = Cpt(Signal, value=0, kind="normal", doc="readings flagged so far (NaN, negative, saturated)")
+    flagged = Cpt(Signal, value="", kind="normal", doc="problems of the readings flagged since the last decision")
 
     classes: tuple[str, ...] = ()
+    _flagged_seen = 0  # flagged readings already listed in an earlier decision
 
-    def record(self, decision: Decision, roundtrip_ms: float) -> None:
-        """Put a decision into the signals (soft signals: a plain put, no hardware involved)."""
+    def record(self, decision: Decision, roundtrip_ms: float, loop: Any = None) -> None:
+        """Put a decision into the signals (soft signals: a plain put, no hardware involved).
+
+        `loop` (a `plans.decision_loop.DecisionLoop`, optional) gives the run's fallback and
+        flagged-reading counts.
+        """
         probabilities = list(decision.probabilities)
         if len(probabilities) != len(self.classes):
             probabilities = [math.nan] * len(self.classes)
@@ -71,6 +80,12 @@ class DecisionRecord(Device):
             self.roundtrip_ms: float(roundtrip_ms),
             self.fallback: int(decision.fallback),
         }
+        if loop is not None:
+            flagged = loop.progress.flagged
+            new = flagged[self._flagged_seen:]
+            self._flagged_seen = len(flagged)
+            values.update({self.n_fallback: int(loop.fallback_points), self.n_flagged: len(flagged),
+                           self.flagged: "; ".join(f"{p:.4f} deg: {why}" for p, why in new)})
         for signal, value in values.items():
             signal.put(value)
 

@@ -56,7 +56,8 @@ def test_in_process_loop_classifies_steers_and_records_every_decision(agent: Loc
     beamline = make_beamline(sample="CsPbBr3", seed=3)
     began = beamline.clock.time()
     record = run(adaptive_scan([beamline.detector], beamline.motor, agent=agent))
-    assert record.stop["exit_status"] == "success" and not record.stop.get("reason")
+    assert record.stop["exit_status"] == "success"
+    assert record.stop["reason"].startswith("class ") and "fallback points: 0" in record.stop["reason"]
     # the start document explains the run
     start = record.start
     assert start["plan_name"] == "adaptive_scan"
@@ -89,7 +90,7 @@ def test_no_early_stop_scans_the_whole_range(agent: LocalAgent) -> None:
     beamline = make_beamline(sample="Cs3Bi2I9", seed=0)
     record = run(adaptive_scan([beamline.detector], beamline.motor, stop=30.0, early_stop=False, agent=agent))
     assert record.two_theta.max() == pytest.approx(30.0)
-    assert record.decisions["reason"][-1] == "range complete"
+    assert record.decisions["reason"][-1].startswith("range complete")
 
 
 def test_a_detector_fault_mid_scan_closes_the_run_with_a_stop_document(agent: LocalAgent) -> None:
@@ -134,7 +135,7 @@ def test_an_agent_error_falls_back_to_fine_steps_and_notes_it(classifier) -> Non
     record = run(adaptive_scan([beamline.detector], beamline.motor, stop=12.0, agent=LocalAgent(BreakingClassifier())))
     assert record.stop["exit_status"] == "success"
     fallback = record.decisions["fallback"].astype(bool)
-    assert all("agent lost" in r and "model diverged" in r for r in record.decisions["reason"][fallback])
+    assert all("agent failed" in r and "model diverged" in r for r in record.decisions["reason"][fallback])
     first = int(np.argmax(fallback))
     assert fallback[first:].all() and not fallback[:first].any()
     assert record.two_theta.max() == pytest.approx(12.0)
@@ -196,7 +197,7 @@ def test_runs_land_in_tiled_with_their_decisions_and_the_report_reads_them(
     out = tmp_path / "report.png"
     assert main(["report", uid, "--out", str(out)]) == 0
     assert out.stat().st_size > 10_000 and out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert main(["report", uid[:8]]) == 2  # partial uids are refused, not guessed
+    assert main(["report", "0" * 32]) == 2  # an unknown uid is refused with one line
     assert "no run" in capsys.readouterr().err
 
 

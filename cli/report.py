@@ -10,12 +10,11 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from cli.errors import UserError
 
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("report", help="draw the report PNG of an adaptive run", description=__doc__)
-    parser.add_argument("uid", help="full run uid (see `xrd-agent runs`)")
+    parser.add_argument("uid", metavar="RUN", help="full uid, unique uid prefix or scan ID (see `xrd-agent runs`)")
     parser.add_argument("--out", type=Path, default=None, help="output PNG (default report-<uid8>.png)")
     parser.add_argument("--uri", default=None, help="a served tiled catalog (default: the embedded one)")
     parser.add_argument("--api-key", default=None, help="API key of a served catalog")
@@ -27,18 +26,10 @@ def run(args: argparse.Namespace) -> int:
     from plans.run_record import record_from_tiled
     from storage.catalog import open_catalog
 
-    catalog = open_catalog(args.uri, args.api_key)
-    missing = UserError(f"no run with uid {args.uid!r} in the catalog (give the full uid; see `xrd-agent runs`)")
-    from tiled.client.utils import ClientError
+    from storage.run_lookup import resolve_run
 
-    try:
-        run_ = catalog[args.uid]
-    except (KeyError, ClientError):  # tiled treats short keys as (unsupported) partial-uid searches
-        raise missing from None
-    # this tiled version resolves some keys that are not uids (partial matches): insist on the full uid
-    if run_.metadata.get("start", {}).get("uid") != args.uid:
-        raise missing
-    record = record_from_tiled(run_)
+    catalog = open_catalog(args.uri, args.api_key)
+    record = record_from_tiled(resolve_run(catalog, args.uid))
     classifier = None
     version = record.start.get("adaptive", {}).get("model_version")
     task = record.start.get("adaptive", {}).get("model_task") or "space_group"

@@ -1,10 +1,16 @@
-"""`xrd-agent label`, `xrd-agent runs` and `xrd-agent tiled serve`."""
+"""`xrd-agent label`, `xrd-agent runs` and `xrd-agent tiled serve`.
+
+Metadata-only commands: they import tiled (and nothing of torch or bluesky) only when they run.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
+from collections.abc import Callable
 from datetime import datetime, timezone
+from typing import Any
 
 from cli.errors import UserError
 
@@ -23,20 +29,34 @@ def _add_catalog_options(parser: argparse.ArgumentParser) -> None:
 def register(subparsers: argparse._SubParsersAction) -> None:
     label = subparsers.add_parser(
         "label",
-        help="label a run with its space group / dimensionality",
-        description="Label a run. Classes are checked against the champion model; a bad label writes nothing.",
+        help="label one or more runs with their space group / dimensionality",
+        description="Label runs (one label for all). Classes are normalised (P63/mmc, pm-3m, 194) and checked "
+        "against the champion model; a bad label or an unknown or ambiguous run writes nothing. Labels go into "
+        "the run's start metadata in tiled, whose revisions keep every earlier label.",
     )
-    label.add_argument("uid", help="full uid of the run (see `xrd-agent runs`)")
-    label.add_argument("--space-group", default=None, help="space group, e.g. P-3m1")
+    label.add_argument("runs", nargs="+", metavar="RUN",
+                       help="full uid, unique uid prefix (e.g. the 8 characters `xrd-agent runs` shows) or scan ID")
+    label.add_argument("--space-group", default=None, help="space group: symbol (P-3m1, P63/mmc, pm-3m) or number")
     label.add_argument("--dimensionality", default=None, help="0D, 2D or 3D (implied by the space group if omitted)")
     label.add_argument("--by", default=None, help="who labels (default: login name)")
     _add_catalog_options(label)
     label.set_defaults(func=run_label)
 
-    runs = subparsers.add_parser("runs", help="list runs in the catalog")
+    runs = subparsers.add_parser("runs", help="list runs in the catalog, with their class, points and exit status")
     which = runs.add_mutually_exclusive_group()
     which.add_argument("--labelled", action="store_true", help="only labelled runs")
     which.add_argument("--unlabelled", action="store_true", help="only runs without a label")
+    runs.add_argument("--scan-id", type=int, default=None, help="only runs with this scan ID")
+    runs.add_argument("--since", default=None, metavar="TIME", help="only runs started at or after TIME (ISO, UTC)")
+    runs.add_argument("--until", default=None, metavar="TIME", help="only runs started before TIME (ISO, UTC)")
+    runs.add_argument("--sample", default=None, help="only samples whose name contains this (case-blind)")
+    runs.add_argument("--predicted", default=None, metavar="CLASS", help="only runs the agent classified as CLASS")
+    runs.add_argument("--min-confidence", type=float, default=None, help="only runs with at least this confidence (0-1)")
+    runs.add_argument("--max-confidence", type=float, default=None, help="only runs with at most this confidence (0-1)")
+    runs.add_argument("--min-points", type=int, default=None, help="only runs with at least this many points")
+    runs.add_argument("--exit-status", default=None, choices=("success", "abort", "fail", "none"),
+                      help="only runs that ended so ('none': never closed, e.g. a killed process)")
+    runs.add_argument("--label", default=None, metavar="CLASS", help="only runs labelled CLASS (space group or dimensionality)")
     runs.add_argument("--json", action="store_true", help="one JSON object per line")
     _add_catalog_options(runs)
     runs.set_defaults(func=run_runs)
@@ -52,17 +72,74 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_label(args: argparse.Namespace) -> int:
     from storage.catalog import open_catalog
-    from storage.labels import label_run
+    from storage.labels import label_runs
 
     if args.space_group is None and args.dimensionality is None:
         raise UserError("give --space-group and/or --dimensionality")
     catalog = open_catalog(args.uri, args.api_key)
-    label = label_run(args.uid, args.space_group, args.dimensionality, by=args.by, catalog=catalog)
-    print(
-        f"labelled {args.uid}: space group {label['space_group']}, dimensionality "
-        f"{label['dimensionality']}, by {label['by']} at {label['iso_time']}"
-    )
+    for uid, label in label_runs(args.runs, args.space_group, args.dimensionality, by=args.by, catalog=catalog):
+        print(
+            f"labelled {uid}: space group {label['space_group']}, dimensionality "
+            f"{label['dimensionality']}, by {label['by']} at {label['iso_time']}"
+        )
     return 0
+
+
+def _utc_time(text: str | None, option: str) -> float | None:
+    """Unix seconds of an ISO date or date-time (UTC unless it names a zone)."""
+    if text is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise UserError(f"{option}: {text!r} is not an ISO date or time (e.g. 2026-11-30 or 2026-11-30T14:00)") from None
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)).timestamp()
+
+
+def _run_filter(args: argparse.Namespace) -> Callable[[Any], bool]:
+    """The predicate of the filter options of `runs` (every given option must hold)."""
+    from storage.label_symbols import symbol_key
+
+    since, until = _utc_time(args.since, "--since"), _utc_time(args.until, "--until")
+    status = None if args.exit_status == "none" else args.exit_status
+    checks: list[Callable[[Any], bool]] = []
+    if args.scan_id is not None:
+        checks.append(lambda r: r.scan_id == args.scan_id)
+    if since is not None:
+        checks.append(lambda r: r.time >= since)
+    if until is not None:
+        checks.append(lambda r: r.time < until)
+    if args.sample is not None:
+        checks.append(lambda r: args.sample.lower() in (r.sample or "").lower())
+    if args.predicted is not None:
+        checks.append(lambda r: symbol_key(r.predicted or "") == symbol_key(args.predicted))
+    if args.min_confidence is not None:
+        checks.append(lambda r: r.confidence is not None and r.confidence >= args.min_confidence)
+    if args.max_confidence is not None:
+        checks.append(lambda r: r.confidence is not None and r.confidence <= args.max_confidence)
+    if args.min_points is not None:
+        checks.append(lambda r: (r.points or 0) >= args.min_points)
+    if args.exit_status is not None:
+        checks.append(lambda r: r.exit_status == status)
+    if args.label is not None:
+        wanted = symbol_key(args.label)
+        checks.append(lambda r: bool(r.label) and wanted in {symbol_key(str(r.label.get(k) or ""))
+                                                             for k in ("space_group", "dimensionality")})
+    return lambda run: all(check(run) for check in checks)
+
+
+def _row(run: Any) -> str:
+    when = datetime.fromtimestamp(run.time, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    label = "-"
+    if run.label:
+        label = f"{run.label.get('space_group') or '?'} / {run.label.get('dimensionality') or '?'} by {run.label.get('by')}"
+    scan = "" if run.scan_id is None else str(run.scan_id)
+    predicted = "-" if run.predicted is None else (run.predicted or "none")
+    confidence = "-" if run.confidence is None or math.isnan(run.confidence) else f"{run.confidence:.3f}"
+    points = "-" if run.points is None else str(run.points)
+    status = run.exit_status or "open"
+    return (f"{run.uid[:8]:8}  {scan:>5}  {when:19}  {(run.sample or '-')[:20]:20}  {predicted:9}  {confidence:>5}  "
+            f"{points:>6}  {status:7}  {label}")
 
 
 def run_runs(args: argparse.Namespace) -> int:
@@ -70,22 +147,20 @@ def run_runs(args: argparse.Namespace) -> int:
     from storage.labels import list_runs
 
     labelled = True if args.labelled else False if args.unlabelled else None
-    runs = list_runs(labelled=labelled, catalog=open_catalog(args.uri, args.api_key))
+    keep = _run_filter(args)
+    runs = [r for r in list_runs(labelled=labelled, catalog=open_catalog(args.uri, args.api_key)) if keep(r)]
     if args.json:
         for run in runs:
-            print(json.dumps(run.__dict__, sort_keys=True))
+            row = {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in run.__dict__.items()}
+            print(json.dumps(row, sort_keys=True))
         return 0
     if not runs:
         print("no runs")
         return 0
-    print(f"{'uid':36}  {'scan':>4}  {'start (UTC)':19}  {'plan':14}  {'sample':24}  label")
+    print(f"{'uid':8}  {'scan':>5}  {'start (UTC)':19}  {'sample':20}  {'predicted':9}  {'conf':>5}  {'points':>6}  "
+          f"{'exit':7}  label")
     for run in runs:
-        when = datetime.fromtimestamp(run.time, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
-        label = "-"
-        if run.label:
-            label = f"{run.label.get('space_group') or '?'} / {run.label.get('dimensionality') or '?'} by {run.label.get('by')}"
-        scan = "" if run.scan_id is None else str(run.scan_id)
-        print(f"{run.uid:36}  {scan:>4}  {when:19}  {run.plan_name[:14]:14}  {(run.sample or '-')[:24]:24}  {label}")
+        print(_row(run))
     return 0
 
 

@@ -11,25 +11,33 @@ as a revision, so relabelling never loses who said what before
 
 A label is checked against the classes of the champion model of its task before
 anything is written: a class the model cannot learn is refused with a clear error.
+Symbols are normalised first (``P63/mmc``, ``pm-3m``, ``194``: :mod:`storage.label_symbols`),
+and a run is named by its full uid, a unique uid prefix or its scan ID
+(:mod:`storage.run_lookup`).
+
+Why the label lives in the start document's metadata and not in a document of its own:
+bluesky treats the documents of a run as immutable, and a relabel must neither rewrite
+history nor lose it. tiled keeps every previous version of a node's metadata as a
+*revision*, so the current label is one server-side query away and every earlier one stays
+readable (:func:`label_history`); the event data are never touched.
 """
 
 from __future__ import annotations
 
 import getpass
 import os
-import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from storage.catalog import get_run
+from storage.label_symbols import normalise_dimensionality, normalise_space_group
+from storage.run_lookup import resolve_run, run_uid
+from storage.run_outcome import has_decisions, n_points, outcome_from_decisions, outcome_from_stop
 
 #: Metadata key (inside ``start``) holding the label.
 LABEL_KEY = "xrd_label"
-#: A full bluesky uid: partial-uid lookup is broken in tiled 0.2.20, so only full ones are accepted.
-_UID_PATTERN = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 #: Longest accepted labeller name, characters.
 _MAX_NAME_LENGTH = 100
 
@@ -53,7 +61,14 @@ class RunSummary:
     label : dict or None
         ``start.xrd_label`` (see module docstring), None if unlabelled.
     exit_status : str or None
-        From the stop document; None when the run never stopped.
+        From the stop document; None when the run never stopped (crashed or still running).
+    predicted : str or None
+        The agent's class at the end of the run ("" when it gave none; None for a run
+        without an agent, e.g. ``bp.scan``), see :mod:`storage.run_outcome`.
+    confidence : float or None
+        Calibrated probability of ``predicted`` (0-1; NaN when no class was given).
+    points : int or None
+        Events in the primary stream (stop document); None when the run never stopped.
     """
 
     uid: str
@@ -63,27 +78,19 @@ class RunSummary:
     sample: str | None
     label: dict[str, Any] | None = field(default=None)
     exit_status: str | None = None
-
-
-def _validate_uid(uid: str) -> str:
-    if not isinstance(uid, str) or not _UID_PATTERN.match(uid.strip().lower()):
-        raise ValueError(
-            f"{uid!r} is not a full run uid (36 characters, e.g. "
-            "'6f84decc-21e6-4ba9-845c-9446deadf838'); partial uids are not supported, "
-            "see `xrd-agent runs`"
-        )
-    return uid.strip().lower()
+    predicted: str | None = None
+    confidence: float | None = None
+    points: int | None = None
 
 
 def _validate_class(value: str | None, task: str, classes: Sequence[str]) -> str | None:
     if value is None:
         return None
-    if value not in classes:
-        raise ValueError(
-            f"unknown {task.replace('_', ' ')} {value!r}: the champion model knows "
-            f"{', '.join(classes)}; nothing was written"
-        )
-    return value
+    normalise = normalise_space_group if task == "space_group" else normalise_dimensionality
+    try:
+        return normalise(value, classes)
+    except ValueError as exc:
+        raise ValueError(f"{exc}; nothing was written") from None
 
 
 def _validate_by(by: str | None) -> str:
@@ -113,19 +120,41 @@ def label_run(
     classes: Mapping[str, Sequence[str]] | None = None,
     now: Callable[[], float] = time.time,
 ) -> dict[str, Any]:
-    """Label one run with its space group and/or dimensionality.
+    """Label one run with its space group and/or dimensionality (:func:`label_runs` of one key).
 
-    Everything is validated before the single metadata write: the uid must be a
-    full uid of a run in the catalog, each class must be one the champion model
-    of its task knows, and a space group and a dimensionality given together must
-    agree (P-3m1 is 2D). A space group given alone implies its dimensionality.
+    Returns
+    -------
+    dict
+        The label as written under ``start.xrd_label``.
+    """
+    ((_, label),) = label_runs([uid], space_group, dimensionality, by, catalog, classes=classes, now=now)
+    return label
+
+
+def label_runs(
+    keys: Sequence[str],
+    space_group: str | None = None,
+    dimensionality: str | None = None,
+    by: str | None = None,
+    catalog: Any = None,
+    *,
+    classes: Mapping[str, Sequence[str]] | None = None,
+    now: Callable[[], float] = time.time,
+) -> list[tuple[str, dict[str, Any]]]:
+    """Give several runs one label (space group and/or dimensionality).
+
+    Everything is validated before the first metadata write: each key must name exactly one
+    run (full uid, unique uid prefix or scan ID: :func:`storage.run_lookup.resolve_run`), each
+    class is normalised (``P63/mmc`` -> ``P6_3/mmc``) and must be one the champion model of its
+    task knows, and a space group and a dimensionality given together must agree (P-3m1 is
+    2D). A space group given alone implies its dimensionality. Then one metadata write per run.
 
     Parameters
     ----------
-    uid : str
-        Full uid of the run.
+    keys : sequence of str
+        Runs: full uids, uid prefixes or scan IDs.
     space_group : str, optional
-        Space-group label, e.g. "P-3m1".
+        Space group: a symbol in any usual spelling ("P-3m1", "p63/mmc") or its number.
     dimensionality : str, optional
         Dimensionality label: "0D", "2D" or "3D".
     by : str, optional
@@ -141,27 +170,34 @@ def label_run(
 
     Returns
     -------
-    dict
-        The label as written under ``start.xrd_label``.
+    list of (str, dict)
+        Each run's full uid and the label written under ``start.xrd_label``.
 
     Raises
     ------
     ValueError
-        Bad uid, unknown class, contradicting labels or no label at all. Nothing is written.
+        Malformed or ambiguous key, unknown class, contradicting labels or no label at all.
+        Nothing is written.
     KeyError
-        No run with this uid in the catalog. Nothing is written.
+        A key names no run. Nothing is written.
     """
-    uid = _validate_uid(uid)
+    if not keys:
+        raise ValueError("name at least one run; nothing was written")
     if space_group is None and dimensionality is None:
         raise ValueError("give a space group and/or a dimensionality; nothing was written")
     by = _validate_by(by)
     space_group, dimensionality = _validate_labels(space_group, dimensionality, classes)
 
     catalog = _default_catalog(catalog)
-    try:
-        run = get_run(catalog, uid)
-    except KeyError:
-        raise KeyError(f"no run with uid {uid} in the catalog; nothing was written") from None
+    runs = {}
+    for key in keys:
+        try:
+            run = resolve_run(catalog, key)
+        except KeyError as exc:
+            raise KeyError(f"{exc.args[0]}; nothing was written") from None
+        except ValueError as exc:
+            raise ValueError(f"{exc}\nnothing was written") from None
+        runs.setdefault(run_uid(run), run)
 
     stamp = float(now())
     label = {
@@ -173,8 +209,9 @@ def label_run(
     }
     # update_metadata merges into the existing start document and keeps the
     # previous metadata as a revision (drop_revision defaults to False).
-    run.update_metadata(metadata={"start": {LABEL_KEY: label}})
-    return label
+    for run in runs.values():
+        run.update_metadata(metadata={"start": {LABEL_KEY: label}})
+    return [(uid, dict(label)) for uid in runs]
 
 
 def _validate_labels(
@@ -222,8 +259,7 @@ def label_history(uid: str, catalog: Any = None) -> list[dict[str, Any] | None]:
 
     Entries are None for revisions when the run was unlabelled.
     """
-    uid = _validate_uid(uid)
-    run = get_run(_default_catalog(catalog), uid)
+    run = resolve_run(_default_catalog(catalog), uid)
     revisions = run.metadata_revisions[:]
     history = [rev["attributes"]["metadata"].get("start", {}).get(LABEL_KEY) for rev in revisions]
     history.append(run.metadata.get("start", {}).get(LABEL_KEY))
@@ -237,9 +273,14 @@ def label_history(uid: str, catalog: Any = None) -> list[dict[str, Any] | None]:
     return changes
 
 
-def _summary(uid: str, metadata: Mapping[str, Any]) -> RunSummary:
+def _summary(uid: str, metadata: Mapping[str, Any], run: Any = None) -> RunSummary:
+    """One run's summary; ``run`` (its node) is read only when the outcome is not in the stop document."""
     start = metadata.get("start", {}) or {}
     stop = metadata.get("stop") or {}
+    outcome = outcome_from_stop(stop)
+    if outcome is None and run is not None and has_decisions(stop):
+        outcome = outcome_from_decisions(run)
+    predicted, confidence = outcome if outcome is not None else (None, None)
     return RunSummary(
         uid=uid,
         scan_id=start.get("scan_id"),
@@ -248,6 +289,9 @@ def _summary(uid: str, metadata: Mapping[str, Any]) -> RunSummary:
         sample=start.get("sample") if isinstance(start.get("sample"), str) else None,
         label=start.get(LABEL_KEY),
         exit_status=stop.get("exit_status"),
+        predicted=predicted,
+        confidence=confidence,
+        points=n_points(stop),
     )
 
 
@@ -293,4 +337,4 @@ def list_runs(
     results = search_runs(_default_catalog(catalog), labelled, labelled_after)
     # items() pages through the server's answers: metadata comes with each page,
     # no request per run.
-    return [_summary(key, value.metadata) for key, value in results.items()]
+    return [_summary(key, value.metadata, value) for key, value in results.items()]

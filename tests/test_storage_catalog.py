@@ -120,7 +120,9 @@ def test_bad_label_is_refused_and_nothing_written(catalog, scan_uids, kwargs, me
 
 
 def test_bad_uid_is_refused(catalog) -> None:
-    with pytest.raises(ValueError, match="not a full run uid"):
+    with pytest.raises(ValueError, match="neither a uid, a uid prefix"):
+        label_run("6f84d%", space_group="Pm-3m", catalog=catalog, classes=CLASSES)
+    with pytest.raises(KeyError, match="no run with uid prefix"):
         label_run("6f84d", space_group="Pm-3m", catalog=catalog, classes=CLASSES)
     with pytest.raises(KeyError, match="no run with uid"):
         label_run("00000000-0000-0000-0000-000000000000", space_group="Pm-3m", catalog=catalog, classes=CLASSES)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -107,6 +108,8 @@ def read_model_dir(path: str | Path, task: str | None = None) -> tuple[Path, dic
         metadata = json.loads(meta_path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ValueError(f"{meta_path}: not valid JSON ({exc})") from None
+    except OSError as exc:
+        raise ValueError(f"{meta_path}: cannot be read ({exc.strerror or exc})") from None
     if not isinstance(metadata, dict):
         raise ValueError(f"{meta_path}: expected a JSON object")
     model_task = metadata.get("task")
@@ -128,6 +131,9 @@ def read_model_dir(path: str | Path, task: str | None = None) -> tuple[Path, dic
         raise ValueError(
             f"{meta_path}: preprocessing {metadata.get('preprocessing_version')!r} differs from this code's {PREPROCESSING_VERSION!r}"
         )
+    temperature = metadata.get("temperature", 1.0)
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not 0 < temperature < math.inf:
+        raise ValueError(f"{meta_path}: temperature must be a positive number, got {temperature!r}")
     if not isinstance(metadata.get("config"), dict):
         raise ValueError(f"{meta_path}: bad training configuration (config must be a JSON object)")
     for key in ("architecture", "n_members", "width"):
@@ -138,6 +144,13 @@ def read_model_dir(path: str | Path, task: str | None = None) -> tuple[Path, dic
     except Exception as exc:  # noqa: BLE001 - safetensors' SafetensorError is not exported portably
         raise ValueError(f"{weights_path}: not a readable safetensors file ({exc})") from None
     return directory, metadata, weights
+
+
+def _one_line(error: Exception, limit: int = 300) -> str:
+    """torch's state-dict errors span one line per tensor: the first lines, joined, for a one-line error."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip() and not line.startswith("Error(s) in")]
+    text = "; ".join(lines)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def network_and_memory(directory: Path, metadata: dict[str, Any], weights: dict[str, torch.Tensor]) -> tuple[torch.nn.Module, EmbeddingMemory | None]:
@@ -162,5 +175,6 @@ def network_and_memory(directory: Path, metadata: dict[str, Any], weights: dict[
         network = build_network(recorded["architecture"], n_classes, int(recorded["n_members"]), int(recorded["width"]))
         network.load_state_dict(weights)
     except (ValueError, RuntimeError, KeyError, TypeError) as exc:
-        raise ValueError(f"{directory}: weights do not fit the {recorded.get('architecture')} network ({exc})") from None
+        raise ValueError(f"{directory}: weights do not fit the {recorded.get('architecture')} network "
+                         f"({_one_line(exc)})") from None
     return network, memory

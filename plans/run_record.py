@@ -57,11 +57,18 @@ class RunRecord:
         return int(self.two_theta.size)
 
     def final(self) -> dict[str, Any]:
-        """Label and confidence of the last decision that carried a prediction."""
+        """Label and confidence of the agent's last answer, when that answer saw every measured point.
+
+        A class the agent gave before later points were measured without it (it died or fell
+        behind at the end) is stale: ``{"label": "", "confidence": nan}``, as for a run without one.
+        """
         labels = self.decisions.get("label", np.array([]))
         confidences = self.decisions.get("confidence", np.array([]))
-        for label, confidence in zip(labels[::-1], confidences[::-1], strict=True):
+        seen = self.decisions.get("n_points", np.full(len(labels), self.n_points))
+        for label, confidence, n_seen in zip(labels[::-1], confidences[::-1], seen[::-1], strict=True):
             if str(label):
+                if int(n_seen) < self.n_points:
+                    break
                 return {"label": str(label), "confidence": float(confidence)}
         return {"label": "", "confidence": math.nan}
 

@@ -1,4 +1,4 @@
-"""Prefect's environment for xrd-agent: its home under XRD_AGENT_HOME, analytics off.
+"""Prefect's environment for xrd-agent: its home under XRD_AGENT_HOME, analytics and telemetry off.
 
 Prefect reads these settings when it is first imported, so :func:`configure_prefect_env`
 runs from ``flows/__init__.py``, before any flow module imports prefect. Values the
@@ -24,7 +24,7 @@ def prefect_home(home: Path | None = None) -> Path:
 
 
 def configure_prefect_env(home: Path | None = None, *, create: bool = True) -> Path:
-    """Set ``PREFECT_HOME`` (unless already set), switch analytics off, allow a slow first start.
+    """Set ``PREFECT_HOME`` (unless already set), switch analytics and telemetry off, allow a slow first start.
 
     With ``PREFECT_API_URL`` unset, Prefect then runs flows against a temporary
     local ("ephemeral") server whose database lives under ``PREFECT_HOME``.
@@ -44,6 +44,8 @@ def configure_prefect_env(home: Path | None = None, *, create: bool = True) -> P
     if "PREFECT_HOME" not in os.environ or home is not None:
         os.environ["PREFECT_HOME"] = str(prefect_home(home))
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    # Prefect's client-side telemetry (and its first-run notice) listens only to DO_NOT_TRACK
+    os.environ.setdefault("DO_NOT_TRACK", "1")
     # The first start on a fresh home migrates the database: on a busy 2-core
     # machine that exceeds Prefect's default 20 s wait for the ephemeral server.
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")

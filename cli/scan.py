@@ -51,13 +51,13 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from bluesky import RunEngine
     from bluesky.callbacks.best_effort import BestEffortCallback
     from bluesky.utils import RunEngineInterrupted
 
     from plans import beamline as configured
     from plans.adaptive import adaptive_scan
     from plans.report import render_report
+    from plans.run_metadata import make_run_engine
     from plans.run_record import RunCollector
     from sim_devices import get_sample, make_beamline
 
@@ -74,7 +74,9 @@ def run(args: argparse.Namespace) -> int:
     beamline = make_beamline(sample=config.sample, seed=config.seed, real_time=args.speedup is not None,
                              speedup=args.speedup or 1.0)
     agent = configured.get_agent(config)
-    RE = RunEngine({}, context_managers=[])  # no SIGINT-to-pause: signals abort (see _abort_on_signals)
+    # RE.md in the data directory: scan IDs continue the session's; no SIGINT-to-pause: signals
+    # abort (see _abort_on_signals)
+    RE = make_run_engine(context_managers=[])
     bec = BestEffortCallback()
     bec.disable_plots()
     RE.subscribe(bec)

@@ -136,7 +136,7 @@ def run_engine_metadata(home: Path | None = None) -> PersistentMetadata:
     return PersistentMetadata(home / RUN_ENGINE_MD_FILE)
 
 
-def make_run_engine(home: Path | None = None) -> Any:
+def make_run_engine(home: Path | None = None, **kwargs: Any) -> Any:
     """A RunEngine whose metadata, and so its scan IDs, persist in the data directory.
 
     Every process that makes its RunEngine here (the session, ``xrd-agent scan``) continues the
@@ -146,6 +146,8 @@ def make_run_engine(home: Path | None = None) -> Any:
     ----------
     home : Path, optional
         The data directory; default ``XRD_AGENT_HOME``.
+    **kwargs
+        Passed on to `bluesky.RunEngine` (e.g. ``context_managers=[]``).
 
     Returns
     -------
@@ -154,6 +156,6 @@ def make_run_engine(home: Path | None = None) -> Any:
     from bluesky import RunEngine
 
     md = run_engine_metadata(home)
-    RE = RunEngine(md, scan_id_source=md.next_scan_id)
+    RE = RunEngine(md, scan_id_source=md.next_scan_id, **kwargs)
     md["versions"] = dict(md["versions"])  # the RunEngine filled these in place: store them
     return RE

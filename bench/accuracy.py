@@ -86,6 +86,9 @@ class AccuracySettings:
         Optimiser steps per fold model for ours and the a-CNN alike (None: the classifier's
         :class:`training.fit.TrainConfig` default). The per-fold budget that keeps the full run
         near 35 minutes on two cores; recorded in the JSON with the configs used.
+    curve_steps : tuple of int
+        Optimiser steps at which our grouped Case 3 fold models are scored on their test folds
+        (the learning curve; network alone).
     """
 
     n_splits: int = 5
@@ -97,21 +100,28 @@ class AccuracySettings:
     n_simulated_per_class: int = 100
     quick: bool = False
     train_steps: int | None = None
+    curve_steps: tuple[int, ...] = ()
 
 
-FULL = AccuracySettings(grouped_repeats=2, case2_repeats=1, train_steps=100)
+FULL = AccuracySettings(grouped_repeats=1, case2_repeats=1, train_steps=400,
+                        curve_steps=(25, 50, 100, 150, 200, 300, 400))
 QUICK = AccuracySettings(n_splits=2, n_repeats=1, grouped_repeats=1, case2_repeats=1,
-                         run_case1=False, n_simulated_per_class=4, quick=True)
+                         run_case1=False, n_simulated_per_class=4, quick=True, curve_steps=(1, 2))
 
 
-def default_specs(settings: AccuracySettings) -> list[ModelSpec]:
-    """Our model, the faithful a-CNN and the 1-NN baselines (all on the same folds)."""
+def default_specs(settings: AccuracySettings, *, learning_curve: bool = False) -> list[ModelSpec]:
+    """Our model, the faithful a-CNN and the 1-NN baselines (all on the same folds).
+
+    With ``learning_curve`` our model keeps its network at ``settings.curve_steps``.
+    """
     from evaluation.compared_models import ACNN_CONFIG, OURS_CONFIG, acnn_spec, ours_spec  # torch: lazily
 
     ours, acnn = OURS_CONFIG, ACNN_CONFIG
     if settings.train_steps is not None:
         ours, acnn = replace(ours, steps=settings.train_steps), replace(acnn, steps=settings.train_steps)
-    return [ours_spec(quick=settings.quick, config=ours), acnn_spec(quick=settings.quick, config=acnn),
+    steps = settings.curve_steps if learning_curve else ()
+    return [ours_spec(quick=settings.quick, config=ours, checkpoint_steps=steps),
+            acnn_spec(quick=settings.quick, config=acnn),
             nearest_neighbour_spec(measured_only=True), nearest_neighbour_spec(measured_only=False)]
 
 
@@ -166,8 +176,12 @@ def evaluate_task(
     specs: Sequence[ModelSpec],
     source: SimulatedSource,
     progress: Callable[[str], None] | None = _progress,
+    grouped_specs: Sequence[ModelSpec] | None = None,
 ) -> dict[str, Any]:
-    """Every protocol of one task; returns a JSON-ready block (figures' data included)."""
+    """Every protocol of one task; returns a JSON-ready block (figures' data included).
+
+    ``grouped_specs`` (default ``specs``) are the models of grouped Case 3 (where the learning
+    curve is recorded)."""
     measured = load_measured_set(task)
     block: dict[str, Any] = {"grouping": _grouping_record(measured),
                              "models": {spec.name: {"description": spec.description,
@@ -180,7 +194,7 @@ def evaluate_task(
                                    n_splits=settings.n_splits, n_repeats=settings.n_repeats,
                                    seed=settings.seed, variants=variants, progress=progress)
     if settings.grouped_repeats:
-        protocols["case3_grouped"] = run_case3(task, specs, measured, source, grouped=True,
+        protocols["case3_grouped"] = run_case3(task, grouped_specs or specs, measured, source, grouped=True,
                                                n_splits=settings.n_splits,
                                                n_repeats=settings.grouped_repeats,
                                                seed=settings.seed, variants=variants, progress=progress)
@@ -285,10 +299,11 @@ def run(
                     raise RuntimeError(f"accuracy benchmark for {task} failed (exit {process.returncode})")
                 blocks[task] = json.loads((Path(tmp) / f"{task}.json").read_text())
     else:
+        grouped_specs = default_specs(settings, learning_curve=True) if specs is None else None
         specs = list(specs) if specs is not None else default_specs(settings)
         source = source or simulated_source(settings.n_simulated_per_class)
         for task in tasks:
-            blocks[task] = evaluate_task(task, settings, specs, source, progress)
+            blocks[task] = evaluate_task(task, settings, specs, source, progress, grouped_specs)
         jobs = 1
     result = _assemble(blocks, tasks, out)
     result["settings"] = asdict(settings)
@@ -297,7 +312,8 @@ def run(
     result["git_modified_code"] = modified
     result["parallel_task_processes"] = jobs
     result["cpu_threads"] = _threads()
-    result["wall_seconds"] = time.perf_counter() - tic
+    result["wall_seconds"] = result["wall_s"] = time.perf_counter() - tic
+    result["load_average"] = list(os.getloadavg())
     out.write_text(json.dumps(_jsonable(result), indent=1, allow_nan=False) + "\n")
     return result
 
@@ -320,7 +336,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = replace(QUICK if args.quick else FULL, quick=args.quick)
     block = evaluate_task(args.task, settings, default_specs(settings),
                           simulated_source(settings.n_simulated_per_class),
-                          lambda line: _progress(f"[{args.task}] {line}"))
+                          lambda line: _progress(f"[{args.task}] {line}"),
+                          default_specs(settings, learning_curve=True))
     args.out.write_text(json.dumps(block, allow_nan=False) + "\n")
     return 0
 

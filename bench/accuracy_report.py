@@ -95,6 +95,7 @@ def assemble(blocks: dict[str, dict[str, Any]], tasks: Sequence[str], out: Path)
         diagrams.update(_reliability_diagrams(task, block))
     _headline_task_keys(result, tasks)
     pngs += _summary_figures(curves_partial, curves_step, diagrams, out)
+    pngs += _learning_curve_figure(result.get("learning_curve_by_task", {}), out)
     result["figures"] = pngs
     return result
 
@@ -114,6 +115,11 @@ def _task_keys(result: dict[str, Any], task: str, block: dict[str, Any]) -> None
             result[key][task] = value
     result["stepsize_detail"][task] = block["stepsize_detail"]
     result["partial_detail"][task] = block["partial_detail"]
+    grouped = block["protocols"].get("case3_grouped", {}).get("models", {}).get(HEADLINE_MODEL, {})
+    if "learning_curve" in grouped:  # the network alone at each checkpoint; the last line adds the memory
+        result.setdefault("learning_curve_by_task", {})[task] = grouped["learning_curve"] + [
+            {"steps": grouped["learning_curve"][-1]["steps"], "accuracy": grouped["accuracy_mean"],
+             "with_memory": True}]
 
 
 def _task_figures(task: str, block: dict[str, Any], out: Path) -> list[str]:
@@ -170,6 +176,8 @@ def _reliability_diagrams(task: str, block: dict[str, Any]) -> dict[str, Reliabi
 def _headline_task_keys(result: dict[str, Any], tasks: Sequence[str]) -> None:
     """The top-level keys taken from the first (headline) task (in place)."""
     first = tasks[0]
+    if first in result.get("learning_curve_by_task", {}):
+        result["learning_curve"] = result["learning_curve_by_task"][first]
     if first in result["ood_by_task"]:
         result["ood"] = {**result["ood_by_task"][first], "task": first}
     if HEADLINE_MODEL in result["protocols"][first]["case3"]["models"]:
@@ -212,3 +220,18 @@ def jsonable(value: Any) -> Any:
     if isinstance(value, np.ndarray):
         return jsonable(value.tolist())
     return value
+
+
+def _learning_curve_figure(curves: dict[str, list[dict[str, Any]]], out: Path) -> list[str]:
+    """Grouped held-out accuracy of the network against optimiser steps, one line per task."""
+    if not curves:
+        return []
+    lines = {}
+    for task, points in curves.items():
+        network = [p for p in points if not p.get("with_memory")]
+        lines[f"{task} (network alone)"] = ([p["steps"] for p in network], [p["accuracy"] for p in network],
+                                            None)
+    path = out.with_name(f"{out.stem}_learning_curve.png")
+    figures.curve_png(lines, path, "optimiser steps (one-cycle schedule of the last step)",
+                      "learning curve: grouped Case 3 held-out accuracy")
+    return [path.name]

@@ -106,6 +106,17 @@ def _empty_predictions(n_repeats: int, n: int, c: int, n_folds: int, variants: M
     )
 
 
+def _add_curve(out: ModelPredictions, model: FoldModel, features: np.ndarray, labels: np.ndarray) -> None:
+    """Add a test fold's correct/tested counts at each training checkpoint the model kept."""
+    curve = getattr(model, "checkpoint_probabilities", None)
+    if curve is None:
+        return
+    for step, probabilities in curve(features).items():
+        counts = out.curve.setdefault(int(step), [0, 0])
+        counts[0] += int(np.sum(probabilities.argmax(1) == labels))
+        counts[1] += int(labels.size)
+
+
 def _add_class_cams(out: ModelPredictions, model: FoldModel, features: np.ndarray, labels: np.ndarray) -> None:
     """Add a test fold's per-class CAM sums and counts (first repeat only: the class-average CAM)."""
     for cls, total in _cam_sum(model, features, labels).items():
@@ -181,6 +192,7 @@ def run_folds(
                 out.variants[key][r, fold.test] = block
             if r == 0:
                 _add_class_cams(out, model, test_features[fold.test], test_labels[fold.test])
+            _add_curve(out, model, test_features[fold.test], test_labels[fold.test])
             if progress is not None:
                 accuracy = float(np.mean(out.probabilities[r, fold.test].argmax(1) == test_labels[fold.test]))
                 progress(f"{protocol} {task} repeat {fold.repeat} fold {fold.fold} {spec.name}: "

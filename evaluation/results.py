@@ -32,6 +32,9 @@ class ModelPredictions:
         Class index -> sum of the CAMs (for the true class) of its test patterns, first repeat.
     cam_counts : dict of int to int
         Patterns summed into ``cams``.
+    curve : dict of int to list of int
+        Optimiser step -> [correct, tested] of the network at that step over every test fold
+        (models with ``checkpoint_probabilities``: the learning curve).
     """
 
     probabilities: np.ndarray
@@ -41,6 +44,7 @@ class ModelPredictions:
     fit_seconds: list[float] = field(default_factory=list)
     cams: dict[int, np.ndarray] = field(default_factory=dict)
     cam_counts: dict[int, int] = field(default_factory=dict)
+    curve: dict[int, list[int]] = field(default_factory=dict)
 
 
 @dataclass
@@ -112,6 +116,9 @@ def summarize_model(result: ProtocolResult, model: str) -> dict[str, Any]:
         summary["ece_crossfit"] = expected_calibration_error(pooled_labels, calibrated)
         summary["selective_accuracy_crossfit"] = selective_accuracy(pooled_labels, calibrated)
         summary["crossfit_temperature_mean"] = float(np.nanmean(out.temperatures))
+    if out.curve:
+        summary["learning_curve"] = [{"steps": step, "accuracy": correct / tested, "n": tested}
+                                     for step, (correct, tested) in sorted(out.curve.items())]
     if out.variants:
         summary["variants"] = {}
         for key, probabilities in out.variants.items():

@@ -54,6 +54,7 @@ from training.augment import augment_batch
 from training.batches import BatchSource
 from training.config import DEFAULT_SEED, DEFAULT_SIMULATED_PER_CLASS, TrainConfig, default_config
 from training.dataset import TrainingData, assign_holdout_folds, prepare_training_data
+from training.generator import FilmGenerator
 from training.memory_fit import fit_memory
 
 __all__ = [
@@ -117,6 +118,7 @@ def fit_members(
     config: TrainConfig,
     checkpoint: Callable[[int, torch.nn.Module], None] | None = None,
     checkpoint_steps: Sequence[int] = (),
+    films: FilmGenerator | None = None,
 ) -> list[MemberResult]:
     """Train several members jointly (one grouped network, one augmented batch per step).
 
@@ -137,6 +139,9 @@ def fit_members(
         ``checkpoint_steps``: the learning curve of the accuracy benchmark.
     checkpoint_steps : sequence of int
         Steps (1-based) after which ``checkpoint`` is called.
+    films : FilmGenerator, optional
+        The film stream of the batches (see :class:`training.batches.BatchSource`); by default one
+        is built from ``config.seed`` (a pool build, 15-40 s).
 
     Returns
     -------
@@ -147,7 +152,7 @@ def fit_members(
     device = select_device(config.device)
     network = _initial_network(task, config, member_indices).to(device).train()
     generator = torch.Generator().manual_seed(config.seed * 7919 + 17 * sum(member_indices) + len(member_indices))
-    source = BatchSource(data, task, config, generator, stream=member_indices[0])
+    source = BatchSource(data, task, config, generator, stream=member_indices[0], films=films)
     members = torch.tensor(member_indices, device=device)
     optimiser = torch.optim.AdamW(network.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=config.lr, total_steps=config.steps, pct_start=0.15)
@@ -230,6 +235,9 @@ def train_classifier(
     task: str,
     config: TrainConfig | None = None,
     simulated: tuple[np.ndarray, np.ndarray] | None = None,
+    films: FilmGenerator | None = None,
+    checkpoint: Callable[[int, torch.nn.Module], None] | None = None,
+    checkpoint_steps: Sequence[int] = (),
 ) -> Classifier:
     """Train a calibrated ensemble classifier.
 
@@ -245,6 +253,12 @@ def train_classifier(
         Settings (defaults when None).
     simulated : (X, y), optional
         Simulated raw patterns [M, 1376] and labels.
+    films : FilmGenerator, optional
+        With ``config.film_generator``: the stream the batches draw from, and (as
+        ``films.with_seed(seed * 1000 + 999)``) the memory's reference films; several models of
+        one process share one pool build this way (the evaluation's fold models).
+    checkpoint, checkpoint_steps : optional
+        See :func:`fit_members` (the learning curve).
 
     Returns
     -------
@@ -253,8 +267,11 @@ def train_classifier(
     """
     config = config or TrainConfig()
     data = prepare_training_data(patterns_or_arrays, labels, task=task, config=config, simulated=simulated)
-    results = fit_members(data, range(config.n_members), task=task, config=config)
-    return assemble_classifier(results, data, task=task, config=config, metadata={"seed": config.seed})
+    results = fit_members(data, range(config.n_members), task=task, config=config, films=films,
+                          checkpoint=checkpoint, checkpoint_steps=checkpoint_steps)
+    memory_films = films.with_seed(config.seed * 1000 + 999) if films is not None else None
+    return assemble_classifier(results, data, task=task, config=config, metadata={"seed": config.seed},
+                               films=memory_films)
 
 
 def assemble_classifier(
@@ -264,6 +281,7 @@ def assemble_classifier(
     task: str,
     config: TrainConfig,
     metadata: dict[str, Any] | None = None,
+    films: FilmGenerator | None = None,
 ) -> Classifier:
     """The end of every training: calibrate on held-out rows, record provenance, assemble members.
 
@@ -279,6 +297,8 @@ def assemble_classifier(
         Their configuration; no calibration when ``config.calibrate`` is False.
     metadata : dict, optional
         Further provenance (seed, label cut-off, flow-run id).
+    films : FilmGenerator, optional
+        Reference films of the memory (see :func:`training.memory_fit.fit_memory`).
 
     Returns
     -------
@@ -300,7 +320,7 @@ def assemble_classifier(
                                          metadata=recorded)
     # the product recipe ships with its memory of measured patterns and the out-of-distribution
     # threshold; the baselines' fixed-set configurations answer with the network alone
-    return fit_memory(classifier, data, seed=config.seed) if config.film_generator else classifier
+    return fit_memory(classifier, data, seed=config.seed, films=films) if config.film_generator else classifier
 
 
 def train_default(task: str, *, seed: int = DEFAULT_SEED, config: TrainConfig | None = None) -> Classifier:

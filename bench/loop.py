@@ -1,354 +1,183 @@
-"""Benchmark of the closed loop: does the agent save acquisition time without losing accuracy?
+"""Benchmark of the closed loop: accuracy against acquisition time, for every strategy and every knob.
 
-Held-out samples: every measured AUTO-XRD space-group pattern, replayed on the simulated beamline
-with Poisson counting noise (``sim_devices`` sample ``"auto-xrd/<file stem>"``), and classified by
-a grouped-cross-validation fold model that never saw that pattern nor any of its near-duplicates
-(`evaluation.fold_classifiers.grouped_fold_classifiers`). Four strategies scan each sample on a fresh beamline
-with the same noise seed:
+Two sets (`bench.loop_sets`): the 88 measured AUTO-XRD patterns replayed on the simulated beamline,
+each with a grouped-fold model that never saw it, and the unseen-materials films with the shipped
+model. Every sample is scanned by every strategy at every setting of its knob (`bench.loop_scans`:
+uniform steps 0.04-0.32 deg, bluesky's slope-driven ``adaptive_scan`` over ``target_delta``, the
+agent over ``risk``), with the same counting-noise seed; the final scan is classified by the
+sample's model. ``curves`` gives, per strategy, one point per knob setting (mean accuracy, mean
+simulated acquisition time, mean points); ``pareto_fronts`` their fronts (`bench.loop_curves`).
 
-* ``uniform_0.04`` -- `bluesky.plans.scan`, 5-60 degrees at 0.04 degrees (1376 points);
-* ``uniform_0.16`` -- the same at 0.16 degrees (344 points);
-* ``slope_adaptive`` -- bluesky's built-in slope-driven `bluesky.plans.adaptive_scan`
-  (min step 0.04, max step 0.32 degrees, back-steps on); its ``target_delta`` (counts) is chosen,
-  from a fixed grid, as the cheapest setting whose mean acquisition time is at least the agent's
-  on a tuning subset -- a time-matched comparison that uses no labels;
-* ``agent`` -- ours, `plans.adaptive.adaptive_scan` with the fold model as the in-process agent.
+Timing, measured in the same run: ``decision_latency_ms`` is the agent's own time per decision that
+ran the model (rebuilding the scan, model, policy; CPU, one thread) inside the RunEngine;
+``runengine_step_ms`` the wall time of one step of a plain ``bp.scan`` on the same simulated
+devices (move, trigger, read, documents); ``remote_roundtrip_ms`` a decision's round trip to
+``xrd-agent serve-agent`` in a subprocess; ``load_average`` the machine's 1-minute load at the
+start and the end. ``out_of_distribution`` replays the out-of-distribution set through the policy
+(`bench.loop_ood`).
 
-The final scan of every strategy is classified by the same fold model; accuracy is the fraction
-of samples whose label is right. ``acq_time_s`` is the mean simulated acquisition time (moves +
-exposures, the `sim_devices` clock), ``points`` the mean number of points, ``wall_s`` the mean wall
-time of a scan here (simulated devices, no waiting). Decision latency is the agent's own time per
-decision that ran the model (rebuilding the scan, preprocessing, model, policy) on CPU with one
-thread; the remote round trip is measured against ``xrd-agent serve-agent`` in a subprocess.
+The top-level keys of earlier versions are kept and describe the measured set (``strategies``:
+uniform 0.04 and 0.16, the slope baseline time-matched to the agent at its default risk, and the
+agent at its default risk); ``sets`` holds both sets in full.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import platform
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from bench.loop_collector import PrimaryCollector
+from agent.settling import DEFAULT_RISK
+from bench import loop_curves
 from bench.loop_remote import measure_remote_roundtrip
-from patterns.datasets import MEASURED_SAMPLE_PREFIX
+from bench.loop_scans import (
+    QUICK_SLOPE_TARGET_DELTAS,
+    RISKS,
+    SLOPE_MAX_STEP,
+    SLOPE_MIN_STEP,
+    SLOPE_TARGET_DELTAS,
+    SLOPE_THRESHOLD,
+    Scanner,
+    ScanOutcome,
+)
+from bench.loop_sets import TASK, Job, held_out_folds, measured_jobs, sample_jobs, unseen_jobs
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 DEFAULT_OUT = RESULTS_DIR / "loop.json"
-STRATEGIES: tuple[str, ...] = ("uniform_0.04", "uniform_0.16", "slope_adaptive", "agent")
-SCAN_START, SCAN_STOP = 5.0, 60.0
-SLOPE_MIN_STEP, SLOPE_MAX_STEP = 0.04, 0.32
-SLOPE_TARGET_DELTAS: tuple[float, ...] = (50.0, 100.0, 200.0, 400.0, 800.0, 1600.0, 3200.0, 6400.0)
-"""Candidate ``target_delta`` values (counts) of the slope-driven baseline."""
-TASK = "space_group"
 REMOTE_SCANS = 3
+RUNENGINE_SCANS = 3
+"""Plain 1376-point ``bp.scan`` runs timed for the RunEngine's per-step cost."""
+CHECKED_JOBS = 4
+"""Measured samples on which real early-stopping scans confirm the replayed stops."""
 
 
-@dataclass
-class ScanOutcome:
-    """One strategy on one sample."""
-
-    strategy: str
-    sample: str
-    label: str
-    predicted: str
-    confidence: float
-    correct: bool
-    acq_time_s: float
-    points: int
-    wall_s: float
-    fold: int
+def _scan_set(scanner: Scanner, jobs: list[Job], deltas: tuple[float, ...], log: Callable[[str], None],
+              name: str) -> list[ScanOutcome]:
+    """Every strategy at every knob on every job of one set."""
+    outcomes: list[ScanOutcome] = []
+    began = time.perf_counter()
+    for index, job in enumerate(jobs):
+        outcomes += scanner.uniform(job)
+        outcomes += scanner.agent(job, RISKS)
+        outcomes += [scanner.slope(job, delta) for delta in deltas]
+        if (index + 1) % 10 == 0 or index + 1 == len(jobs):
+            log(f"  {name}: {index + 1}/{len(jobs)} samples ({time.perf_counter() - began:.0f} s)")
+    return outcomes
 
 
-def held_out_folds(seed: int, cache_dir: Path) -> list[tuple[Any, list[str], int]]:
-    """(classifier, held-out pattern names, fold index) for every grouped fold.
-
-    The classifier of a fold never saw its held-out patterns nor their near-duplicates; see
-    `evaluation.fold_classifiers.grouped_fold_classifiers`.
-    """
-    from evaluation.fold_classifiers import grouped_fold_classifiers
-
-    folds = []
-    for index, fold in enumerate(grouped_fold_classifiers(TASK, seed=seed, cache_dir=cache_dir)):
-        classifier, names = _unpack_fold(fold)
-        folds.append((classifier, sorted(names), index))
-    return folds
-
-
-def _unpack_fold(fold: Any) -> tuple[Any, list[str]]:
-    """Accept a (classifier, names) pair or an object with ``classifier`` and ``test_names``/``held_out``."""
-    if isinstance(fold, tuple) and len(fold) == 2:
-        return fold[0], list(fold[1])
-    classifier = getattr(fold, "classifier")
-    for attribute in ("held_out", "test_names", "held_out_names", "names"):
-        if hasattr(fold, attribute):
-            return classifier, list(getattr(fold, attribute))
-    raise TypeError(f"cannot read the held-out names of fold {fold!r}")
-
-
-def classify(classifier: Any, two_theta: Sequence[float], counts: Sequence[float]) -> tuple[str, float]:
-    """Label and confidence of the final scan (repeated positions are averaged by `to_grid`)."""
-    x = np.asarray(two_theta, dtype=np.float64)
-    y = np.asarray(counts, dtype=np.float64)
-    order = np.argsort(x, kind="stable")
-    prediction = classifier.predict(x[order], y[order])
-    return str(prediction.label), float(prediction.confidence)
-
-
-def scan_once(
-    strategy: str,
-    sample: str,
-    seed: int,
-    classifier: Any,
-    agent: Any,
-    RE: Any,
-    collector: PrimaryCollector,
-    slope_target_delta: float,
-) -> tuple[float, int, float, list[dict[str, Any]]]:
-    """Run one strategy on a fresh beamline; (acq_time_s, points, wall_s, decision records)."""
-    import bluesky.plans as bp
-
-    from plans.adaptive import adaptive_scan
-    from sim_devices import make_beamline
-
-    beamline = make_beamline(sample=sample, seed=seed)
-    detectors, motor = [beamline.detector], beamline.motor
-    if strategy == "uniform_0.04":
-        plan = bp.scan(detectors, motor, SCAN_START, SCAN_STOP, int(round((SCAN_STOP - SCAN_START) / 0.04)) + 1)
-    elif strategy == "uniform_0.16":
-        plan = bp.scan(detectors, motor, SCAN_START, SCAN_STOP, int(round((SCAN_STOP - SCAN_START) / 0.16)) + 1)
-    elif strategy == "slope_adaptive":
-        plan = bp.adaptive_scan(detectors, "det_counts", motor, SCAN_START, SCAN_STOP, SLOPE_MIN_STEP,
-                                SLOPE_MAX_STEP, slope_target_delta, True, 0.8)
-    elif strategy == "agent":
-        plan = adaptive_scan(detectors, motor, start=SCAN_START, stop=SCAN_STOP, agent=agent)
-    else:
-        raise ValueError(f"unknown strategy {strategy!r}")
-    began_clock, began_wall = beamline.clock.time(), time.perf_counter()
-    RE(plan)
-    wall_s = time.perf_counter() - began_wall
-    return beamline.clock.time() - began_clock, len(collector.two_theta), wall_s, list(collector.decisions)
-
-
-def pick_slope_target_delta(
-    samples: Sequence[tuple[str, int]], agent_mean_time_s: float, scan: Callable[[str, int, float], float]
-) -> tuple[float, dict[str, float]]:
-    """The cheapest candidate whose mean acquisition time on `samples` is >= the agent's (else the slowest)."""
-    times = {}
-    for delta in SLOPE_TARGET_DELTAS:
-        times[str(delta)] = float(np.mean([scan(sample, seed, delta) for sample, seed in samples]))
-    eligible = [float(d) for d, t in times.items() if t >= agent_mean_time_s]
-    chosen = max(eligible) if eligible else float(min(SLOPE_TARGET_DELTAS))
-    return chosen, times
-
-
-def summarise(outcomes: list[ScanOutcome]) -> dict[str, dict[str, float]]:
-    """Per-strategy accuracy and means."""
-    summary = {}
-    for strategy in STRATEGIES:
-        rows = [o for o in outcomes if o.strategy == strategy]
-        if not rows:
-            continue
-        summary[strategy] = {
-            "accuracy": float(np.mean([o.correct for o in rows])),
-            "acq_time_s": float(np.mean([o.acq_time_s for o in rows])),
-            "points": float(np.mean([o.points for o in rows])),
-            "wall_s": float(np.mean([o.wall_s for o in rows])),
-            "n_samples": len(rows),
-        }
+def _headline(curve: dict[str, list[dict[str, float]]]) -> tuple[dict[str, dict[str, float]], float | None]:
+    """Today's four strategies: uniform 0.04/0.16, the agent at its default risk, the slope baseline
+    at the cheapest ``target_delta`` whose time is at least the agent's (a time match that uses no labels)."""
+    pick = {s: {p["knob"]: p for p in points} for s, points in curve.items()}
+    agent = pick.get("agent", {}).get(DEFAULT_RISK)
+    chosen = None
+    if agent is not None and pick.get("slope_adaptive"):
+        slower = [d for d, p in pick["slope_adaptive"].items() if p["acq_time_s"] >= agent["acq_time_s"]]
+        chosen = max(slower) if slower else min(pick["slope_adaptive"])
+    rows = {"uniform_0.04": pick.get("uniform", {}).get(0.04), "uniform_0.16": pick.get("uniform", {}).get(0.16),
+            "slope_adaptive": None if chosen is None else pick["slope_adaptive"][chosen], "agent": agent}
+    summary = {k: {"accuracy": v["accuracy"], "acq_time_s": v["acq_time_s"], "points": v["points"], "n_samples": v["n"],
+                   "knob": v["knob"]} for k, v in rows.items() if v is not None}
     if "uniform_0.04" in summary:
-        reference = summary["uniform_0.04"]["acq_time_s"]
         for values in summary.values():
-            values["acq_time_fraction"] = values["acq_time_s"] / reference
-    return summary
+            values["acq_time_fraction"] = values["acq_time_s"] / summary["uniform_0.04"]["acq_time_s"]
+    return summary, chosen
 
 
-def targets(summary: dict[str, dict[str, float]]) -> dict[str, bool]:
-    """The acceptance lines of the closed-loop issue, evaluated."""
-    if not all(s in summary for s in STRATEGIES):
-        return {}
-    ours, fine, coarse, slope = (summary[s] for s in ("agent", "uniform_0.04", "uniform_0.16", "slope_adaptive"))
-    return {
-        "accuracy_within_0.01_of_uniform_0.04": ours["accuracy"] >= fine["accuracy"] - 0.01,
-        "time_at_most_20pct_of_uniform_0.04": ours["acq_time_s"] <= 0.2 * fine["acq_time_s"],
-        "beats_uniform_0.16_at_equal_or_lower_time": ours["accuracy"] > coarse["accuracy"]
-        and ours["acq_time_s"] <= coarse["acq_time_s"],
-        "beats_slope_adaptive_at_equal_or_lower_time": ours["accuracy"] > slope["accuracy"]
-        and ours["acq_time_s"] <= slope["acq_time_s"],
-    }
+def _set_report(outcomes: list[ScanOutcome]) -> dict[str, Any]:
+    """Curves, fronts, headline strategies, acceptance lines and per-sample rows of one set."""
+    curve = loop_curves.curves(outcomes)
+    strategies, chosen_delta = _headline(curve)
+    return {"strategies": strategies, "slope_target_delta_time_matched": chosen_delta, "curves": curve,
+            "pareto_fronts": {s: loop_curves.pareto_front(p) for s, p in curve.items()},
+            "targets": loop_curves.targets(curve), "per_sample": [asdict(o) for o in outcomes]}
 
 
-def plot(summary: dict[str, dict[str, float]], path: Path) -> Path:
-    """Accuracy against mean acquisition time, one marker per strategy."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, ax = plt.subplots(figsize=(6.5, 4.5))
-    for strategy, values in summary.items():
-        ax.scatter(values["acq_time_s"], values["accuracy"], s=60, label=strategy, zorder=3)
-        ax.annotate(strategy, (values["acq_time_s"], values["accuracy"]), textcoords="offset points", xytext=(5, 5),
-                    fontsize=8)
-    if "uniform_0.04" in summary:
-        fine = summary["uniform_0.04"]
-        ax.axvline(0.2 * fine["acq_time_s"], color="0.5", ls=":", lw=1, label="20 % of uniform 0.04 time")
-        ax.axhline(fine["accuracy"] - 0.01, color="0.5", ls="--", lw=1, label="uniform 0.04 accuracy - 0.01")
-    ax.set_xlabel("mean simulated acquisition time per sample (s)")
-    ax.set_ylabel("accuracy (held-out measured patterns)")
-    ax.set_ylim(0, 1.02)
-    ax.legend(fontsize=7, loc="lower right")
-    ax.set_title("closed loop: accuracy vs acquisition time", fontsize=10)
-    figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return path
+def _percentiles(values: list[float]) -> dict[str, Any]:
+    array = np.asarray(values, dtype=float)
+    if not array.size:
+        return {"median": None, "p99": None, "n": 0}
+    return {"median": float(np.median(array)), "p99": float(np.percentile(array, 99)), "n": int(array.size)}
 
 
-def _held_out_jobs(folds: list[tuple[Any, list[str], int]], seed: int, quick: bool,
-                   max_samples: int | None) -> list[tuple[str, int, Any, int]]:
-    """The held-out scans to run: (sample, noise seed, classifier, fold) per replayable held-out pattern.
-
-    Parameters
-    ----------
-    folds : list
-        (classifier, held-out pattern names, fold index) of :func:`held_out_folds`.
-    seed : int
-        Base noise seed; each job gets ``seed + its index``.
-    quick : bool
-        Keep only the first two held-out samples per fold.
-    max_samples : int, optional
-        Cap on the number of jobs (after the quick subset).
-    """
-    from sim_devices import list_samples
-
-    available = set(list_samples())
-    jobs: list[tuple[str, int, Any, int]] = []
-    for classifier, names, fold in folds:
-        chosen = names[:2] if quick else names
-        for name in chosen:
-            sample = f"{MEASURED_SAMPLE_PREFIX}{name}"
-            if sample in available:
-                jobs.append((sample, seed + len(jobs), classifier, fold))
-    if max_samples is not None:
-        jobs = jobs[:max_samples]
-    if not jobs:
-        raise ValueError("no held-out samples to benchmark")
-    return jobs
-
-
-class _Scanner:
-    """One RunEngine, its collector and one in-process agent per fold model; records agent timings."""
-
-    def __init__(self, folds: list[tuple[Any, list[str], int]]) -> None:
-        from bluesky import RunEngine
-
-        from agent.callback import LocalAgent
-
-        self.RE = RunEngine({})
-        self.collector = PrimaryCollector()
-        self.RE.subscribe(self.collector)
-        self.agents = {id(classifier): LocalAgent(classifier) for classifier, _, _ in folds}
-        self.latencies: list[float] = []  # ms, decisions that ran the model
-        self.agent_seconds: list[float] = []  # agent time per agent scan, s
-
-    def outcome(self, strategy: str, sample: str, noise_seed: int, classifier: Any, fold: int,
-                delta: float) -> ScanOutcome:
-        """Scan ``sample`` with ``strategy`` (slope ``delta`` in counts) and classify the final scan."""
-        from sim_devices import get_sample
-
-        acq, points, wall, decisions = scan_once(strategy, sample, noise_seed, classifier,
-                                                 self.agents[id(classifier)], self.RE, self.collector, delta)
-        if strategy == "agent":
-            used = [float(d["decision_latency_ms"]) for d in decisions if d["decision_label"]]
-            self.latencies.extend(used)
-            self.agent_seconds.append(sum(float(d["decision_latency_ms"]) for d in decisions) / 1e3)
-        predicted, confidence = classify(classifier, self.collector.two_theta, self.collector.counts)
-        label = str(get_sample(sample).label)
-        return ScanOutcome(strategy, sample, label, predicted, confidence, predicted == label, acq, points, wall, fold)
-
-    def slope_time(self, sample: str, noise_seed: int, delta: float) -> float:
-        """Acquisition time (s) of the slope-driven baseline at ``target_delta`` ``delta`` (counts)."""
-        acq, *_ = scan_once("slope_adaptive", sample, noise_seed, None, None, self.RE, self.collector, delta)
-        return acq
-
-
-def _run_slope_adaptive(
-    scanner: _Scanner, jobs: list[tuple[str, int, Any, int]], outcomes: list[ScanOutcome], quick: bool,
-    log: Callable[[str], None],
-) -> tuple[float, dict[str, float], list[tuple[str, int]]]:
-    """Time-match the slope-driven baseline to the agent on a tuning subset, then scan every job with it.
-
-    Appends to ``outcomes``; returns the chosen ``target_delta`` (counts), the candidates' mean
-    acquisition times (s) and the tuning (sample, noise seed) pairs.
-    """
-    agent_mean_time = float(np.mean([o.acq_time_s for o in outcomes if o.strategy == "agent"]))
-    tuning = [(sample, noise_seed) for sample, noise_seed, _, _ in jobs[:: max(1, len(jobs) // (4 if quick else 8))]]
-    chosen_delta, candidate_times = pick_slope_target_delta(tuning, agent_mean_time, scanner.slope_time)
-    log(f"  slope_adaptive: target_delta {chosen_delta} counts (candidate mean times {candidate_times})")
-    for sample, noise_seed, classifier, fold in jobs:
-        outcomes.append(scanner.outcome("slope_adaptive", sample, noise_seed, classifier, fold, chosen_delta))
-    return chosen_delta, candidate_times, tuning
-
-
-def _report(outcomes: list[ScanOutcome], scanner: _Scanner, slope: tuple[float, dict[str, float], list],
-            config: dict[str, Any]) -> dict[str, Any]:
-    """The JSON of the benchmark (without the remote round trip and the wall time)."""
+def _timing(scanner: Scanner) -> dict[str, Any]:
+    """Decision latency against the RunEngine's own step, measured in this run."""
     import torch
 
-    chosen_delta, candidate_times, tuning = slope
-    summary = summarise(outcomes)
-    agent_rows = [o for o in outcomes if o.strategy == "agent"]
-    overhead_acq = [s / o.acq_time_s for s, o in zip(scanner.agent_seconds, agent_rows, strict=True)]
-    overhead_wall = [s / o.wall_s for s, o in zip(scanner.agent_seconds, agent_rows, strict=True)]
-    latency = np.asarray(scanner.latencies)
+    latency = {**_percentiles(scanner.latencies_ms), "device": "cpu", "torch_threads": torch.get_num_threads(),
+               "where": "in-process agent inside the RunEngine (the early-stop check scans)"}
+    step = _percentiles(scanner.step_ms)
+    agent_s, acq_s = (np.asarray(v) for v in zip(*scanner.agent_seconds)) if scanner.agent_seconds else ([], [])
     return {
-        "strategies": summary,
-        "decision_latency_ms": {
-            "median": float(np.median(latency)) if latency.size else None,
-            "p99": float(np.percentile(latency, 99)) if latency.size else None,
-            "n": int(latency.size),
-            "device": "cpu",
-            "torch_threads": torch.get_num_threads(),
-        },
-        "remote_roundtrip_ms": {"median": None, "n": 0, "skipped": True},
+        "decision_latency_ms": latency,
+        "replay_decision_ms": {**_percentiles(scanner.replay_decision_ms), "where": "the same decisions without a RunEngine"},
+        "runengine_step_ms": {**step, "plan": "bluesky.plans.scan, 1376 steps, simulated devices (no waiting)"},
         "agent_overhead": {
-            "fraction_of_acquisition_time_mean": float(np.mean(overhead_acq)),
-            "fraction_of_simulated_wall_time_mean": float(np.mean(overhead_wall)),
-            "note": "agent time per scan over the scan's acquisition time (a real scan's wall time), and over "
-                    "the wall time of the simulated scan here (devices do not wait, so RunEngine overhead dominates)",
-        },
-        "targets": targets(summary),
-        "slope_adaptive": {"min_step": SLOPE_MIN_STEP, "max_step": SLOPE_MAX_STEP, "backstep": True,
-                           "threshold": 0.8, "target_delta": chosen_delta,
-                           "candidate_mean_acq_time_s": candidate_times, "tuning_samples": [s for s, _ in tuning]},
-        "config": config,
-        "per_sample": [asdict(o) for o in outcomes],
+            "fraction_of_acquisition_time_mean": float(np.mean(agent_s / acq_s)) if len(acq_s) else None,
+            "note": "agent time per full-path scan over its simulated acquisition time (a real scan's wall time)"},
     }
+
+
+def _check_replayed_stops(scanner: Scanner, jobs: list[Job], outcomes: list[ScanOutcome]) -> dict[str, Any]:
+    """Real early-stopping scans at two risks against the stops derived from the full-path scans."""
+    derived = {(o.sample, o.knob): o for o in outcomes if o.strategy == "agent"}
+    rows = []
+    for job in jobs:
+        for risk in (DEFAULT_RISK, 0.4):
+            points, label = scanner.check_early_stop(job, risk)
+            expected = derived[(job.name, risk)]
+            rows.append({"sample": job.name, "risk": risk, "points": points, "replayed_points": expected.points,
+                         "label": label, "replayed_label": expected.predicted})
+    same = sum(r["points"] == r["replayed_points"] and r["label"] == r["replayed_label"] for r in rows)
+    return {"n": len(rows), "same_stop_and_label": same, "rows": rows}
+
+
+def _accept(result: dict[str, Any], wall_limit_s: float = 45 * 60) -> dict[str, Any]:
+    """Every acceptance line of the closed-loop issue, evaluated on this run."""
+    latency, step, remote = result["decision_latency_ms"], result["runengine_step_ms"], result["remote_roundtrip_ms"]
+    lines: dict[str, Any] = {f"{name}: {key}": value for name, report in result["sets"].items()
+                             for key, value in report["targets"].items() if isinstance(value, bool)}
+    if latency["median"] is not None and step["median"]:
+        lines["decision_median_at_most_half_a_runengine_step"] = latency["median"] <= 0.5 * step["median"]
+        lines["decision_latency_over_runengine_step"] = latency["median"] / step["median"]
+        lines["decision_p99_at_most_10_ms"] = latency["p99"] <= 10.0
+    if remote.get("median") is not None and latency["median"]:
+        lines["remote_median_at_most_2x_in_process"] = remote["median"] <= 2 * latency["median"]
+    ood = result.get("out_of_distribution")
+    if ood:
+        lines["no_early_stop_on_out_of_distribution"] = not ood["early_stops_at_default_risk"]
+    lines["bench_within_45_min"] = result["config"]["bench_wall_s"] <= wall_limit_s
+    return lines
 
 
 def run(quick: bool = False, out: Path | None = None, *, seed: int = 0, max_samples: int | None = None,
-        remote: bool = True, log: Callable[[str], None] | None = print) -> dict[str, Any]:
+        remote: bool = True, sample: str | None = None, log: Callable[[str], None] | None = print) -> dict[str, Any]:
     """Run the benchmark and write JSON (and a PNG beside it).
 
     Parameters
     ----------
     quick : bool
-        A subset: two held-out samples per fold and fewer slope candidates.
+        A subset: two held-out samples per fold, six unseen structures, two slope settings, four
+        out-of-distribution patterns, one remote scan.
     out : Path, optional
         JSON path; default ``bench/results/loop.json``.
     seed : int
         Seed of the fold models and of the counting noise.
     max_samples : int, optional
-        Cap on the number of held-out samples (after the quick subset).
+        Cap on the samples of each set.
     remote : bool
         Also measure the remote round trip (starts ``xrd-agent serve-agent``).
+    sample : str, optional
+        The path of a measured pattern file or a CIF: scan only it, with the shipped model ("how
+        much time would the agent have saved on my scan?"); the sets, the remote agent and the
+        out-of-distribution replay are skipped.
     log : callable, optional
         Progress lines.
 
@@ -359,32 +188,58 @@ def run(quick: bool = False, out: Path | None = None, *, seed: int = 0, max_samp
     """
     import torch
 
+    import models
+
     torch.set_num_threads(1)
     log = log or (lambda line: None)
     out = Path(out) if out is not None else DEFAULT_OUT
-    began = time.perf_counter()
-    folds = held_out_folds(seed, RESULTS_DIR.parent / ".cache" / "loop")
-    jobs = _held_out_jobs(folds, seed, quick, max_samples)
-    log(f"bench loop: {len(jobs)} held-out samples over {len(folds)} folds")
+    began, load_start = time.perf_counter(), os.getloadavg()[0]
+    shipped = models.load_default(TASK)
+    deltas = QUICK_SLOPE_TARGET_DELTAS if quick else SLOPE_TARGET_DELTAS
+    scanner = Scanner()
+    if sample is not None:
+        sets = {"sample": sample_jobs(sample, shipped, seed)}
+    else:
+        folds = held_out_folds(seed, RESULTS_DIR.parent / ".cache" / "loop")
+        sets = {"measured": measured_jobs(folds, seed, quick, max_samples),
+                "unseen_materials": unseen_jobs(shipped, seed, quick, max_samples)}
+    log("bench loop: " + ", ".join(f"{name} {len(jobs)} samples" for name, jobs in sets.items()))
+    first = next(iter(sets.values()))
+    for job in first[:1 if quick else RUNENGINE_SCANS]:
+        scanner.runengine_steps(job)
+    outcomes = {name: _scan_set(scanner, jobs, deltas, log, name) for name, jobs in sets.items()}
+    reports = {name: _set_report(rows) for name, rows in outcomes.items()}
+    headline = reports[next(iter(reports))]
+    result: dict[str, Any] = {
+        "strategies": headline["strategies"], **_timing(scanner),
+        "remote_roundtrip_ms": {"median": None, "n": 0, "skipped": True},
+        "targets": {}, "curves": headline["curves"],
+        "slope_adaptive": {"min_step": SLOPE_MIN_STEP, "max_step": SLOPE_MAX_STEP, "backstep": True,
+                           "threshold": SLOPE_THRESHOLD, "target_deltas": list(deltas),
+                           "target_delta": headline["slope_target_delta_time_matched"]},
+        "sets": reports, "per_sample": headline["per_sample"],
+    }
+    name = next(iter(sets))
+    result["replay_check"] = _check_replayed_stops(scanner, sets[name][:1 if quick else CHECKED_JOBS], outcomes[name])
+    result["decision_latency_ms"] = _timing(scanner)["decision_latency_ms"]  # the check scans ran inside the RunEngine
+    log(f"  replayed stops confirmed: {result['replay_check']['same_stop_and_label']}/{result['replay_check']['n']}")
+    if sample is None:
+        measured = sets["measured"]
+        from bench.loop_ood import ood_early_stops
 
-    scanner = _Scanner(folds)
-    outcomes: list[ScanOutcome] = []
-    for strategy in ("agent", "uniform_0.04", "uniform_0.16"):
-        for sample, noise_seed, classifier, fold in jobs:
-            outcomes.append(scanner.outcome(strategy, sample, noise_seed, classifier, fold, 0.0))
-        log(f"  {strategy}: done ({time.perf_counter() - began:.0f} s)")
-    slope = _run_slope_adaptive(scanner, jobs, outcomes, quick, log)
-    log(f"  slope_adaptive: done ({time.perf_counter() - began:.0f} s)")
-
-    result = _report(outcomes, scanner, slope, {
-        "quick": quick, "seed": seed, "task": TASK, "n_samples": len(jobs), "n_folds": len(folds),
-        "range_deg": [SCAN_START, SCAN_STOP], "python": platform.python_version(), "machine": platform.machine()})
-    if remote:
-        remote_samples = [sample for sample, *_ in jobs[:REMOTE_SCANS]]
-        result["remote_roundtrip_ms"] = measure_remote_roundtrip(remote_samples, seed)
-    result["config"]["bench_wall_s"] = time.perf_counter() - began
+        result["out_of_distribution"] = ood_early_stops(shipped, RISKS, quick)
+        log(f"  out-of-distribution replays: {result['out_of_distribution']['n']}")
+        if remote:
+            result["remote_roundtrip_ms"] = measure_remote_roundtrip(
+                [str(j.sample) for j in measured[:1 if quick else REMOTE_SCANS]], seed)
+    result["config"] = {
+        "quick": quick, "seed": seed, "task": TASK, "sets": {k: len(v) for k, v in sets.items()}, "risks": list(RISKS),
+        "default_risk": DEFAULT_RISK, "range_deg": [5.0, 60.0], "python": platform.python_version(),
+        "machine": platform.machine(), "sample": sample, "bench_wall_s": time.perf_counter() - began}
+    result["load_average"] = {"start_1min": load_start, "end_1min": os.getloadavg()[0], "cpus": os.cpu_count()}
+    result["targets"] = _accept(result)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
-    plot(summary=result["strategies"], path=out.with_suffix(".png"))
+    loop_curves.plot({name: report["curves"] for name, report in reports.items()}, out.with_suffix(".png"))
     log(f"bench loop: wrote {out} and {out.with_suffix('.png')}")
     return result

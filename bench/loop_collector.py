@@ -1,25 +1,33 @@
-"""A RunEngine callback keeping the measured points and the decisions of the latest run (loop benchmark)."""
+"""What the loop benchmark keeps of a RunEngine run: its points, decisions and step times."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
+
+import numpy as np
 
 
 class PrimaryCollector:
-    """Keeps the (position, counts) points of the primary stream of the latest run."""
+    """Keeps the (position, counts) points of the primary stream of the latest run.
+
+    Also the wall time (``time.perf_counter``, s) at which each primary event arrived, so the
+    median step of a plain ``bp.scan`` (move, trigger, read, documents) can be measured.
+    """
 
     def __init__(self, motor_field: str = "tth", counts_field: str = "det_counts") -> None:
         self.motor_field, self.counts_field = motor_field, counts_field
         self.primary: set[str] = set()
         self.two_theta: list[float] = []
         self.counts: list[float] = []
+        self.event_wall_s: list[float] = []
         self.decisions: list[dict[str, Any]] = []
         self.decision_descriptors: set[str] = set()
 
     def __call__(self, name: str, doc: dict[str, Any]) -> None:
         if name == "start":
             self.primary.clear(), self.decision_descriptors.clear()
-            self.two_theta, self.counts, self.decisions = [], [], []
+            self.two_theta, self.counts, self.decisions, self.event_wall_s = [], [], [], []
         elif name == "descriptor":
             if doc.get("name") == "primary":
                 self.primary.add(doc["uid"])
@@ -27,7 +35,12 @@ class PrimaryCollector:
                 self.decision_descriptors.add(doc["uid"])
         elif name == "event":
             if doc["descriptor"] in self.primary:
+                self.event_wall_s.append(time.perf_counter())
                 self.two_theta.append(float(doc["data"][self.motor_field]))
                 self.counts.append(float(doc["data"][self.counts_field]))
             elif doc["descriptor"] in self.decision_descriptors:
                 self.decisions.append(doc["data"])
+
+    def step_ms(self) -> np.ndarray:
+        """Wall time between consecutive primary events of the latest run, milliseconds."""
+        return 1e3 * np.diff(np.asarray(self.event_wall_s))

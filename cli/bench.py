@@ -36,6 +36,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="tiny settings for CI (seconds, not minutes; figures not meaningful)")
     parser.add_argument("--out", type=Path, default=None,
                         help="JSON output path (default bench/results/NAME.json); with 'all', a folder")
+    parser.add_argument("--sample", default=None, metavar="PATH",
+                        help="loop only: scan this measured pattern file (.xy, .xrdml, ...) or CIF with every strategy "
+                        "instead of the benchmark sets (default output bench/results/loop_sample.json)")
     parser.set_defaults(func=run_command)
 
 
@@ -54,25 +57,31 @@ def _headline(result: dict[str, Any]) -> str:
     return ", ".join(f"{k}={v:.4g}" for k, v in list(scalars.items())[:6])
 
 
-def run_one(name: str, quick: bool, out: Path) -> dict[str, Any]:
-    """Run benchmark ``name`` writing to ``out``; UserError if it does not exist."""
+def run_one(name: str, quick: bool, out: Path, **options: Any) -> dict[str, Any]:
+    """Run benchmark ``name`` writing to ``out`` (``options`` go to its ``run``); UserError if it does not exist."""
     module = _load(name)
     if module is None:
         raise UserError(f"benchmark {name!r} is not available (no module bench/{name}.py)")
     out.parent.mkdir(parents=True, exist_ok=True)
     tic = time.perf_counter()
-    result = module.run(quick, out)
+    result = module.run(quick, out, **options)
     print(f"bench {name}: wrote {out} in {time.perf_counter() - tic:.1f} s"
           + (f" ({_headline(result)})" if isinstance(result, dict) and _headline(result) else ""))
     return result
 
 
 def run_command(args: argparse.Namespace) -> int:
+    if args.sample is not None:
+        if args.name != "loop":
+            raise UserError("--sample applies to 'bench loop' only")
+        if not Path(args.sample).is_file():
+            raise UserError(f"--sample: no such file {args.sample}")
     if args.name != "all":
-        out = args.out if args.out is not None else RESULTS_DIR / f"{args.name}.json"
+        stem = "loop_sample" if args.sample is not None else args.name
+        out = args.out if args.out is not None else RESULTS_DIR / f"{stem}.json"
         if out.suffix != ".json":
             raise UserError(f"--out must name a .json file, got {out}")
-        run_one(args.name, args.quick, out)
+        run_one(args.name, args.quick, out, **({"sample": args.sample} if args.sample is not None else {}))
         return 0
     folder = args.out if args.out is not None else RESULTS_DIR
     if folder.suffix == ".json":

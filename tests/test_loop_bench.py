@@ -1,81 +1,98 @@
-"""The loop benchmark's parts: each strategy scans through the RunEngine, the summary and targets."""
+"""The loop benchmark's parts: curves and fronts, the acceptance lines, and the scans through the RunEngine."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from bluesky import RunEngine
 
-from agent.callback import LocalAgent
-from bench.loop import (
-    STRATEGIES,
-    PrimaryCollector,
-    ScanOutcome,
-    classify,
-    pick_slope_target_delta,
-    plot,
-    scan_once,
-    summarise,
-    targets,
-)
+from bench.loop import _headline
+from bench.loop_curves import accuracy_at, curves, pareto_front, plot, targets
+from bench.loop_scans import UNIFORM_STEPS, Scanner, ScanOutcome
+from bench.loop_sets import Job
 
 
 @pytest.fixture(scope="module")
 def classifier():
     import torch
 
-    from plans.beamline import load_classifier, load_config
+    import models
 
     torch.set_num_threads(1)
-    return load_classifier(load_config())  # the shipped model (XRD_AGENT_MODEL may point elsewhere)
+    return models.load_default("space_group")
 
 
-def test_every_strategy_scans_and_is_classified(classifier) -> None:
-    RE = RunEngine({})
-    collector = PrimaryCollector()
-    RE.subscribe(collector)
-    agent = LocalAgent(classifier)
-    sample = "auto-xrd/MASnI3_2-Theta_Omega"
-    results = {}
-    for strategy in STRATEGIES:
-        acq, points, wall, decisions = scan_once(strategy, sample, 0, classifier, agent, RE, collector, 800.0)
-        label, confidence = classify(classifier, collector.two_theta, collector.counts)
-        assert label in classifier.classes and 0 <= confidence <= 1
-        assert points == len(collector.two_theta) and acq > 0 and wall > 0
-        results[strategy] = (acq, points, decisions)
-    assert results["uniform_0.04"][1] == 1376 and results["uniform_0.16"][1] == 345  # linspace over 55 deg
-    # the uniform fine scan costs about four times the coarse one (same dwell, 4x the points)
-    assert 3.5 < results["uniform_0.04"][0] / results["uniform_0.16"][0] < 4.5
-    assert results["agent"][2] and not results["uniform_0.04"][2]  # only the agent leaves decisions
+def _outcome(strategy: str, knob: float, correct: bool, time_s: float) -> ScanOutcome:
+    return ScanOutcome(strategy, knob, "s", "a", "a" if correct else "b", 0.9, correct, time_s, 10, 0.1, 0)
 
 
-def _outcome(strategy: str, correct: bool, time_s: float) -> ScanOutcome:
-    return ScanOutcome(strategy, "s", "a", "a" if correct else "b", 0.9, correct, time_s, 10, 0.1, 0)
+def _set(agent_time: float) -> list[ScanOutcome]:
+    rows = []
+    for step, time_s, hits in ((0.04, 1000.0, 4), (0.16, 250.0, 3), (0.32, 125.0, 2)):
+        rows += [_outcome("uniform", step, k < hits, time_s) for k in range(4)]
+    for delta, time_s, hits in ((100.0, 300.0, 3), (1600.0, 200.0, 2)):
+        rows += [_outcome("slope_adaptive", delta, k < hits, time_s) for k in range(4)]
+    for risk, time_s, hits in ((0.4, agent_time, 4), (0.6, 100.0, 1)):
+        rows += [_outcome("agent", risk, k < hits, time_s) for k in range(4)]
+    return rows
 
 
-def test_summary_and_targets_follow_the_acceptance_lines() -> None:
-    outcomes = [
-        *[_outcome("uniform_0.04", c, 1000.0) for c in (True, True, True, False)],
-        *[_outcome("uniform_0.16", c, 250.0) for c in (True, True, False, False)],
-        *[_outcome("slope_adaptive", c, 200.0) for c in (True, False, False, False)],
-        *[_outcome("agent", c, 180.0) for c in (True, True, True, False)],
-    ]
-    summary = summarise(outcomes)
-    assert summary["uniform_0.04"]["accuracy"] == 0.75 and summary["agent"]["acq_time_fraction"] == pytest.approx(0.18)
-    assert all(targets(summary).values())
-    slower = summarise([*outcomes[:12], *[_outcome("agent", c, 260.0) for c in (True, True, True, False)]])
-    result = targets(slower)
-    assert not result["time_at_most_20pct_of_uniform_0.04"] and not result["beats_uniform_0.16_at_equal_or_lower_time"]
+def test_curves_fronts_and_the_acceptance_lines() -> None:
+    curve = curves(_set(agent_time=140.0))
+    assert [p["knob"] for p in curve["uniform"]] == [0.32, 0.16, 0.04]  # by time
+    assert curve["uniform"][-1] == {"knob": 0.04, "accuracy": 1.0, "acq_time_s": 1000.0, "points": 10.0, "n": 4}
+    # a point beaten on both axes leaves the front
+    points = [{"acq_time_s": 1.0, "accuracy": 0.5}, {"acq_time_s": 2.0, "accuracy": 0.4}, {"acq_time_s": 3.0, "accuracy": 0.9}]
+    assert pareto_front(points) == [points[0], points[2]]
+    assert accuracy_at(points, 2.5) == 0.5 and accuracy_at(points, 0.5) == -np.inf
+    lines = targets(curve)
+    # the agent reaches 1.0 at 140 s: above uniform 0.16 (250 s), every slope point, and within 15 % of 1000 s
+    assert lines["agent_at_least_uniform_0_16_at_its_time"] and lines["agent_at_least_slope_at_its_times"]
+    assert lines["agent_reaches_uniform_0_04_minus_0_01_within_15pct"]
+    slower = targets(curves(_set(agent_time=260.0)))
+    assert not slower["agent_reaches_uniform_0_04_minus_0_01_within_15pct"]
+    assert not slower["agent_at_least_uniform_0_16_at_its_time"]  # 0.25 at 250 s < 0.75
+    assert not slower["agent_at_least_slope_at_its_times"]  # 0.25 at 200 s < 0.5
 
 
-def test_slope_target_delta_is_time_matched_without_labels(tmp_path) -> None:
-    # a fake time model: larger target_delta -> larger steps -> less time
-    def scan_time(sample: str, seed: int, delta: float) -> float:
-        return 2000.0 / np.log2(delta)
+def test_headline_time_matches_the_slope_baseline_without_labels(tmp_path) -> None:
+    from agent.settling import DEFAULT_RISK
 
-    chosen, times = pick_slope_target_delta([("s", 0)], agent_mean_time_s=250.0, scan=scan_time)
-    assert times[str(chosen)] >= 250.0
-    cheaper = [float(d) for d, t in times.items() if float(d) > chosen]
-    assert all(times[str(d)] < 250.0 for d in cheaper)
-    png = plot(summarise([_outcome(s, True, 100.0) for s in STRATEGIES]), tmp_path / "loop.png")
+    rows = _set(agent_time=250.0) + [_outcome("agent", DEFAULT_RISK, True, 250.0) for _ in range(4)]
+    summary, chosen = _headline(curves(rows))
+    assert chosen == 100.0  # the cheapest setting at least as slow as the agent (300 s >= 250 s)
+    assert set(summary) == {"uniform_0.04", "uniform_0.16", "slope_adaptive", "agent"}
+    assert summary["agent"]["acq_time_fraction"] == pytest.approx(0.25)
+    png = plot({"measured": curves(rows), "unseen_materials": curves(rows)}, tmp_path / "loop.png")
     assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_every_strategy_scans_and_the_replayed_stop_is_the_real_one(classifier) -> None:
+    scanner = Scanner(20.0, 35.0)  # a quarter of the model's range: seconds, not a minute
+    job = Job("auto-xrd/MASnI3_2-Theta_Omega", "auto-xrd/MASnI3_2-Theta_Omega", "I4/mcm", 0, classifier, -1)
+    uniform = scanner.uniform(job)
+    assert [o.knob for o in uniform] == list(UNIFORM_STEPS)
+    assert [o.points for o in uniform] == [376, 188, 94, 63, 47]
+    # the fine scan costs about four times the 0.16-degree one (same dwell, 4x the points)
+    assert 3.5 < uniform[0].acq_time_s / uniform[2].acq_time_s < 4.5
+    scanner.runengine_steps(job)  # the same scan through bluesky: same clock
+    assert len(scanner.step_ms) == 375 and np.median(scanner.step_ms) > 0
+    assert scanner.collector.counts == pytest.approx(list(_direct_counts(job)))
+    slope = scanner.slope(job, 800.0)
+    assert slope.predicted in classifier.classes and 0 < slope.points < 376
+    risks = (0.6, 0.02)
+    agent = scanner.agent(job, risks)
+    assert [o.knob for o in agent] == list(risks)
+    assert agent[0].points < agent[1].points  # this pattern settles early at 0.6, not at 0.02
+    assert scanner.replay_decision_ms and all(latency > 0 for latency in scanner.replay_decision_ms)
+    # the real plan in the RunEngine, same seed, stops where the replayed trail says, with the same answer
+    for risk, derived in zip(risks, agent):
+        assert scanner.check_early_stop(job, risk) == (derived.points, derived.predicted)
+    assert scanner.latencies_ms
+
+
+def _direct_counts(job: Job) -> list[float]:
+    from bench.loop_scans import DeviceMeasure
+    from sim_devices import make_beamline
+
+    measure = DeviceMeasure(make_beamline(sample=job.sample, seed=job.noise_seed))
+    return [measure(x) for x in np.linspace(20.0, 35.0, 376)]

@@ -1,0 +1,113 @@
+"""Accuracy against acquisition time: the curves of every strategy, their Pareto fronts, the acceptance lines.
+
+A strategy's *curve* is one point per setting of its knob (uniform: the step, degrees; slope
+baseline: ``target_delta``, counts; agent: ``risk``). Its *Pareto front* keeps the points no other
+point of the same strategy beats on both axes (as fast or faster and as accurate or more, one of
+them strictly). "The agent's accuracy at time T" is the best accuracy of an agent setting whose
+mean acquisition time is at most T (its front read as a step function; -inf when none is).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench.loop_scans import ScanOutcome
+
+FINE_TIME_FRACTION = 0.15
+"""The agent must reach uniform-0.04 accuracy minus 0.01 within this fraction of its time."""
+ACCURACY_MARGIN = 0.01
+
+
+def curves(outcomes: list[ScanOutcome]) -> dict[str, list[dict[str, float]]]:
+    """``{strategy: [{"knob", "accuracy", "acq_time_s", "points", "n"}]}``, each sorted by time."""
+    grouped: dict[tuple[str, float], list[ScanOutcome]] = defaultdict(list)
+    for outcome in outcomes:
+        grouped[(outcome.strategy, outcome.knob)].append(outcome)
+    result: dict[str, list[dict[str, float]]] = defaultdict(list)
+    for (strategy, knob), rows in grouped.items():
+        result[strategy].append({
+            "knob": knob, "accuracy": float(np.mean([o.correct for o in rows])),
+            "acq_time_s": float(np.mean([o.acq_time_s for o in rows])), "points": float(np.mean([o.points for o in rows])),
+            "n": len(rows)})
+    return {s: sorted(points, key=lambda p: (p["acq_time_s"], -p["accuracy"])) for s, points in result.items()}
+
+
+def pareto_front(points: list[dict[str, float]]) -> list[dict[str, float]]:
+    """The points of one curve that no other point beats on both axes, by increasing time."""
+    front, best = [], -np.inf
+    for point in sorted(points, key=lambda p: (p["acq_time_s"], -p["accuracy"])):
+        if point["accuracy"] > best:
+            front.append(point)
+            best = point["accuracy"]
+    return front
+
+
+def accuracy_at(points: list[dict[str, float]], time_s: float) -> float:
+    """Best accuracy among the points with acquisition time <= `time_s` (-inf when none)."""
+    eligible = [p["accuracy"] for p in points if p["acq_time_s"] <= time_s + 1e-9]
+    return max(eligible) if eligible else -np.inf
+
+
+def targets(curve: dict[str, list[dict[str, float]]]) -> dict[str, Any]:
+    """The accuracy acceptance lines of the closed-loop issue on one set, with the numbers behind them."""
+    if not all(s in curve for s in ("uniform", "slope_adaptive", "agent")):
+        return {}
+    agent = curve["agent"]
+    uniform = {p["knob"]: p for p in curve["uniform"]}
+    fine, coarse = uniform.get(0.04), uniform.get(0.16)
+    slope_checks = [{"target_delta": p["knob"], "slope_accuracy": p["accuracy"], "acq_time_s": p["acq_time_s"],
+                     "agent_accuracy": accuracy_at(agent, p["acq_time_s"])} for p in curve["slope_adaptive"]]
+    result: dict[str, Any] = {
+        "agent_at_least_slope_at_its_times": all(c["agent_accuracy"] >= c["slope_accuracy"] for c in slope_checks),
+        "slope_checks": slope_checks,
+    }
+    if coarse is not None:
+        at = accuracy_at(agent, coarse["acq_time_s"])
+        result.update(agent_accuracy_at_uniform_0_16_time=at, uniform_0_16_accuracy=coarse["accuracy"],
+                      agent_at_least_uniform_0_16_at_its_time=bool(at >= coarse["accuracy"]))
+    if fine is not None:
+        at = accuracy_at(agent, FINE_TIME_FRACTION * fine["acq_time_s"])
+        result.update(agent_accuracy_at_15pct_of_uniform_0_04_time=at, uniform_0_04_accuracy=fine["accuracy"],
+                      agent_reaches_uniform_0_04_minus_0_01_within_15pct=bool(at >= fine["accuracy"] - ACCURACY_MARGIN))
+    return {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in result.items()}
+
+
+def plot(sets: dict[str, dict[str, list[dict[str, float]]]], path: Path) -> Path:
+    """One PNG: a panel per set, accuracy against mean acquisition time, each curve with its Pareto front."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    colours = {"uniform": "tab:blue", "slope_adaptive": "tab:orange", "agent": "tab:green"}
+    figure, axes = plt.subplots(1, len(sets), figsize=(6.2 * len(sets), 4.6), squeeze=False)
+    for ax, (name, curve) in zip(axes[0], sets.items()):
+        for strategy, points in curve.items():
+            colour = colours.get(strategy, "0.3")
+            ax.scatter([p["acq_time_s"] for p in points], [p["accuracy"] for p in points], color=colour, s=22,
+                       alpha=0.6, zorder=3)
+            front = pareto_front(points)
+            ax.step([p["acq_time_s"] for p in front], [p["accuracy"] for p in front], where="post", color=colour,
+                    lw=1.6, label=f"{strategy} (Pareto front)")
+            for p in points:
+                ax.annotate(f"{p['knob']:g}", (p["acq_time_s"], p["accuracy"]), textcoords="offset points",
+                            xytext=(3, 3), fontsize=6, color=colour)
+        fine = {p["knob"]: p for p in curve.get("uniform", [])}.get(0.04)
+        if fine is not None:
+            ax.axvline(FINE_TIME_FRACTION * fine["acq_time_s"], color="0.5", ls=":", lw=1, label="15 % of uniform 0.04 time")
+            ax.axhline(fine["accuracy"] - ACCURACY_MARGIN, color="0.5", ls="--", lw=1, label="uniform 0.04 accuracy - 0.01")
+        ax.set_xscale("log")
+        ax.set_xlabel("mean simulated acquisition time per sample (s)")
+        ax.set_ylabel("accuracy")
+        ax.set_ylim(0, 1.02)
+        ax.set_title(f"{name}: knobs = step (deg), target_delta (counts), risk", fontsize=9)
+        ax.legend(fontsize=7, loc="lower right")
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path

@@ -1,0 +1,216 @@
+"""The loop benchmark's scans: every strategy at every setting of its knob, on one sample at a time.
+
+Each scan gets a fresh simulated beamline with the job's noise seed. Where a strategy's logic is a
+plain sequence of positions, the devices are driven directly (`DeviceMeasure`: the same
+``motor.set`` / ``detector.trigger`` calls a plan's ``mv`` and ``trigger_and_read`` make, so the same
+Poisson draws and the same simulated clock), which spares the RunEngine's per-point document
+overhead that would otherwise dominate the benchmark's wall time on a shared machine:
+
+* **uniform**: one 0.04-degree scan, 5-60 deg (1376 points, ``np.linspace`` as `bluesky.plans.scan`
+  steps); the 0.08/0.16/0.24/0.32-degree scans are every 2nd/4th/6th/8th of its points -- exactly
+  what those scans would have measured (same positions and dwell, independent Poisson counts).
+  Their acquisition time does not depend on the sample; it is measured once per step.
+* **agent**: `agent.replay.replay` drives the policy with the job's model (wrapped in
+  `agent.top_two.TopTwoCams`), ``early_stop=False``, noting every decision's settling evidence;
+  the rules that choose positions never read ``risk``, so the scan that stops at risk r is this
+  scan up to the first decision settled at r (`agent.settling.first_settled`).
+  `Scanner.check_early_stop` runs the real plan (`plans.adaptive.adaptive_scan` in the RunEngine,
+  early stopping on) with the same seed: it must stop at the same point with the same answer, and
+  its decisions give the in-RunEngine decision latency.
+* **slope_adaptive**: bluesky's own slope-driven `bluesky.plans.adaptive_scan` (min step 0.04, max
+  step 0.32 degrees, back-steps on), in the RunEngine, one scan per ``target_delta`` (counts).
+* `Scanner.runengine_steps`: plain `bluesky.plans.scan` runs whose step times are the RunEngine's
+  own per-point cost on these devices.
+
+The final scan of every strategy is classified by the job's model.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from agent.policy import PolicyConfig
+from agent.settling import confidence_for_risk, first_settled
+from bench.loop_collector import PrimaryCollector
+from bench.loop_sets import Job
+
+SCAN_START, SCAN_STOP, FINE = 5.0, 60.0, 0.04
+UNIFORM_STEPS: tuple[float, ...] = (0.04, 0.08, 0.16, 0.24, 0.32)
+SLOPE_MIN_STEP, SLOPE_MAX_STEP, SLOPE_THRESHOLD = 0.04, 0.32, 0.8
+SLOPE_TARGET_DELTAS: tuple[float, ...] = (50.0, 200.0, 800.0, 3200.0, 12800.0)
+"""``target_delta`` values (counts) of the slope-driven baseline swept."""
+QUICK_SLOPE_TARGET_DELTAS: tuple[float, ...] = (200.0, 3200.0)
+RISKS: tuple[float, ...] = (0.6, 0.5, 0.4, 0.3, 0.2, 0.1, 0.05, 0.02)
+"""Settings of the agent's knob swept (accepted probability of a wrong early answer)."""
+
+
+@dataclass
+class ScanOutcome:
+    """One strategy at one knob setting on one sample."""
+
+    strategy: str
+    knob: float
+    sample: str
+    label: str | None
+    predicted: str
+    confidence: float
+    correct: bool
+    acq_time_s: float
+    points: int
+    wall_s: float
+    fold: int
+
+
+def classify(classifier: Any, two_theta, counts) -> tuple[str, float]:
+    """Label and confidence of a final scan (sorted first; repeated positions are averaged by `to_grid`)."""
+    x = np.asarray(two_theta, dtype=np.float64)
+    y = np.asarray(counts, dtype=np.float64)
+    order = np.argsort(x, kind="stable")
+    prediction = classifier.predict(x[order], y[order])
+    return str(prediction.label), float(prediction.confidence)
+
+
+class DeviceMeasure:
+    """Measure a position on a simulated beamline without a RunEngine: move, expose, read the counts.
+
+    Parameters
+    ----------
+    beamline : sim_devices.SimulatedBeamline
+        Fresh for the scan; its clock starts the acquisition time.
+
+    Attributes
+    ----------
+    times_s : list of float
+        Simulated acquisition seconds elapsed after each point.
+    """
+
+    def __init__(self, beamline: Any) -> None:
+        self.beamline, self.began = beamline, beamline.clock.time()
+        self.times_s: list[float] = []
+
+    def __call__(self, two_theta: float) -> float:
+        self.beamline.motor.set(float(two_theta)).wait()
+        self.beamline.detector.trigger().wait()
+        self.times_s.append(self.beamline.clock.time() - self.began)
+        return float(self.beamline.detector.counts.get())
+
+
+class Scanner:
+    """One RunEngine and its collector; keeps the RunEngine step times and the agent's timings.
+
+    Parameters
+    ----------
+    start, stop : float
+        The scan range of every strategy, degrees (default 5-60, the model's range).
+    """
+
+    def __init__(self, start: float = SCAN_START, stop: float = SCAN_STOP) -> None:
+        from bluesky import RunEngine
+
+        self.start, self.stop = float(start), float(stop)
+        self.n_fine = int(round((self.stop - self.start) / FINE)) + 1
+        self.RE = RunEngine({})
+        self.collector = PrimaryCollector()
+        self.RE.subscribe(self.collector)
+        self.step_ms: list[float] = []  # plain bp.scan steps
+        self.latencies_ms: list[float] = []  # agent decisions that ran the model, inside the RunEngine
+        self.replay_decision_ms: list[float] = []  # the same without the RunEngine
+        self.agent_seconds: list[tuple[float, float]] = []  # (agent s, acquisition s) per full-path scan
+        self._uniform_time: dict[float, float] = {}
+
+    def _run(self, job: Job, plan_of) -> tuple[float, float]:
+        """Run ``plan_of(detectors, motor)`` in the RunEngine on a fresh beamline; (acq_time_s, wall_s)."""
+        from sim_devices import make_beamline
+
+        beamline = make_beamline(sample=job.sample, seed=job.noise_seed)
+        began_clock, began_wall = beamline.clock.time(), time.perf_counter()
+        self.RE(plan_of([beamline.detector], beamline.motor))
+        return beamline.clock.time() - began_clock, time.perf_counter() - began_wall
+
+    def _outcome(self, job: Job, strategy: str, knob: float, predicted: tuple[str, float], acq: float,
+                 points: int, wall: float) -> ScanOutcome:
+        label, confidence = predicted
+        return ScanOutcome(strategy, float(knob), job.name, job.label, label, confidence, label == job.label,
+                           float(acq), int(points), float(wall), job.fold)
+
+    def _measure(self, job: Job) -> DeviceMeasure:
+        from sim_devices import make_beamline
+
+        return DeviceMeasure(make_beamline(sample=job.sample, seed=job.noise_seed))
+
+    def runengine_steps(self, job: Job) -> None:
+        """A plain 0.04-degree `bluesky.plans.scan` of the job's sample; its step times join `step_ms`."""
+        import bluesky.plans as bp
+
+        self._run(job, lambda d, m: bp.scan(d, m, self.start, self.stop, self.n_fine))
+        self.step_ms.extend(self.collector.step_ms().tolist())
+
+    def uniform(self, job: Job) -> list[ScanOutcome]:
+        """Uniform scans at every step of `UNIFORM_STEPS` (module docstring)."""
+        x = np.linspace(self.start, self.stop, self.n_fine)
+        began = time.perf_counter()
+        measure = self._measure(job)
+        y = np.array([measure(position) for position in x])
+        wall = time.perf_counter() - began
+        outcomes = []
+        for step in UNIFORM_STEPS:
+            every = int(round(step / FINE))
+            if step not in self._uniform_time:
+                timing = self._measure(job)
+                for position in x[::every]:
+                    timing(position)
+                self._uniform_time[step] = timing.times_s[-1]
+            outcomes.append(self._outcome(job, "uniform", step, classify(job.classifier, x[::every], y[::every]),
+                                          self._uniform_time[step], x[::every].size, wall / every))
+        return outcomes
+
+    def slope(self, job: Job, delta: float) -> ScanOutcome:
+        """bluesky's slope-driven adaptive scan at ``target_delta`` `delta` (counts)."""
+        import bluesky.plans as bp
+
+        acq, wall = self._run(job, lambda d, m: bp.adaptive_scan(
+            d, "det_counts", m, self.start, self.stop, SLOPE_MIN_STEP, SLOPE_MAX_STEP, delta, True, SLOPE_THRESHOLD))
+        predicted = classify(job.classifier, self.collector.two_theta, self.collector.counts)
+        return self._outcome(job, "slope_adaptive", delta, predicted, acq, len(self.collector.two_theta), wall)
+
+    def agent(self, job: Job, risks: tuple[float, ...]) -> list[ScanOutcome]:
+        """The agent at every risk of `risks`, from one full-path scan (module docstring)."""
+        from agent.replay import replay
+        from agent.top_two import TopTwoCams
+
+        config = PolicyConfig(start=self.start, stop=self.stop, early_stop=False)
+        measure = self._measure(job)
+        began = time.perf_counter()
+        result = replay(measure, TopTwoCams(job.classifier), config)
+        wall = time.perf_counter() - began
+        self.replay_decision_ms.extend(result.decision_ms)
+        acq, n_full = measure.times_s[-1], result.scan.n_points
+        self.agent_seconds.append((sum(result.decision_ms) / 1e3, acq))
+        full = classify(job.classifier, *result.scan.sorted())
+        outcomes = []
+        for risk in risks:
+            k = first_settled(result.trail, confidence=confidence_for_risk(risk), min_fraction=config.min_fraction,
+                              stable_span=config.stable_span)
+            if k is None:
+                outcomes.append(self._outcome(job, "agent", risk, full, acq, n_full, wall))
+            else:
+                n = result.trail_points[k]
+                stop = result.trail[k]
+                outcomes.append(self._outcome(job, "agent", risk, (stop.label, stop.confidence), measure.times_s[n - 1],
+                                              n, wall * n / n_full))
+        return outcomes
+
+    def check_early_stop(self, job: Job, risk: float) -> tuple[int, str]:
+        """The real plan in the RunEngine at `risk`, early stopping on: (points, final label)."""
+        from agent.callback import LocalAgent
+        from agent.top_two import TopTwoCams
+        from plans.adaptive import adaptive_scan
+
+        self._run(job, lambda d, m: adaptive_scan(d, m, agent=LocalAgent(TopTwoCams(job.classifier)),
+                                                  start=self.start, stop=self.stop, policy={"risk": risk}))
+        self.latencies_ms.extend(float(d["decision_latency_ms"]) for d in self.collector.decisions if d["decision_label"])
+        return len(self.collector.two_theta), classify(job.classifier, self.collector.two_theta, self.collector.counts)[0]

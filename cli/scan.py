@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
-import logging
 import signal
 import sys
 from collections.abc import Iterator
@@ -99,15 +98,12 @@ def run(args: argparse.Namespace) -> int:
         except RunEngineInterrupted:
             if not received:
                 raise
-            (uid,) = RE._run_start_uids or (None,)
-    if uid is None:
-        print(f"xrd-agent scan: {received[0]} before the run opened; nothing measured", file=sys.stderr)
+            uid = next(reversed(collector.records), None)  # the run the signal closed, if one had opened
+    if received:
+        print(_interrupted_line(received[0], uid and collector.records[uid], stored=not args.no_store),
+              file=sys.stderr)
         return INTERRUPTED_EXIT
     record = collector.records[uid]
-    if received:
-        print(f"xrd-agent scan: {received[0]}: run {uid} closed with exit_status "
-              f"{record.stop.get('exit_status')} after {record.n_points} points (all stored)", file=sys.stderr)
-        return INTERRUPTED_EXIT
     final = record.final()
     print(
         f"run {uid}: {config.sample} -> {final['label'] or '?'} (confidence {final['confidence']:.3f}), "
@@ -123,6 +119,20 @@ def run(args: argparse.Namespace) -> int:
     return 0 if record.stop.get("exit_status") == "success" else 1
 
 
+def _interrupted_line(signal_name: str, record: Any, stored: bool) -> str:
+    """The one line an interrupted scan prints: the run, its exit status, its points and where they are."""
+    if record is None:
+        return f"xrd-agent scan: {signal_name} before the run opened; nothing measured"
+    where = "not stored (--no-store)"
+    if stored:
+        from storage.spool import spool_dir
+
+        kept = (spool_dir() / f"{record.uid}.jsonl").exists()
+        where = "kept in the local spool (`xrd-agent spool replay`)" if kept else "stored"
+    return (f"xrd-agent scan: {signal_name}: run {record.uid} closed with exit_status "
+            f"{record.stop.get('exit_status')} after {record.n_points} points, {where}")
+
+
 @contextlib.contextmanager
 def _abort_on_signals(RE: Any) -> Iterator[list[str]]:
     """While inside, SIGINT and SIGTERM abort the running plan; yields the names of signals received.
@@ -130,27 +140,23 @@ def _abort_on_signals(RE: Any) -> Iterator[list[str]]:
     ``RE.abort`` cancels the plan from the RunEngine's thread: the plan's cleanup runs and the
     stop document (exit_status "abort", the signal as reason) reaches every callback before
     ``RE(...)`` returns. Bluesky's own account of the abort (an "Aborting: ..." line, a logged
-    ``RequestAbort`` traceback) is kept off the console: the caller says it in one line.
+    ``RequestAbort`` traceback: `plans.interrupts`) is kept off the console: the caller says it in one line.
     """
+    from plans.interrupts import quiet_requested_interrupts
+
     received: list[str] = []
-    bluesky_log = logging.getLogger("bluesky")
-    quiet = logging.NullHandler()
+    quiet_requested_interrupts()
 
     def handler(signum: int, frame: Any) -> None:
         name = signal.Signals(signum).name
         received.append(name)
         if len(received) == 1 and not RE.state.is_idle:
-            bluesky_log.addHandler(quiet)
-            bluesky_log.propagate = False
             with contextlib.redirect_stdout(io.StringIO()):
                 RE.abort(reason=f"interrupted by {name}")
 
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
-    propagate = bluesky_log.propagate
     try:
         yield received
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
-        bluesky_log.removeHandler(quiet)
-        bluesky_log.propagate = propagate

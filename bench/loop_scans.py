@@ -41,7 +41,7 @@ from bench.loop_sets import Job
 SCAN_START, SCAN_STOP, FINE = 5.0, 60.0, 0.04
 UNIFORM_STEPS: tuple[float, ...] = (0.04, 0.08, 0.16, 0.24, 0.32)
 SLOPE_MIN_STEP, SLOPE_MAX_STEP, SLOPE_THRESHOLD = 0.04, 0.32, 0.8
-SLOPE_TARGET_DELTAS: tuple[float, ...] = (50.0, 200.0, 800.0, 3200.0, 12800.0)
+SLOPE_TARGET_DELTAS: tuple[float, ...] = (50.0, 200.0, 800.0, 6400.0)
 """``target_delta`` values (counts) of the slope-driven baseline swept."""
 QUICK_SLOPE_TARGET_DELTAS: tuple[float, ...] = (200.0, 3200.0)
 RISKS: tuple[float, ...] = (0.6, 0.5, 0.4, 0.3, 0.2, 0.1, 0.05, 0.02)

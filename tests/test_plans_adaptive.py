@@ -194,6 +194,17 @@ def test_runs_land_in_tiled_with_their_decisions_and_the_report_reads_them(
     classes = stored.metadata["start"]["adaptive"]["classes"]
     assert len([k for k in decisions.data_vars if k.startswith("decision_p")]) == len(classes)
     assert stored.metadata["stop"]["exit_status"] == "success"
+    # the run explains itself: its outcome is the stop document's reason, searchable by class
+    from tiled.queries import Like
+
+    reason = stored.metadata["stop"]["reason"]
+    label = reason.removeprefix("class ").split(" (")[0]
+    assert label in classes and "; top3 " in reason and "; stop: " in reason and "fallback points: 0" in reason
+    assert stored.metadata["start"]["plan_args"]["dwell"] == 1.0  # dwell=None: the detector's own, as used
+    catalog = open_catalog()
+    assert uid in list(catalog.search(Like("stop.reason", f"class {label} (%")))
+    other = next(c for c in classes if c != label)
+    assert uid not in list(catalog.search(Like("stop.reason", f"class {other} (%")))
     out = tmp_path / "report.png"
     assert main(["report", uid, "--out", str(out)]) == 0
     assert out.stat().st_size > 10_000 and out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

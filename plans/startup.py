@@ -76,10 +76,10 @@ def quiet_libraries() -> None:
 class AdaptiveRunSummary:
     """A callback printing one line when an adaptive run stops, read from the run's documents.
 
-    ``adaptive_scan 12 [8a98c8ce]: Pm-3m, confidence 0.973 (calibrated), 212 points, 287.4 s
-    simulated acquisition, stopped: settled, no fallback``: the last answered class and its
-    calibrated probability, the primary-stream points, the acquisition time (the simulated clock's
-    seconds when ``clock`` is given, else the wall time from the start to the stop document), the
+    ``adaptive_scan 12 [8a98c8ce]: Pm-3m, confidence 0.985 (calibrated), 212 points, 287.4 s
+    simulated acquisition, stopped: settled: Pm-3m at confidence 0.985 (...), no fallback``: the
+    last answered class (`plans.run_record.RunRecord.final`) and its calibrated probability, the
+    primary-stream points, the acquisition time (the simulated clock's seconds when ``clock`` is given, else the wall time from the start to the stop document), the
     reason of the final ``stop`` decision (or the stop document's, when the run failed or was
     aborted) and the fallback decisions with the first one's reason. Runs of other plans (no
     ``adaptive`` metadata) print nothing.

@@ -55,18 +55,21 @@ def test_scan_ids_continue_across_run_engines_on_the_same_store(tmp_path: Path) 
 
 
 def test_processes_running_at_once_never_share_a_scan_id(tmp_path: Path) -> None:
+    # three processes: three runs each through the RunEngine, then 300 quick increments each,
+    # so that their read-modify-write steps overlap
     code = (
         "import sys; from pathlib import Path; from bluesky import plans as bp; from ophyd.sim import det\n"
         "from plans.run_metadata import make_run_engine\n"
         "RE = make_run_engine(Path(sys.argv[1]))\n"
-        "for _ in range(15): RE(bp.count([det]), lambda name, doc: name == 'start' and print(doc['scan_id']))\n"
+        "for _ in range(3): RE(bp.count([det]), lambda name, doc: name == 'start' and print(doc['scan_id']))\n"
+        "for _ in range(300): print(RE.md.next_scan_id())\n"
     )
     runs = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], cwd=REPO, stdout=subprocess.PIPE, text=True)
-            for _ in range(2)]
+            for _ in range(3)]
     ids = [int(line) for run in runs for line in run.communicate(timeout=120)[0].split()]
     assert all(run.returncode == 0 for run in runs)
-    assert sorted(ids) == list(range(1, 31))
-    assert PersistentMetadata(tmp_path / "run_engine_md.msgpack")["scan_id"] == 30
+    assert sorted(ids) == list(range(1, 3 * 303 + 1))
+    assert PersistentMetadata(tmp_path / "run_engine_md.msgpack")["scan_id"] == 3 * 303
 
 
 def test_a_damaged_store_is_refused_naming_the_file(tmp_path: Path) -> None:

@@ -211,6 +211,6 @@ class Scanner:
         from plans.adaptive import adaptive_scan
 
         self._run(job, lambda d, m: adaptive_scan(d, m, agent=LocalAgent(TopTwoCams(job.classifier)),
-                                                  start=self.start, stop=self.stop, policy={"risk": risk}))
+                                                  start=self.start, stop=self.stop, risk=risk))
         self.latencies_ms.extend(float(d["decision_latency_ms"]) for d in self.collector.decisions if d["decision_label"])
         return len(self.collector.two_theta), classify(job.classifier, self.collector.two_theta, self.collector.counts)[0]

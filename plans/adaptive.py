@@ -41,8 +41,9 @@ from agent.policy import PolicyConfig
 from plans.decision_loop import DecisionLoop, ScanProgress, outcome_reason
 from plans.decision_stream import DECISIONS_STREAM, make_decision_record
 
-__all__ = ["DEFAULT_CONFIDENCE", "DEFAULT_TIMEOUT_S", "DecisionLoop", "RunUid", "ScanProgress", "ScanRangeError", "adaptive_scan"]
+__all__ = ["DEFAULT_CONFIDENCE", "DEFAULT_RISK", "DEFAULT_TIMEOUT_S", "DecisionLoop", "RunUid", "ScanProgress", "ScanRangeError", "adaptive_scan"]
 
+DEFAULT_RISK = PolicyConfig.risk
 DEFAULT_CONFIDENCE = PolicyConfig.confidence
 DEFAULT_TIMEOUT_S = 1.0
 """How long the plan waits for each decision before it falls back to fine steps, seconds."""
@@ -73,6 +74,7 @@ def adaptive_scan(
     coarse_step: float = 0.16,
     fine_step: float = 0.04,
     dwell: float | None = None,
+    risk: float = DEFAULT_RISK,
     confidence: float = DEFAULT_CONFIDENCE,
     early_stop: bool = True,
     timeout: float = DEFAULT_TIMEOUT_S,
@@ -102,9 +104,15 @@ def adaptive_scan(
         degrees (0 < `fine_step` < `coarse_step`).
     dwell : float, optional
         Counting time per point, seconds, set on the detector's ``dwell`` signal; None keeps it.
+    risk : float
+        The one knob: the calibrated probability of a wrong answer accepted when the scan stops
+        early (0-1; default 0.02, "stop only when P(wrong) < 2 %"). It sets the confidence the label
+        needs (``1 - risk``); the class must also be stable, in distribution and on a basis
+        (`agent.settling`), else the scan runs to `stop`. The reason of every stop is in the
+        decision stream.
     confidence : float
-        Calibrated probability (0-1) the current label needs for the class to settle (see
-        `agent.policy`).
+        The same threshold given directly (``1 - risk``); left at its default it follows `risk`,
+        any other value wins over `risk`.
     early_stop : bool
         Stop as soon as the class is settled; False always scans to `stop`.
     timeout : float
@@ -141,9 +149,10 @@ def adaptive_scan(
         limits; before anything moves).
     """
     detectors = list(detectors)
+    thresholds = {"risk": float(risk), **(policy or {})}  # policy={"risk": ...} works too
     config = PolicyConfig(start=float(start), stop=float(stop), coarse_step=float(coarse_step),
                           fine_step=float(fine_step), confidence=float(confidence), early_stop=bool(early_stop),
-                          **(policy or {}))
+                          **thresholds)
     counts_field, motor_field = _check_setup(detectors, motor, config, timeout, dwell)
     if saturation is not None and not (math.isfinite(saturation) and saturation > 0):
         raise ValueError(f"saturation must be a positive number of counts, got {saturation}")
@@ -271,7 +280,7 @@ def _start_metadata(detectors: list[Any], motor: Any, config: PolicyConfig, agen
         "plan_args": {
             "detectors": [repr(det) for det in detectors], "motor": repr(motor),
             "start": config.start, "stop": config.stop, "coarse_step": config.coarse_step,
-            "fine_step": config.fine_step, "dwell": settings["dwell"], "confidence": config.confidence,
+            "fine_step": config.fine_step, "dwell": settings["dwell"], "risk": config.risk, "confidence": config.confidence,
             "early_stop": config.early_stop, "agent": agent_info.get("agent", ""), "timeout": settings["timeout"],
             "on_agent_failure": settings["on_agent_failure"], "saturation": settings["saturation"],
         },

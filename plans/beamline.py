@@ -230,16 +230,14 @@ def configured_adaptive_scan(**kwargs: Any):
     arguments; any argument given (``detectors``, ``motor``, ``agent``, ``timeout``, thresholds)
     replaces the configured one. The plan itself reads no configuration.
 
-    Two arguments are the session's own: ``sample`` (a library name or the path of a measured
-    pattern file or CIF, put in the simulated beamline before the scan: "how long would the agent
-    have taken on my last scan?") and ``risk`` (the accepted probability of a wrong early answer,
-    `agent.settling`; passed to the plan as ``policy={"risk": ...}``).
+    ``sample`` is the session's own argument: a library name or the path of a measured pattern
+    file or CIF, put in the simulated beamline before the scan ("how long would the agent have
+    taken on my last scan?"). ``risk`` (the accepted probability of a wrong early answer) is the
+    plan's.
     """
     from plans.adaptive import adaptive_scan
 
-    sample, risk = kwargs.pop("sample", None), kwargs.pop("risk", None)
-    if risk is not None:
-        kwargs["policy"] = {**(kwargs.get("policy") or {}), "risk": float(risk)}
+    sample = kwargs.pop("sample", None)
     if sample is not None:
         beamline = get_beamline()
         if not hasattr(beamline, "set_sample"):

@@ -8,6 +8,10 @@ the model's range and the flags. ``--json`` prints one JSON object per file:
 "converted_from", "flags": [...], "refusal", "error"}``; with ``--task both`` the top level is the
 space group and ``"dimensionality"`` holds the other head's ``label``, ``probability``, ``top3``.
 The exit status is 2 when any file was unreadable or refused.
+
+The wavelength of a file that states none: ``--wavelength``/``--anode``, else the ``[beam]`` table
+of the beamline file (``$XRD_AGENT_BEAMLINE_FILE`` or ``$XRD_AGENT_HOME/beamline.toml``;
+``wavelength_source`` "beamline"), else Cu K-alpha1 (``"default"``).
 """
 
 from __future__ import annotations
@@ -83,13 +87,17 @@ def classify_file(file: Path, classifiers: list, args: argparse.Namespace) -> di
             pattern = read_frame(file, args.poni)  # the PONI states the wavelength
         else:
             pattern = read_pattern(file, wavelength_A=args.wavelength, anode=args.anode)
+        source = pattern.metadata["wavelength_source"]
+        beamline = getattr(args, "beamline_wavelength", None)
+        if beamline is not None and source == "default":  # measured at the configured beamline
+            pattern, source = read_pattern(file, wavelength_A=beamline), "beamline"
     except (ValueError, OSError) as exc:
         result["error"] = str(exc)
         return result
     meta = pattern.metadata
     basis = assess_basis(pattern.two_theta, pattern.intensity, meta)
     result.update(coverage=round(basis.coverage, 4), wavelength_A=meta["wavelength_A"],
-                  wavelength_source=meta["wavelength_source"], converted_from=meta["converted_from"],
+                  wavelength_source=source, converted_from=meta["converted_from"],
                   flags=list(basis.flags), refusal=basis.refusal)
     if basis.refused:
         return result
@@ -134,7 +142,8 @@ def _text_lines(result: dict[str, Any]) -> list[str]:
 
 
 def _provenance(result: dict[str, Any]) -> str:
-    source = {"file": "stated in the file", "user": "declared", "default": "assumed: Cu K-alpha1 default"}
+    source = {"file": "stated in the file", "user": "declared", "beamline": "the beamline file's [beam]",
+              "default": "assumed: Cu K-alpha1 default"}
     text = f"{result['file']}\twavelength={result['wavelength_A']:.6g} A ({source[result['wavelength_source']]})"
     if result["converted_from"]:
         text += f"\tconverted from {result['converted_from']}"
@@ -143,10 +152,36 @@ def _provenance(result: dict[str, Any]) -> str:
     return text
 
 
+def _beamline_wavelength() -> float | None:
+    """The ``[beam]`` wavelength of the configured beamline file, Angstrom (None: no file or no table).
+
+    Raises
+    ------
+    UserError
+        The file is malformed or names an unknown anode (the message names the file).
+    """
+    from epics_devices.beamline_file import configured_beamline_file, load_beamline_file
+    from patterns.data_home import xrd_agent_home
+    from patterns.radiation import anode_wavelength
+
+    path = configured_beamline_file(xrd_agent_home())
+    if path is None:
+        return None
+    beam = load_beamline_file(path).beam
+    if beam.anode is None:
+        return beam.wavelength_A
+    try:
+        return anode_wavelength(beam.anode)
+    except ValueError as exc:
+        raise UserError(f"{path} [beam] anode: {exc}") from exc
+
+
 def run_classify(args: argparse.Namespace) -> int:
     """Classify every file; print answers (stdout) and refusals or errors (stderr, one line each)."""
     if args.poni is not None and (args.wavelength is not None or args.anode is not None):
         raise UserError("--poni states the wavelength of the frames; drop --wavelength/--anode")
+    if args.poni is None and args.wavelength is None and args.anode is None:
+        args.beamline_wavelength = _beamline_wavelength()
     classifiers = _load_models(args)
     failures = 0
     for file in args.files:

@@ -18,6 +18,9 @@ A TOML file (`docs/beamline.example.toml` is a complete, commented example)::
     counts = "Counts"               #                  ".S2"
     dwell_s = 1.0                   # optional; written to the exposure-time PV at connection
 
+    [beam]                          # optional: the X-ray wavelength of this beamline
+    wavelength_A = 0.7293           # Angstrom; or anode = "Mo" (a tube's K-alpha1)
+
 Errors name the file, the table and the key.
 """
 
@@ -59,6 +62,24 @@ class DetectorConfig:
 
 
 @dataclass(frozen=True)
+class BeamConfig:
+    """The optional ``[beam]`` table: the wavelength (Angstrom) or the tube anode, at most one.
+
+    Pattern files measured at this beamline that do not state their wavelength are read with it
+    (`xrd-agent classify`). The anode's K-alpha1 is looked up by the reader
+    (`patterns.radiation.anode_wavelength`), so an unknown anode is refused there, naming this file.
+    """
+
+    wavelength_A: float | None = None
+    anode: str | None = None
+
+    @property
+    def declared(self) -> bool:
+        """Whether the table names a wavelength or an anode."""
+        return self.wavelength_A is not None or self.anode is not None
+
+
+@dataclass(frozen=True)
 class EpicsBeamlineConfig:
     """A whole beamline file.
 
@@ -68,6 +89,8 @@ class EpicsBeamlineConfig:
     detector : DetectorConfig
     timeout_s : float
         Connection timeout for every PV, seconds (> 0).
+    beam : BeamConfig
+        The ``[beam]`` table (nothing declared when the file has none).
     source : str
         Where the configuration came from (the file path), for error messages.
     """
@@ -75,6 +98,7 @@ class EpicsBeamlineConfig:
     motor: MotorConfig
     detector: DetectorConfig
     timeout_s: float = DEFAULT_TIMEOUT_S
+    beam: BeamConfig = BeamConfig()
     source: str = "<beamline configuration>"
 
 
@@ -109,6 +133,25 @@ def _positive(value: Any, where: str) -> float:
     return float(value)
 
 
+def _beam(record: dict[str, Any], source: str) -> BeamConfig:
+    beam = _table(record, "beam", source, required=False)
+    where = f"{source} [beam]"
+    unknown = sorted(set(beam) - {"wavelength_A", "anode"})
+    if unknown:
+        raise ValueError(f"{where}: unknown keys {unknown} (known: anode, wavelength_A)")
+    if len(beam) > 1:
+        raise ValueError(f"{where}: give wavelength_A or anode, not both")
+    wavelength = beam.get("wavelength_A")
+    if wavelength is not None and (isinstance(wavelength, bool) or not isinstance(wavelength, (int, float))
+                                   or not (math.isfinite(wavelength) and 0.05 <= wavelength <= 20.0)):
+        raise ValueError(f"{where} wavelength_A must be an X-ray wavelength in Angstrom (0.05-20), got {wavelength!r}")
+    anode = beam.get("anode")
+    if anode is not None and not (isinstance(anode, str) and anode.strip()):
+        raise ValueError(f"{where} anode must be an element symbol such as \"Cu\", got {anode!r}")
+    return BeamConfig(wavelength_A=None if wavelength is None else float(wavelength),
+                      anode=None if anode is None else anode.strip())
+
+
 def parse_beamline_config(record: dict[str, Any], source: str) -> EpicsBeamlineConfig:
     """Validate a parsed file (a dict) into an `EpicsBeamlineConfig`.
 
@@ -116,11 +159,12 @@ def parse_beamline_config(record: dict[str, Any], source: str) -> EpicsBeamlineC
     ------
     ValueError
         Naming `source`, the table and the key: unknown or missing keys, empty PV names, limits
-        that are not two finite numbers low < high, a non-positive dwell or timeout.
+        that are not two finite numbers low < high, a non-positive dwell or timeout, a wavelength
+        outside 0.05-20 A, both a wavelength and an anode.
     """
-    unknown = sorted(set(record) - {"connection", "motor", "detector"})
+    unknown = sorted(set(record) - {"connection", "motor", "detector", "beam"})
     if unknown:
-        raise ValueError(f"{source}: unknown tables {unknown} (known: connection, motor, detector)")
+        raise ValueError(f"{source}: unknown tables {unknown} (known: connection, motor, detector, beam)")
     connection = _table(record, "connection", source, required=False)
     if set(connection) - {"timeout_s"}:
         raise ValueError(f"{source} [connection]: unknown keys {sorted(set(connection) - {'timeout_s'})}")
@@ -137,7 +181,8 @@ def parse_beamline_config(record: dict[str, Any], source: str) -> EpicsBeamlineC
     if "dwell_s" in detector:
         detector["dwell_s"] = _positive(detector["dwell_s"], f"{source} [detector] dwell_s")
     return EpicsBeamlineConfig(
-        motor=MotorConfig(**motor), detector=DetectorConfig(**detector), timeout_s=timeout, source=source
+        motor=MotorConfig(**motor), detector=DetectorConfig(**detector), timeout_s=timeout,
+        beam=_beam(record, source), source=source,
     )
 
 

@@ -113,6 +113,7 @@ def test_example_file_reads_and_names_its_devices():
     assert config.motor.pv == "XRD:tth" and config.motor.limits_deg == (2.0, 80.0)
     assert (config.detector.prefix, config.detector.acquire, config.detector.counts) == ("XRD:det:", "Acquire", "Counts")
     assert config.detector.dwell_s == 1.0 and config.timeout_s == 2.0
+    assert config.beam.wavelength_A == 1.540598 and config.beam.anode is None
 
 
 @pytest.mark.parametrize(
@@ -125,6 +126,10 @@ def test_example_file_reads_and_names_its_devices():
         ("[motor]\npv='A:m'\n[detector]\nprefix='A:'\ndwell_s=0\n", "[detector] dwell_s must be a positive"),
         ("[motor]\npv=''\n[detector]\nprefix='A:'\n", "pv must be a non-empty string"),
         ("[motor\npv='A:m'\n", "not valid TOML"),
+        ("[motor]\npv='A:m'\n[detector]\nprefix='A:'\n[beam]\nwavelength_A=0.71\nanode='Mo'\n",
+         "[beam]: give wavelength_A or anode, not both"),
+        ("[motor]\npv='A:m'\n[detector]\nprefix='A:'\n[beam]\nwavelength_A=154\n", "[beam] wavelength_A must be"),
+        ("[motor]\npv='A:m'\n[detector]\nprefix='A:'\n[beam]\nenergy_keV=17\n", "[beam]: unknown keys ['energy_keV']"),
     ],
 )
 def test_bad_files_are_refused_naming_file_table_and_key(tmp_path, text, message):
@@ -142,6 +147,49 @@ def test_missing_file_is_named(tmp_path):
 
     with pytest.raises(FileNotFoundError, match="nowhere.toml"):
         load_beamline_file(tmp_path / "nowhere.toml")
+
+
+FIELD_CASES = Path(__file__).resolve().parent / "data" / "field-cases"
+
+
+def classify_json(*args: str, capsys) -> list[dict]:
+    import json
+
+    from cli.main import main
+
+    status = main(["classify", "--json", *args])
+    return [json.loads(line) for line in capsys.readouterr().out.splitlines()] + [{"status": status}]
+
+
+def test_files_measured_at_the_beamline_are_read_with_its_wavelength(tmp_path, monkeypatch, capsys):
+    from patterns import read_pattern
+
+    beamline_file = tmp_path / "beamline.toml"
+    beamline_file.write_text(EXAMPLE.read_text().replace("wavelength_A = 1.540598", 'anode = "Co"'))
+    monkeypatch.setenv("XRD_AGENT_BEAMLINE_FILE", str(beamline_file))
+    co, mo, status = classify_json(str(FIELD_CASES / "13-co-radiation.xy"), str(FIELD_CASES / "07-mo-radiation.xrdml"),
+                                   capsys=capsys)
+    # a file that states nothing was measured here: Co K-alpha1, converted like `--anode Co`
+    declared = read_pattern(FIELD_CASES / "13-co-radiation.xy", anode="Co")
+    assert (co["wavelength_A"], co["wavelength_source"]) == (pytest.approx(1.788965), "beamline")
+    assert co["converted_from"] == declared.metadata["converted_from"] and "Co K-alpha1" in co["converted_from"]
+    assert co["label"] == "I4/mcm"  # the reference measurement's class
+    # a file that states its wavelength keeps it, without an error about the beamline's
+    assert (mo["wavelength_A"], mo["wavelength_source"], mo["error"]) == (pytest.approx(0.709317), "file", None)
+    # the command line wins over the beamline file
+    (co_cu, _) = classify_json("--anode", "Cu", str(FIELD_CASES / "13-co-radiation.xy"), capsys=capsys)
+    assert (co_cu["wavelength_source"], co_cu["converted_from"]) == ("user", None)
+
+
+def test_an_unknown_anode_in_the_beamline_file_is_one_error_naming_it(tmp_path, monkeypatch, capsys):
+    from cli.main import main
+
+    beamline_file = tmp_path / "beamline.toml"
+    beamline_file.write_text(EXAMPLE.read_text().replace("wavelength_A = 1.540598", 'anode = "Xx"'))
+    monkeypatch.setenv("XRD_AGENT_BEAMLINE_FILE", str(beamline_file))
+    assert main(["classify", str(FIELD_CASES / "00-reference.xy")]) == 2
+    error = capsys.readouterr().err.splitlines()
+    assert len(error) == 1 and str(beamline_file) in error[0] and "unknown anode 'Xx'" in error[0]
 
 
 # ---------------------------------------------------------------- the IOC's motor record

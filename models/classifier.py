@@ -164,45 +164,45 @@ class Classifier:
 
     # -- inference ----------------------------------------------------------------------------
     @torch.inference_mode()
+    def _logits_and_embedding(self, features: np.ndarray | torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """Member logits [N, E, K] and embedding [N, E * W] from one forward pass (the fused path when built)."""
+        x, fused, network = self._as_batch(features), self._fused(), self.network
+        pooled_of = getattr(network, "pooled_features", lambda c: c.new_zeros(c.shape[0], 0))  # the a-CNN has none
+        outs = [fused.logits_and_pooled(c) if fused is not None else (network(c), pooled_of(c))
+                for c in (chunk.to(self.device) for chunk in x.split(FUSED_CHUNK if fused is not None else INFERENCE_CHUNK))]
+        if not outs:
+            return np.zeros((0, self.n_members, len(self.classes)), np.float32), np.zeros((0, self.n_members * self.width), np.float32)
+        return tuple(torch.cat([o[i].float().cpu() for o in outs]).numpy() for i in (0, 1))  # type: ignore[return-value]
+
     def member_logits(self, features: np.ndarray | torch.Tensor) -> np.ndarray:
         """Uncalibrated per-member logits [N, n_members, n_classes] for preprocessed [N, 2, 1376]."""
-        x = self._as_batch(features)
-        fused = self._fused()
-        if fused is not None:
-            out = [fused(chunk.to(self.device)).float().cpu() for chunk in x.split(FUSED_CHUNK)]
-        else:
-            out = [self.network(chunk.to(self.device)).float().cpu() for chunk in x.split(INFERENCE_CHUNK)]
-        return torch.cat(out).numpy() if out else np.zeros((0, self.n_members, len(self.classes)), np.float32)
+        return self._logits_and_embedding(features)[0]
 
     def decision_logits(self, features: np.ndarray | torch.Tensor) -> np.ndarray:
         """Mean member logits (before temperature), [N, n_classes]: what calibration fits."""
         return self.member_logits(features).mean(axis=1)
 
-    @torch.inference_mode()
     def embed(self, features: np.ndarray | torch.Tensor) -> np.ndarray:
         """The network's embedding [N, n_members * width] (the head's pooled input) of preprocessed [N, 2, 1376]."""
-        x = self._as_batch(features)
-        fused = self._fused()
-        if fused is not None:
-            out = [fused.logits_and_pooled(chunk.to(self.device))[1].float().cpu() for chunk in x.split(FUSED_CHUNK)]
-        else:
-            out = [self.network.pooled_features(chunk.to(self.device)).float().cpu() for chunk in x.split(INFERENCE_CHUNK)]
-        return torch.cat(out).numpy() if out else np.zeros((0, self.n_members * self.width), np.float32)
+        return self._logits_and_embedding(features)[1]
+
+    def _calibrated(self, decision_logits: np.ndarray) -> np.ndarray:
+        p = np.exp((decision_logits - decision_logits.max(axis=1, keepdims=True)).astype(np.float64) / self.temperature)
+        return p / p.sum(axis=1, keepdims=True)
 
     def network_proba(self, features: np.ndarray | torch.Tensor) -> np.ndarray:
         """The network's calibrated probabilities [N, n_classes] alone (no memory)."""
-        logits = self.decision_logits(features) / self.temperature
-        logits = logits - logits.max(axis=1, keepdims=True)
-        p = np.exp(logits.astype(np.float64))
-        return p / p.sum(axis=1, keepdims=True)
+        return self._calibrated(self.decision_logits(features))
 
     def predict_proba_and_novelty(self, features: np.ndarray | torch.Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Probabilities [N, K] (network and memory, see :meth:`models.memory.EmbeddingMemory.adjust`),
-        novelty [N] and the out-of-distribution flag bool [N] (all False, novelty NaN, without a memory)."""
-        p = self.network_proba(features)
+        novelty [N] and the out-of-distribution flag bool [N] (all False, novelty NaN, without a memory).
+        One forward pass gives both the logits and the embedding the memory reads."""
+        logits, embedding = self._logits_and_embedding(features)
+        p = self._calibrated(logits.mean(axis=1))
         if self.memory is None:
             return p, np.full(p.shape[0], np.nan), np.zeros(p.shape[0], bool)
-        return self.memory.adjust(p, self.embed(features))
+        return self.memory.adjust(p, embedding)
 
     def predict_proba(self, features: np.ndarray | torch.Tensor) -> np.ndarray:
         """Probabilities [N, n_classes] for a preprocessed batch [N, 2, 1376]: calibrated network,

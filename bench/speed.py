@@ -13,6 +13,9 @@ Three figures, each against its acceptance line (issue 3):
   machine state. Target >= 20,000 patterns/s.
 * ``augmentation_patterns_per_s``: :func:`training.augment.augment_batch` on raw gridded patterns.
   Target >= 20,000 patterns/s.
+* ``versus_previous_model``: the single-scan latency and the batched rate of the shipped model and
+  of the model it replaced (``bench/reference_models``), timed in alternating blocks in this run
+  (:mod:`bench.speed_previous`): the classifier issue's ratios.
 
 Every figure is a median over repeats. The batched figures are measured three ways "on 2 cores":
 one torch thread, ``threads`` (2) intra-op threads, and two worker processes of one thread each
@@ -329,6 +332,11 @@ def run(quick: bool, out: Path, *, threads: int = 2) -> dict[str, Any]:
         result.update(time_single(clf, repeats=200 if quick else 2000))
         load["after_single"] = list(os.getloadavg())
         _best_of_modes(result, _time_modes(clf, threads, n, rounds, load))
+        from bench.speed_previous import compare_with_previous
+
+        result["versus_previous_model"] = compare_with_previous(
+            clf, *_partial_scan(), _batch_inputs(n // 4), blocks=4 if quick else 10, repeats=50 if quick else 200)
+        load["after_versus_previous"] = list(os.getloadavg())
     finally:
         torch.set_num_threads(previous_threads)
     result["load_average"] = load  # (1, 5, 15)-minute load averages at each point

@@ -223,7 +223,7 @@ class Classifier:
             raise ValueError("this model has no memory of measured patterns (trained before it existed)")
         values, mask = to_grid(two_theta, intensity)
         embedding = self.embed(preprocess_torch(torch.from_numpy(values[None]), torch.from_numpy(mask[None])))
-        memory = EmbeddingMemory.from_saved(len(self.classes), self.memory.settings(), self.memory.tensors())
+        memory = self.memory.copy()
         return self.with_memory(memory.add(embedding, np.array([self.classes.index(label)])))
 
     @torch.inference_mode()

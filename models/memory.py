@@ -19,6 +19,8 @@ product: ~20 microseconds for N = 2,000 and D = 80 on one core.
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import torch
 
@@ -107,6 +109,11 @@ class EmbeddingMemory:
         self.reference_ = np.concatenate([self.embeddings_, extra])
         self.threshold_ = float("inf")
         return self
+
+    def copy(self) -> EmbeddingMemory:
+        """An independent copy: the arrays are shared, which is safe because nothing changes them in
+        place (:meth:`add` and :meth:`fit` assign new arrays)."""
+        return copy.copy(self)
 
     def add(self, embeddings: np.ndarray, labels: np.ndarray) -> EmbeddingMemory:
         """Remember more labelled patterns (a scan labelled today); they join the reference too."""

@@ -60,3 +60,13 @@ def test_bad_input_is_refused() -> None:
     memory.fit(np.eye(4)[:3], np.array([0, 1, 2]))
     with pytest.raises(ValueError, match="dimensions"):
         memory.add(np.ones((1, 5)), np.array([0]))
+
+
+def test_a_copy_learns_without_changing_the_original() -> None:
+    rng = np.random.default_rng(1)
+    memory = EmbeddingMemory(3).fit(rng.normal(size=(12, 8)), np.arange(12) % 3, reference=rng.normal(size=(20, 8)))
+    before = (memory.embeddings_.copy(), memory.labels_.copy(), memory.reference_.copy())
+    grown = memory.copy().add(rng.normal(size=(2, 8)), np.array([0, 1]))
+    assert grown.embeddings_.shape[0] == 14 and grown.reference_.shape[0] == 22
+    for kept, now in zip(before, (memory.embeddings_, memory.labels_, memory.reference_)):
+        assert np.array_equal(kept, now)

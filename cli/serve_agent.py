@@ -1,6 +1,6 @@
 """`xrd-agent serve-agent`: run the classification agent in its own process.
 
-The process starts a bluesky zmq Proxy (documents in/out), a RemoteDispatcher feeding the agent,
+The process starts a bluesky zmq Proxy (documents in/out), a document reader feeding the agent,
 and a REP socket answering decisions, all on 127.0.0.1 and all msgpack. It prints one line
 ``serve-agent ready ...`` once it listens, then serves until interrupted (Ctrl-C / SIGTERM).
 A plan reaches it with ``XRD_AGENT_AGENT=remote`` (see `plans.beamline`) or

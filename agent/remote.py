@@ -44,7 +44,7 @@ from agent.decision import Decision
 DEFAULT_DOCUMENTS_IN = "tcp://127.0.0.1:5577"
 """Where the plan's Publisher sends documents (the proxy's input)."""
 DEFAULT_DOCUMENTS_OUT = "tcp://127.0.0.1:5578"
-"""Where the agent's RemoteDispatcher reads documents (the proxy's output)."""
+"""Where the agent's document reader reads documents (the proxy's output)."""
 DEFAULT_DECISIONS = "tcp://127.0.0.1:5579"
 """The agent's REP socket for decisions."""
 DEFAULT_TIMEOUT_S = 1.0

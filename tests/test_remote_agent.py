@@ -1,5 +1,5 @@
 """The agent in another process: `xrd-agent serve-agent` started with subprocess, real zmq sockets on
-127.0.0.1, documents over bluesky's Publisher/Proxy/RemoteDispatcher with msgpack, decisions over
+127.0.0.1, documents over bluesky's Publisher/Proxy and our DocumentReader with msgpack, decisions over
 REQ/REP -- and the agent killed mid-scan, after which the scan finishes at fine steps (the fault
 cases of issue 11 are in tests/faults/test_agent_remote.py)."""
 

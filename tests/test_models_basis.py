@@ -99,3 +99,27 @@ def test_classify_names_the_file_when_the_scan_misses_the_model_range(tmp_path: 
     result = json.loads(captured.out)
     assert result["label"] is None and result["coverage"] == 0.0
     assert str(path) in captured.err and "too_little_data" in captured.err
+
+
+def test_the_agent_does_not_settle_on_a_scan_without_a_basis() -> None:
+    """Live: an adaptive scan of 5-14 deg covers 16 % of the model's range (below MIN_COVERAGE), so the
+    agent never settles, whatever its confidence, and its last decision says why."""
+    import torch
+    from bluesky import RunEngine
+
+    import models
+    from agent.callback import LocalAgent
+    from plans.adaptive import adaptive_scan
+    from plans.run_record import RunCollector
+    from sim_devices import make_beamline
+
+    torch.set_num_threads(1)
+    beamline = make_beamline(sample="CsPbBr3", seed=0)
+    RE, collector = RunEngine({}), RunCollector()
+    RE.subscribe(collector)
+    (uid,) = RE(adaptive_scan([beamline.detector], beamline.motor, start=5.0, stop=14.0,
+                              agent=LocalAgent(models.load_default("space_group"))))
+    decisions = collector.records[uid].decisions
+    assert not any(str(reason).startswith("settled") for reason in decisions["reason"])
+    assert "no basis for an answer (too_little_coverage)" in str(decisions["reason"][-1])
+    assert float(decisions["coverage"][-1]) < MIN_COVERAGE

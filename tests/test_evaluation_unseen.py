@@ -80,6 +80,17 @@ def test_lattice_constants_in_the_table_are_the_ones_cited() -> None:
             assert f"{key} = {lattice[key]:g}" in entry.citation.replace(" A", ""), (entry.name, key)
 
 
+def test_every_literature_entry_is_flagged_approx_or_names_the_source_it_was_checked_against() -> None:
+    for entry in unseen.load_entries():
+        if not entry.literature:
+            continue
+        checked = entry.record.get("verified_from", "")
+        # an unchecked value must say so; a checked one must say where a reader can check it again
+        assert ("approx" in entry.flags) != bool(checked), entry.name
+        assert "approx" in entry.flags or "approx" not in entry.citation, entry.name
+        assert not checked or "http" in checked, entry.name
+
+
 def test_structures_are_physical() -> None:
     for entry in unseen.load_entries():
         structure = unseen.build_structure(entry.name)

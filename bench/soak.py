@@ -70,6 +70,16 @@ class _PointCounter:
             self.points[run] = self.points.get(run, 0) + 1
 
 
+def _stored_points(catalog: Any, uid: str) -> int:
+    """Rows of the run's primary table in the catalog (0 if the run is not there)."""
+    from storage.catalog import get_run
+
+    try:
+        return len(get_run(catalog, uid)["primary"].base["internal"].read())
+    except KeyError:
+        return 0
+
+
 def soak(scans: int, warmup: int = WARMUP_SCANS) -> dict[str, Any]:
     """Run ``scans`` adaptive scans in this process and return the leak figures (see the module docstring)."""
     import torch
@@ -79,7 +89,7 @@ def soak(scans: int, warmup: int = WARMUP_SCANS) -> dict[str, Any]:
     from agent.callback import LocalAgent
     from plans.adaptive import adaptive_scan
     from sim_devices import make_beamline
-    from storage.catalog import get_run, open_catalog, subscribe_writer
+    from storage.catalog import open_catalog, subscribe_writer
     from storage.spool import spool_dir
 
     torch.set_num_threads(1)
@@ -101,7 +111,7 @@ def soak(scans: int, warmup: int = WARMUP_SCANS) -> dict[str, Any]:
         uids.append(uid)
     wall_s = time.perf_counter() - began
     final = _settled_state(len(baseline["threads"]))
-    stored = {uid: len(get_run(catalog, uid)["primary"].base["internal"].read()) for uid in uids}
+    stored = {uid: _stored_points(catalog, uid) for uid in uids}
     lost = sum(max(counter.points[uid] - stored[uid], 0) for uid in uids)
     leaked_threads = sorted(set(final["threads"]) - set(baseline["threads"]))
     points = sorted(counter.points[uid] for uid in uids)

@@ -125,9 +125,9 @@ def _interrupted_line(signal_name: str, record: Any, stored: bool) -> str:
         return f"xrd-agent scan: {signal_name} before the run opened; nothing measured"
     where = "not stored (--no-store)"
     if stored:
-        from storage.spool import spool_dir
+        from storage.spool import spool_dir, spool_file
 
-        kept = (spool_dir() / f"{record.uid}.jsonl").exists()
+        kept = spool_file(spool_dir(), record.uid).exists()
         where = "kept in the local spool (`xrd-agent spool replay`)" if kept else "stored"
     return (f"xrd-agent scan: {signal_name}: run {record.uid} closed with exit_status "
             f"{record.stop.get('exit_status')} after {record.n_points} points, {where}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 
+from cli.errors import UserError
 from cli.storage import _add_catalog_options
 
 
@@ -22,16 +23,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_replay(args: argparse.Namespace) -> int:
+    import httpx
+
     from storage.catalog import open_catalog
     from storage.spool import replay_pending, spool_dir
 
     directory = spool_dir()
-    catalog = open_catalog(args.uri, args.api_key)
-    replayed = replay_pending(catalog, directory)
-    for done in replayed:
+    try:
+        results = replay_pending(open_catalog(args.uri, args.api_key), directory)
+    except httpx.TransportError as exc:
+        raise UserError(f"tiled is unreachable ({exc}); every spooled run stays in {directory}") from None
+    for done in results:
+        if done.error is not None:
+            print(f"not replayed {done.uid}: {done.error}")
+            continue
         closed = "with its stop document" if done.closed else "closed now with exit_status abort"
         print(f"replayed {done.uid}: {done.events} points, {closed}")
+    replayed = [done for done in results if done.error is None]
     left = sorted(path.stem for path in directory.glob("*.jsonl"))
     print(f"{len(replayed)} run(s) replayed; {len(left)} left in {directory}"
-          + (f" (being written by a live process: {', '.join(left)})" if left else ""))
-    return 0
+          + (f" ({', '.join(left)})" if left else ""))
+    return 0 if len(replayed) == len(results) else 1

@@ -215,9 +215,10 @@ def subscribe_writer(RE: RunEngine, catalog: Any, batch_size: int = DEFAULT_WRIT
     directory = spool if spool is not None else spool_dir()
     try:
         for done in replay_pending(catalog, directory):
-            state = "closed" if done.closed else "closed now (exit_status abort)"
-            print(f"xrd-agent: replayed spooled run {done.uid} into the catalog: {done.events} points, {state}",
-                  file=sys.stderr)
+            if done.error is None:
+                state = "closed" if done.closed else "closed now (exit_status abort)"
+                print(f"xrd-agent: replayed spooled run {done.uid} into the catalog: {done.events} points, {state}",
+                      file=sys.stderr)
     except Exception as exc:  # noqa: BLE001 - tiled unreachable: the runs wait in the spool
         logger.warning("spooled runs in %s not replayed now (%s: %s)", directory, type(exc).__name__, exc)
     return RE.subscribe(SpooledWriter(catalog, directory, batch_size=batch_size))

@@ -60,6 +60,20 @@ def spool_dir(home: Path | None = None) -> Path:
     return path
 
 
+def spool_file(directory: Path, uid: str) -> Path:
+    """The spool file of run ``uid``: ``<uid>.jsonl`` for a plain uid, a hash of it otherwise.
+
+    The uid comes from a document: one that is not letters, digits, ``-`` and ``_`` (``../x``,
+    an absolute path) never becomes part of a path, so no run writes outside ``directory``.
+    """
+    import hashlib
+    import re
+
+    if not re.fullmatch(r"[A-Za-z0-9_-]{1,128}", uid):
+        uid = "run-" + hashlib.sha256(uid.encode("utf-8", "surrogatepass")).hexdigest()
+    return directory / f"{uid}.jsonl"
+
+
 def _encode(name: str, doc: dict[str, Any]) -> bytes:
     from event_model import NumpyEncoder
 
@@ -91,12 +105,17 @@ class _SeqNumFilter:
         return True
 
 
+#: One run at a time goes to tiled in this process: a run whose writer is still busy when the next
+#: run starts (a slow server) must not write beside it (SQLite answers "database is locked").
+_TILED_WRITES = threading.Lock()
+
+
 class _Run:
     """One run on its way: its locked spool file and the thread that writes it to tiled."""
 
     def __init__(self, uid: str, directory: Path, catalog: Any, batch_size: int) -> None:
         self.uid = uid
-        self.path = directory / f"{uid}.jsonl"
+        self.path = spool_file(directory, uid)
         self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         fcntl.flock(self._fd, fcntl.LOCK_EX)
         self._last_sync = time.monotonic()
@@ -129,21 +148,22 @@ class _Run:
         from bluesky.callbacks.tiled_writer import TiledWriter
 
         writer = TiledWriter(self._catalog, batch_size=self._batch_size)
-        while True:
-            name, doc = self._queue.get()
-            if not self.failed:
-                try:
-                    writer(name, doc)
-                except Exception as exc:  # noqa: BLE001 - any tiled failure: the spool keeps the run
-                    self.failed = True
-                    logger.warning(
-                        "tiled did not take run %s (%s: %s); its documents are kept in %s; "
-                        "`xrd-agent spool replay` writes them when tiled is back",
-                        self.uid, type(exc).__name__, exc, self.path,
-                    )
-            self.progress = time.monotonic()
-            if name == "stop":
-                break
+        with _TILED_WRITES:
+            while True:
+                name, doc = self._queue.get()
+                if not self.failed:
+                    try:
+                        writer(name, doc)
+                    except Exception as exc:  # noqa: BLE001 - any tiled failure: the spool keeps the run
+                        self.failed = True
+                        logger.warning(
+                            "tiled did not take run %s (%s: %s); its documents are kept in %s; "
+                            "`xrd-agent spool replay` writes them when tiled is back",
+                            self.uid, type(exc).__name__, exc, self.path,
+                        )
+                self.progress = time.monotonic()
+                if name == "stop":
+                    break
         if not self.failed:
             self.path.unlink(missing_ok=True)  # in tiled now: the spool copy is no longer needed
         os.close(self._fd)  # releases the lock: a failed run is replayable from here on
@@ -182,7 +202,7 @@ class SpooledWriter:
 
     def __call__(self, name: str, doc: dict[str, Any]) -> None:
         if name == "start":
-            self._run = _Run(doc["uid"], self.directory, self.catalog, self.batch_size)
+            self._run = _Run(str(doc["uid"]), self.directory, self.catalog, self.batch_size)
         run = self._run
         if run is None:
             return
@@ -194,8 +214,8 @@ class SpooledWriter:
         if name == "stop":
             self._run = None
             if not run.wait(self.stop_wait_s) and not run.failed:
-                logger.warning("run %s: tiled answered nothing for %.0f s; the run is kept in %s",
-                               run.uid, self.stop_wait_s, run.path)
+                logger.warning("run %s is not in tiled yet (no progress for %.0f s); it is written in the "
+                               "background and kept in %s until it is", run.uid, self.stop_wait_s, run.path)
 
 
 @dataclass(frozen=True)
@@ -210,11 +230,14 @@ class Replayed:
         Events written (one per (stream, seq_num)).
     closed : bool
         Whether the spool held the run's stop document (False: one was written, exit_status "abort").
+    error : str or None
+        Why the run could not be written (it stays in the spool); None when it was.
     """
 
     uid: str
     events: int
     closed: bool
+    error: str | None = None
 
 
 def read_spool_file(path: Path) -> list[tuple[str, dict[str, Any]]]:
@@ -301,11 +324,26 @@ def replay_file(path: Path, catalog: Any) -> Replayed | None:
 def replay_pending(catalog: Any, directory: Path | None = None) -> list[Replayed]:
     """Write every spooled run not being written by a live process to ``catalog``, oldest first.
 
+    A run tiled refuses (or a damaged file) is reported with its ``error`` and left in the spool;
+    the others are still written.
+
     Raises
     ------
-    Exception
-        Whatever tiled raises when it is unreachable; runs not yet written stay in the spool.
+    httpx.TransportError
+        tiled is unreachable: nothing more can be written now; the runs stay in the spool.
     """
+    import httpx
+
     directory = directory if directory is not None else spool_dir()
-    paths = sorted(directory.glob("*.jsonl"), key=lambda p: p.stat().st_mtime)
-    return [done for path in paths if (done := replay_file(path, catalog)) is not None]
+    results = []
+    for path in sorted(directory.glob("*.jsonl"), key=lambda p: p.stat().st_mtime):
+        try:
+            done = replay_file(path, catalog)
+        except httpx.TransportError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - one bad run must not keep the others out of the catalog
+            logger.warning("spooled run %s not replayed: %s: %s", path, type(exc).__name__, exc)
+            done = Replayed(uid=path.stem, events=0, closed=False, error=f"{type(exc).__name__}: {exc}")
+        if done is not None:
+            results.append(done)
+    return results

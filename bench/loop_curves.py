@@ -86,13 +86,14 @@ def plot(sets: dict[str, dict[str, list[dict[str, float]]]], path: Path) -> Path
     colours = {"uniform": "tab:blue", "slope_adaptive": "tab:orange", "agent": "tab:green"}
     figure, axes = plt.subplots(1, len(sets), figsize=(6.2 * len(sets), 4.6), squeeze=False)
     for ax, (name, curve) in zip(axes[0], sets.items()):
+        right = max((p["acq_time_s"] for points in curve.values() for p in points), default=1.0)
         for strategy, points in curve.items():
             colour = colours.get(strategy, "0.3")
             ax.scatter([p["acq_time_s"] for p in points], [p["accuracy"] for p in points], color=colour, s=22,
                        alpha=0.6, zorder=3)
-            front = pareto_front(points)
-            ax.step([p["acq_time_s"] for p in front], [p["accuracy"] for p in front], where="post", color=colour,
-                    lw=1.6, label=f"{strategy} (Pareto front)")
+            front = pareto_front(points)  # a step function, carried on to the panel's right edge
+            ax.step([p["acq_time_s"] for p in front] + [right], [p["accuracy"] for p in front] + [front[-1]["accuracy"]],
+                    where="post", color=colour, lw=1.6, alpha=0.8, label=f"{strategy} (Pareto front)")
             for p in points:
                 ax.annotate(f"{p['knob']:g}", (p["acq_time_s"], p["accuracy"]), textcoords="offset points",
                             xytext=(3, 3), fontsize=6, color=colour)

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import logging
 
-from bluesky.utils import RequestAbort, RequestStop
-
+#: bluesky's exceptions for a requested abort and stop (`bluesky.utils`), by name: checking them
+#: needs no bluesky import, so every command can install the filter at start-up for free.
+REQUESTED = ("RequestAbort", "RequestStop")
 #: The logger the RunEngine logs through (bluesky.log.logger).
 RUN_ENGINE_LOGGER = "bluesky"
 
@@ -21,7 +22,7 @@ def is_requested_interrupt(record: logging.LogRecord) -> bool:
     """Whether ``record`` reports an abort or stop the user requested (not a failure of the plan)."""
     error = record.exc_info[1] if record.exc_info else None
     message = record.getMessage()
-    if message == "Run aborted" and isinstance(error, (RequestAbort, RequestStop)):
+    if message == "Run aborted" and type(error).__name__ in REQUESTED and type(error).__module__.startswith("bluesky"):
         return True
     return message == "No open traces left to close!"  # the abort's own tracing bookkeeping
 

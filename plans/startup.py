@@ -29,6 +29,8 @@ import warnings
 from pathlib import Path
 from typing import Any, TextIO
 
+from plans.interrupts import quiet_requested_interrupts
+
 BANNER = "xrd-agent session: RE, adaptive_scan, bl, tth, det, catalog, bp, bps.  Try: RE(adaptive_scan())"
 
 
@@ -69,6 +71,7 @@ def quiet_libraries() -> None:
     """
     logging.getLogger("tiled.server.app").addFilter(_not_tiled_banner)
     logging.getLogger("bluesky").addFilter(_not_user_error_abort)
+    quiet_requested_interrupts()  # RE.abort() after a Ctrl-C pause: bluesky's one line, no traceback
     warnings.filterwarnings("ignore", message=r".*`httpx` with `starlette\.testclient`")
     warnings.filterwarnings("ignore", message=r".*httpx.*", category=DeprecationWarning)
 

@@ -45,8 +45,9 @@ logger = logging.getLogger("xrd_agent.storage")
 #: Folder of the spool under the data directory.
 SPOOL_DIRNAME = "spool"
 #: Seconds without progress after which the stop document stops waiting for tiled (a healthy
-#: server takes about 2 s for the last batch; one that went away is retried for 45 s).
-DEFAULT_STOP_WAIT_S = 10.0
+#: server takes about 2 s for the last batch, a loaded machine several times that; one that went
+#: away is retried for 45 s).
+DEFAULT_STOP_WAIT_S = 20.0
 #: Longest time a spooled document stays only in the operating system's cache.
 FSYNC_INTERVAL_S = 1.0
 #: Reason written into the stop document of a run recovered without one.

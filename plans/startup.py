@@ -6,7 +6,7 @@ Builds the session namespace a beamline scientist expects:
   (`plans.run_metadata.make_run_engine`), so scan IDs keep counting across sessions and
   ``xrd-agent scan``;
   with a `BestEffortCallback` (a LiveTable of the hinted fields, ``tth`` and ``det_counts``; plots
-  off unless ``XRD_AGENT_PLOTS=1``), a TiledWriter into the catalog (`storage.catalog`, opened at
+  off unless ``XRD_AGENT_PLOTS=1``; made at the first run, as matplotlib costs a second), a TiledWriter into the catalog (`storage.catalog`, opened at
   the first run: tiled costs seconds to import) and `AdaptiveRunSummary`, which prints one line
   when an adaptive run ends;
 * ``adaptive_scan`` -- the plan, bound to the configured beamline (`plans.beamline`);
@@ -188,6 +188,40 @@ class DeferredCatalog:
             self._dispatcher.process(DocumentNames[name], doc)
 
 
+class DeferredBestEffort:
+    """bluesky's `BestEffortCallback`, made at the first document or attribute use.
+
+    Importing it imports matplotlib's pyplot (about a second of CPU); the session's prompt does
+    not wait for that. Used as the BEC itself: ``bec.enable_plots()``, ``bec.peaks``.
+
+    Parameters
+    ----------
+    plots : bool
+        Keep the live plots (else ``disable_plots()``: the LiveTable only).
+    """
+
+    def __init__(self, plots: bool) -> None:
+        self._plots = plots
+        self._bec: Any = None
+
+    def _target(self) -> Any:
+        if self._bec is None:
+            from bluesky.callbacks.best_effort import BestEffortCallback
+
+            self._bec = BestEffortCallback()
+            if not self._plots:
+                self._bec.disable_plots()
+        return self._bec
+
+    def __call__(self, name: str, doc: dict[str, Any]) -> None:
+        self._target()(name, doc)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):  # not set yet (a copy in the making): never recurse into _target
+            raise AttributeError(name)
+        return getattr(self._target(), name)
+
+
 class _CatalogProxy:
     """The session's ``catalog``: the tiled catalog, opened at first use (``catalog[-1]``, search)."""
 
@@ -201,6 +235,8 @@ class _CatalogProxy:
         return catalog
 
     def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):  # not set yet (a copy in the making): never recurse into _target
+            raise AttributeError(name)
         return getattr(self._target(), name)
 
     def __getitem__(self, key: Any) -> Any:
@@ -267,16 +303,13 @@ def build_session(*, plots: bool | None = None, store: bool = True, home: Path |
     quiet_libraries()
     import bluesky.plan_stubs as bps
     import bluesky.plans as bp
-    from bluesky.callbacks.best_effort import BestEffortCallback
 
     from plans.beamline import configured_adaptive_scan, get_beamline
     from plans.run_metadata import make_run_engine
 
     beamline = get_beamline()  # first: a beamline file's unreachable PV stops the session here
     RE = make_run_engine(home)
-    bec = BestEffortCallback()
-    if not (plots if plots is not None else os.environ.get("XRD_AGENT_PLOTS") == "1"):
-        bec.disable_plots()
+    bec = DeferredBestEffort(plots if plots is not None else os.environ.get("XRD_AGENT_PLOTS") == "1")
     RE.subscribe(bec)
     catalog = None
     if store:

@@ -141,16 +141,26 @@ def open_root_client(uri: str | None = None, api_key: str | None = None) -> Any:
             raise ValueError(f"tiled URI must start with http:// or https://, got {uri!r}")
         return from_uri(uri, api_key=api_key)
 
-    from tiled.client.context import Context
-    from tiled.config import Authentication
-    from tiled.server.app import build_app
+    # One in-process app per data directory and process: tiled keeps the single-user key of the
+    # app built last, so a second app would leave every client of the first one at 401 (the
+    # session's TiledWriter among them).
+    home = embedded_paths().root.resolve()
+    if home not in _EMBEDDED_CLIENTS:
+        from tiled.client.context import Context
+        from tiled.config import Authentication
+        from tiled.server.app import build_app
 
-    # The in-process app is reachable only from this process: a fresh random
-    # key per process keeps tiled in its single-user mode without a shared secret.
-    key = secrets.token_hex(32)
-    app = build_app(build_embedded_tree(), authentication=Authentication(single_user_api_key=key))
-    context = Context.from_app(app, api_key=key)
-    return from_context(context)
+        # The in-process app is reachable only from this process: a fresh random
+        # key per process keeps tiled in its single-user mode without a shared secret.
+        key = secrets.token_hex(32)
+        app = build_app(build_embedded_tree(), authentication=Authentication(single_user_api_key=key))
+        _EMBEDDED_CLIENTS.clear()  # an app of another data directory no longer authenticates either
+        _EMBEDDED_CLIENTS[home] = from_context(Context.from_app(app, api_key=key))
+    return _EMBEDDED_CLIENTS[home]
+
+
+_EMBEDDED_CLIENTS: dict[Path, Any] = {}
+"""The root client of this process's embedded catalog, by data directory (see :func:`open_root_client`)."""
 
 
 def open_catalog(uri: str | None = None, api_key: str | None = None) -> Any:

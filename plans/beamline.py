@@ -196,9 +196,22 @@ def get_agent(config: BeamlineConfig | None = None) -> Any:
         else:
             from agent.callback import LocalAgent
 
-            source = _with_top_two_cams(model_source(config))
+            source = _with_top_two_cams(_remembering_labelled(model_source(config), config.task))
             _agent = LocalAgent(source(), model_source=source)
     return _agent
+
+
+def _remembering_labelled(source: Callable[[], Any], task: str) -> Callable[[], Any]:
+    """The model source, each model also remembering the runs labelled in the catalog since it was
+    trained (`plans.labelled_memory`); the catalog is opened once, at the first run."""
+    import functools
+
+    from patterns.data_home import xrd_agent_home
+    from plans.labelled_memory import LabelledMemorySource
+    from storage.catalog import open_catalog
+
+    return LabelledMemorySource(source, task, functools.cache(open_catalog),
+                                cache_dir=xrd_agent_home() / "cache" / "scans")
 
 
 def _with_top_two_cams(source: Callable[[], Any]) -> Callable[[], Any]:

@@ -196,12 +196,12 @@ def get_agent(config: BeamlineConfig | None = None) -> Any:
         else:
             from agent.callback import LocalAgent
 
-            source = _with_top_two_cams(_remembering_labelled(model_source(config), config.task))
+            source = _with_top_two_cams(remembering_labelled(model_source(config), config.task))
             _agent = LocalAgent(source(), model_source=source)
     return _agent
 
 
-def _remembering_labelled(source: Callable[[], Any], task: str) -> Callable[[], Any]:
+def remembering_labelled(source: Callable[[], Any], task: str) -> Callable[[], Any]:
     """The model source, each model also remembering the runs labelled in the catalog since it was
     trained (`plans.labelled_memory`); the catalog is opened once, at the first run."""
     import functools

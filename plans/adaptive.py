@@ -215,7 +215,7 @@ def _measured_run(detectors: list[Any], motor: Any, motor_field: str, agent: Any
 
     def close_with_outcome():
         # bluesky's stop document takes exit_status and reason only: the outcome goes into reason
-        return (yield from bps.close_run(reason=outcome_reason(loop.outcome(), loop.first_failure)))
+        return (yield from bps.close_run(reason=outcome_reason(loop.outcome())))
 
     def close_on_error(error: Exception):
         if isinstance(error, RunEngineControlException):

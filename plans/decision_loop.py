@@ -120,6 +120,9 @@ class DecisionLoop:
         self.last_decision: Decision | None = None
         self.last_agent_decision: Decision | None = None
         self._failures = 0  # consecutive
+        self.streak_start: int | None = None  # points measured at the first fallback of the latest failure streak
+        self.streak_failure = ""
+        self._new_streak = False
         self._skip = 0  # points to decide alone before asking again
         # unreachable by design (the policy never proposes a measured position); bounds a looping agent
         self.max_points = 2 * int(math.ceil((config.stop - config.start) / config.fine_step)) + 2
@@ -131,6 +134,7 @@ class DecisionLoop:
 
     def _failed(self, why: str) -> None:
         if self._failures == 0:
+            self._new_streak, self.streak_failure = True, why
             logger.warning("%s; the plan decides alone (fine steps) from point %d and asks again",
                            why, self.progress.n_points)
         self._failures += 1
@@ -142,6 +146,8 @@ class DecisionLoop:
         self.fallback_points += 1
         if self.first_fallback_point is None:
             self.first_fallback_point = self.progress.n_points
+        if self._new_streak:
+            self.streak_start, self._new_streak = self.progress.n_points, False
         return fallback_decision(self.progress, self.config, reason)
 
     def next_decision(self, run_uid: str | None) -> Decision | None:
@@ -191,6 +197,10 @@ class DecisionLoop:
                                   "stop_reason": last.reason if last is not None else "",
                                   "fallback_points": self.fallback_points,
                                   "first_fallback_point": self.first_fallback_point,
+                                  "first_failure": self.first_failure,
+                                  "fell_back_to_end_from": (self.streak_start if last is not None and last.fallback
+                                                            else None),
+                                  "last_failure": self.streak_failure,
                                   "flagged_points": len(self.progress.flagged), "stale_from_point": None}
         if agent is None or not agent.label:
             return result
@@ -203,7 +213,7 @@ class DecisionLoop:
         return result
 
 
-def outcome_reason(outcome: dict[str, Any], failure: str = "") -> str:
+def outcome_reason(outcome: dict[str, Any]) -> str:
     """The outcome as one line for the stop document's ``reason`` (bluesky's stop document takes
     no other free-form key), e.g. ``class Pm-3m (0.973); top3 Pm-3m 0.973, I4/mcm 0.015, P4mm
     0.008; stop: settled; fallback points: 0; flagged points: 0``."""
@@ -215,6 +225,8 @@ def outcome_reason(outcome: dict[str, Any], failure: str = "") -> str:
     else:
         head = "class none (the agent gave none)"
     fallback = f"fallback points: {outcome['fallback_points']}"
-    if outcome["fallback_points"]:
-        fallback += f" (from point {outcome['first_fallback_point']}: {failure})"
+    if outcome["fell_back_to_end_from"] is not None:  # the agent never came back: say from where
+        fallback += f" (from point {outcome['fell_back_to_end_from']} to the end: {outcome['last_failure']})"
+    elif outcome["fallback_points"]:
+        fallback += f" (first at point {outcome['first_fallback_point']}: {outcome['first_failure']})"
     return f"{head}; stop: {outcome['stop_reason']}; {fallback}; flagged points: {outcome['flagged_points']}"

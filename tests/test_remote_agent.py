@@ -153,7 +153,7 @@ def test_dead_agent_at_start_falls_back_without_hanging() -> None:
     assert record.stop["exit_status"] == "success"
     reasons = record.decisions["reason"]
     assert all("agent failed" in reason or "asked again" in reason for reason in reasons)
-    assert "from point 1: agent unavailable at start" in record.stop["reason"]
+    assert "(from point 1 to the end: agent unavailable at start" in record.stop["reason"]
     assert record.decisions["fallback"].all()
     assert "fallback points" in record.stop["reason"] and "class none" in record.stop["reason"]
     assert np.allclose(np.diff(np.sort(record.two_theta)), 0.04, atol=1e-6)

@@ -62,7 +62,7 @@ def test_a_late_answer_costs_one_point_and_the_agent_steers_again(served: Served
     last = int(np.flatnonzero(fallback)[-1])
     after = record.decisions["action"][last + 1:]
     assert len(after) > 10 and "coarse" in set(after)  # adaptivity came back for the rest of the run
-    assert f"fallback points: {fallback.sum()} (from point" in record.stop["reason"]
+    assert f"fallback points: {fallback.sum()} (first at point" in record.stop["reason"]
 
 
 GARBAGE_DOCUMENTS = [
@@ -148,20 +148,20 @@ def test_the_agent_killed_mid_scan_is_warned_at_once_and_leaves_no_stale_class(
     try:
         with caplog.at_level(logging.WARNING, logger="plans.adaptive"):
             started = time.monotonic()
-            record = run_scan(client, stop=12.0, timeout=0.5, hook=kill_at_point_20)
+            record = run_scan(client, stop=10.0, timeout=1.0, hook=kill_at_point_20)
             elapsed = time.monotonic() - started
     finally:
         client.close()
     assert killed, "the agent was never killed"
     warnings = [r for r in caplog.records if r.name == "plans.adaptive" and "decides alone" in r.getMessage()]
-    assert warnings and warnings[0].created - killed[0] < 0.5 + 2.0  # at the first ask after the kill
-    assert "point 20" in warnings[0].getMessage()
+    assert warnings and warnings[-1].created - killed[0] < 1.0 + 2.0  # at the first ask after the kill
+    assert "point 20" in warnings[-1].getMessage()
     reason = record.stop["reason"]
     assert record.stop["exit_status"] == "success"
-    assert reason.startswith("class none") and "fallback points:" in reason and "(from point 20: agent failed" in reason
+    assert reason.startswith("class none") and "(from point 20 to the end: agent failed at point 20" in reason
     assert record.final() == {"label": "", "confidence": pytest.approx(float("nan"), nan_ok=True)}
     fallback = record.decisions["fallback"].astype(bool)
     assert fallback[int(np.argmax(fallback)):].all()  # every decision after the kill is the plan's own
     assert np.allclose(np.diff(np.sort(record.two_theta))[-20:], 0.04, atol=1e-6)
-    assert record.two_theta.max() == pytest.approx(12.0)
-    assert elapsed < 60  # a few timeouts of 0.5 s (it asks again less and less often), not one per point
+    assert record.two_theta.max() == pytest.approx(10.0)
+    assert elapsed < 60  # some timeouts of 1 s (it asks again less and less often), not one per point

@@ -134,7 +134,7 @@ def test_one_agent_failure_costs_one_fine_point_and_the_agent_steers_again(class
     assert fallback.sum() == 1 and record.decisions["n_fallback"][-1] == 1
     after = record.decisions["action"][int(np.argmax(fallback)) + 1:]
     assert "coarse" in set(after)  # adaptivity is back at the next point
-    assert "fallback points: 1 (from point" in record.stop["reason"] and "one bad prediction" in record.stop["reason"]
+    assert "fallback points: 1 (first at point" in record.stop["reason"] and "one bad prediction" in record.stop["reason"]
 
 
 def test_pause_on_agent_failure_waits_for_resume_then_asks_again(classifier) -> None:

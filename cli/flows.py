@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+from typing import Any
 
 from cli.errors import UserError
 
@@ -43,9 +44,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _add_retrain_options(serve)
     serve.set_defaults(func=run_serve)
 
-    run = flows_sub.add_parser("run", help="run the retrain flow once now and print its result")
+    run = flows_sub.add_parser("run", help="run the retrain flow once now and print its summary table")
     _add_retrain_options(run)
+    run.add_argument("--json", action="store_true", help="print the whole result as JSON (metrics, matrices, versions)")
     run.set_defaults(func=run_once)
+
+    reap = flows_sub.add_parser("reap", help="mark Crashed the retrain runs whose process was killed "
+                                "(every `flows run` and `flows serve` does this first)")
+    reap.set_defaults(func=run_reap)
 
     ui = subparsers.add_parser("prefect-ui", help="start the Prefect server and UI on 127.0.0.1 (blocks)")
     ui.add_argument("--port", type=int, default=4200)
@@ -59,18 +65,83 @@ def run_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_once(args: argparse.Namespace) -> int:
-    from flows.deploy import choose_api_url
+def _prefect_api() -> Any:
+    """The Prefect API of this run: a configured or running one, else a server of our own (returned to stop)."""
+    from flows.deploy import choose_api_url, local_api_url, wait_for_api
+    from flows.prefect_env import configure_prefect_env
+    from flows.run_guard import start_owned_server
+    from storage.server import free_port
 
-    # A local Prefect server, when one is up, records the run (visible in its UI);
-    # otherwise Prefect's ephemeral mode runs it.
+    # A local Prefect server, when one is up, records the run (visible in its UI).
     api_url = choose_api_url()
     if api_url:
         os.environ["PREFECT_API_URL"] = api_url
-    from flows.retrain import retrain_flow
+        return None
+    # Otherwise a server of our own instead of Prefect's ephemeral one: ours dies with this
+    # process however it ends (flows.run_guard), Prefect's outlives a SIGTERM or SIGKILL.
+    port = free_port()
+    server = start_owned_server(port, configure_prefect_env() / "flows-run-server.log")
+    try:
+        wait_for_api(local_api_url(port), timeout_s=180, process=server)
+    except BaseException:
+        from flows.deploy import stop_process
 
-    result = retrain_flow(**_retrain_parameters(args))
-    print(json.dumps(result, indent=2, sort_keys=True))
+        stop_process(server)
+        raise
+    os.environ["PREFECT_API_URL"] = local_api_url(port)
+    return server
+
+
+def _reap() -> None:
+    """Mark Crashed the flow runs of killed processes; a failure to check is said, not fatal."""
+    import sys
+
+    from flows.run_guard import reap_dead_runs
+
+    try:
+        reaped = reap_dead_runs()
+    except Exception as exc:  # noqa: BLE001 - a stale marker must not stop tonight's retrain
+        print(f"xrd-agent flows: could not check for killed flow runs: {exc}", file=sys.stderr)
+        return
+    if reaped:
+        print(f"marked Crashed {len(reaped)} flow run(s) whose process was killed: {', '.join(reaped)}", flush=True)
+
+
+def _stop(server: Any) -> None:
+    from flows.deploy import stop_process
+    from flows.run_guard import drain_prefect_workers
+
+    if server is not None:
+        drain_prefect_workers()  # while the server is still up to take the logs
+        stop_process(server)
+
+
+def run_reap(args: argparse.Namespace) -> int:
+    server = _prefect_api()
+    try:
+        _reap()
+    finally:
+        _stop(server)
+    return 0
+
+
+def run_once(args: argparse.Namespace) -> int:
+    from flows.run_guard import install_interrupt_handlers
+
+    server = _prefect_api()
+    install_interrupt_handlers(server)
+    try:
+        _reap()
+        from flows.retrain import retrain_flow
+        from flows.retrain_report import summary_lines
+
+        result = retrain_flow(**_retrain_parameters(args))
+    finally:
+        _stop(server)
+    if args.json:
+        print(json.dumps(result, indent=2, sort_keys=True))
+    else:
+        print("\n".join(summary_lines(result)))
     return 0
 
 

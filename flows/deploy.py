@@ -106,6 +106,11 @@ def serve_nightly(
         os.environ["PREFECT_API_URL"] = api_url
     from prefect import serve
 
+    from flows.run_guard import reap_dead_runs
+
+    reaped = reap_dead_runs()  # runs of an earlier serve that was killed mid-flow
+    if reaped:
+        print(f"marked Crashed {len(reaped)} flow run(s) whose process was killed: {', '.join(reaped)}", flush=True)
     deployment = build_nightly_deployment(timezone, parameters)
     where = api_url or "Prefect's ephemeral local server (start `xrd-agent prefect-ui` first to see it in the UI)"
     print(

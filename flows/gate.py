@@ -1,16 +1,27 @@
-"""The promotion gate: a challenger replaces the champion only if it is not worse on the held-out set.
+"""The promotion gate: a challenger replaces the champion unless it is worse on the same patterns.
 
 Kept apart from the flow so the rule can be read and tested on its own.
+
+The rule is paired. Both models answer the same held-out patterns; only the patterns where
+they disagree about being right carry information: ``b`` patterns only the challenger gets
+right, ``c`` only the champion. If the two were equally accurate, each such pattern would
+go either way with probability 1/2, so the chance of the champion winning ``c`` or more of
+the ``b + c`` is the one-sided exact McNemar p-value (scipy's ``binomtest``). The challenger
+is **rejected when that p-value is below** ``alpha`` (default 0.05): the champion is then
+better with 95 % confidence. Otherwise it is promoted: a challenger trained on more data is
+not held back by a pattern or two of noise. The test is exact (no resampling), so the same
+predictions always give the same decision; with fixed training seeds, so do the same inputs.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-#: A challenger may be this much less accurate than the champion on the held-out
-#: set (fraction, 0.005 = half a percentage point) and still be promoted: noise
-#: of one pattern in 200 should not block a model trained on more data.
-DEFAULT_TOLERANCE = 0.005
+import numpy as np
+
+#: Significance level: the champion must be better with this error probability to keep its place.
+DEFAULT_ALPHA = 0.05
 
 
 @dataclass(frozen=True)
@@ -23,8 +34,14 @@ class GateDecision:
         True when the challenger replaces the champion.
     challenger_accuracy, champion_accuracy : float
         Held-out accuracies, fractions in [0, 1].
-    tolerance : float
-        Allowed drop, fraction.
+    alpha : float
+        Significance level of the paired test.
+    n : int
+        Held-out patterns both models answered.
+    challenger_only, champion_only : int
+        Patterns only the challenger / only the champion classified correctly.
+    p_value : float
+        One-sided exact McNemar p-value of "the champion is better" (1.0 when they never disagree).
     reason : str
         One sentence for the run's artifacts.
     """
@@ -32,43 +49,55 @@ class GateDecision:
     promote: bool
     challenger_accuracy: float
     champion_accuracy: float
-    tolerance: float
+    alpha: float
+    n: int
+    challenger_only: int
+    champion_only: int
+    p_value: float
     reason: str
 
 
-def promotion_gate(
-    challenger_accuracy: float, champion_accuracy: float, tolerance: float = DEFAULT_TOLERANCE
-) -> GateDecision:
-    """Promote iff ``challenger_accuracy >= champion_accuracy - tolerance``.
+def check_alpha(alpha: float) -> float:
+    """``alpha`` if it is in (0, 0.5]; ValueError otherwise."""
+    if not 0.0 < alpha <= 0.5:  # also rejects NaN
+        raise ValueError(f"alpha must be in (0, 0.5], got {alpha}")
+    return float(alpha)
+
+
+def promotion_gate(challenger_correct: Sequence[bool], champion_correct: Sequence[bool],
+                   alpha: float = DEFAULT_ALPHA) -> GateDecision:
+    """Promote unless the champion is significantly better on the same patterns (exact McNemar, one-sided).
 
     Parameters
     ----------
-    challenger_accuracy, champion_accuracy : float
-        Accuracies on the same fixed held-out set, fractions in [0, 1].
-    tolerance : float
-        Largest allowed drop, fraction in [0, 1).
+    challenger_correct, champion_correct : sequence of bool, shape [N]
+        Whether each model classified each held-out pattern correctly, the same patterns in
+        the same order.
+    alpha : float
+        Significance level in (0, 0.5].
 
     Raises
     ------
     ValueError
-        An accuracy outside [0, 1] (or NaN), or a tolerance outside [0, 1).
+        Sequences of different lengths or empty, or ``alpha`` outside (0, 0.5].
     """
-    for name, value in (("challenger_accuracy", challenger_accuracy), ("champion_accuracy", champion_accuracy)):
-        if not 0.0 <= value <= 1.0:  # also rejects NaN
-            raise ValueError(f"{name} must be in [0, 1], got {value}")
-    if not 0.0 <= tolerance < 1.0:
-        raise ValueError(f"tolerance must be in [0, 1), got {tolerance}")
-    drop = champion_accuracy - challenger_accuracy
-    # A small epsilon so that a drop of exactly the tolerance (in floating point) passes.
-    promote = drop <= tolerance + 1e-12
+    from scipy.stats import binomtest
+
+    alpha = check_alpha(alpha)
+    challenger, champion = np.asarray(challenger_correct, bool), np.asarray(champion_correct, bool)
+    if challenger.shape != champion.shape or challenger.ndim != 1 or challenger.size == 0:
+        raise ValueError(f"need the two models' results on the same non-empty set of patterns, got shapes "
+                         f"{challenger.shape} and {champion.shape}")
+    b, c = int((challenger & ~champion).sum()), int((champion & ~challenger).sum())
+    p_value = float(binomtest(c, b + c, 0.5, alternative="greater").pvalue) if b + c else 1.0
+    promote = p_value >= alpha
+    acc_new, acc_old = float(challenger.mean()), float(champion.mean())
+    paired = (f"on the same {challenger.size} held-out patterns the challenger alone is right on {b}, the champion "
+              f"alone on {c} (exact McNemar p = {p_value:.3g}, alpha {alpha:g})")
     if promote:
-        reason = (
-            f"promoted: held-out accuracy {challenger_accuracy:.4f} vs champion {champion_accuracy:.4f} "
-            f"(drop {max(drop, 0.0):.4f} <= {tolerance:.4f})"
-        )
+        reason = (f"promoted: accuracy {acc_new:.4f} vs champion {acc_old:.4f}; {paired}: "
+                  "the champion is not significantly better")
     else:
-        reason = (
-            f"rejected: held-out accuracy {challenger_accuracy:.4f} is {drop:.4f} below the champion's "
-            f"{champion_accuracy:.4f} (allowed {tolerance:.4f}); the champion stays"
-        )
-    return GateDecision(promote, float(challenger_accuracy), float(champion_accuracy), float(tolerance), reason)
+        reason = (f"rejected: accuracy {acc_new:.4f} vs champion {acc_old:.4f}; {paired}: "
+                  "the champion is better; it stays")
+    return GateDecision(promote, acc_new, acc_old, alpha, int(challenger.size), b, c, p_value, reason)

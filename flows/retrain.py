@@ -32,7 +32,7 @@ import time
 from typing import Any
 
 import numpy as np
-from prefect import flow, get_run_logger, task, unmapped
+from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
@@ -47,44 +47,16 @@ from flows.dataset import (
     measured_training_part,
     replayed_stems,
 )
-from flows.gate import DEFAULT_TOLERANCE, promotion_gate
+from flows.gate import DEFAULT_ALPHA, check_alpha, promotion_gate
+from flows.retrain_log import last_consumed, record_consumed
+from flows.run_guard import watch_flow_run
+from flows.train_members import fit_member_task, make_task_runner, train_members  # noqa: F401  (re-exported)
 from flows.retrain_report import Evaluation, evaluate, publish_artifacts
 from storage.scans import LabelledScan
 
 #: Defaults of a nightly retrain (CPU-sized: a few minutes on 2 cores).
 DEFAULT_MEMBERS = 3
 DEFAULT_BASE_PER_CLASS = 100
-
-
-def make_task_runner(dask: str | None) -> Any:
-    """The task runner of the member-training sub-flow.
-
-    Parameters
-    ----------
-    dask : str or None
-        None: Prefect's thread pool in this process; "local": a Dask LocalCluster of
-        two single-threaded worker processes on 127.0.0.1; "tcp://host:port": an
-        existing Dask scheduler.
-    """
-    from prefect.task_runners import ThreadPoolTaskRunner
-
-    if dask is None or dask == "":
-        return ThreadPoolTaskRunner()
-    from prefect_dask import DaskTaskRunner
-
-    if dask == "local":
-        return DaskTaskRunner(
-            cluster_kwargs={
-                "n_workers": 2,
-                "threads_per_worker": 1,
-                "processes": True,
-                "host": "127.0.0.1",
-                "dashboard_address": None,
-            }
-        )
-    if dask.startswith(("tcp://", "tls://")):
-        return DaskTaskRunner(address=dask)
-    raise ValueError(f"dask must be None, 'local' or a scheduler address like tcp://127.0.0.1:8786, got {dask!r}")
 
 
 # ----------------------------------------------------------------------------------- tasks
@@ -141,40 +113,6 @@ def build_training_data(
     return stack_training_data(measured, (sim_values.astype(np.float32), sim_labels.astype(np.int64), sim_folds))
 
 
-@task(name="fit-member", cache_policy=NO_CACHE)
-def fit_member_task(data: Any, member_index: int, model_task: str, config: Any, torch_threads: int | None) -> Any:
-    """Train one ensemble member (``training.fit.fit_member``)."""
-    import torch
-
-    from training.fit import fit_member
-
-    if torch_threads:
-        torch.set_num_threads(torch_threads)
-    return fit_member(data, member_index, task=model_task, config=config)
-
-
-def train_members(data: Any, model_task: str, config: Any, dask: str | None) -> list[Any]:
-    """Map ``fit-member`` over the ensemble in a sub-flow on the chosen task runner.
-
-    The sub-flow takes no parameters (the data is closed over) so Prefect never
-    tries to serialise the training arrays as flow-run parameters.
-    """
-    torch_threads = 1 if dask else None  # Dask workers: one thread each, no oversubscription
-
-    @flow(name="train-members", task_runner=make_task_runner(dask), validate_parameters=False)
-    def train_members_flow() -> list[Any]:
-        futures = fit_member_task.map(
-            data=unmapped(data),
-            member_index=list(range(config.n_members)),
-            model_task=unmapped(model_task),
-            config=unmapped(config),
-            torch_threads=unmapped(torch_threads),
-        )
-        return [future.result() for future in futures]
-
-    return train_members_flow()
-
-
 @task(name="assemble-challenger", cache_policy=NO_CACHE)
 def assemble_challenger(
     results: list[Any], data: Any, model_task: str, config: Any, metadata: dict[str, Any]
@@ -212,39 +150,47 @@ def _flow_run_id() -> str | None:
     return None if value is None else str(value)
 
 
-def _skipped(task: str, champion_version: str, cutoff: float, n_labelled: int, started: float) -> dict[str, Any]:
-    """Nothing new was labelled: say so in the artifacts, leave the champion."""
-    message = (
-        f"No run labelled for {task} since the champion's cut-off "
-        f"({time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(cutoff))} UTC): nothing to retrain; "
-        f"champion `{champion_version}` stays."
-    )
+def _skipped(task: str, champion_version: str, since: float, consumed: dict[str, Any] | None, n_labelled: int,
+             started: float) -> dict[str, Any]:
+    """Nothing new was labelled since the last retrain (or the champion's cut-off): say so, leave the champion."""
+    when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(since))
+    who = (f"the last retrain (flow run {consumed.get('flow_run')}, {consumed.get('status')})" if consumed
+           else "the champion")
+    message = (f"Skipped, no training: no run labelled for {task} after {when} UTC, and {who} trained on every "
+               f"run labelled until then. Champion `{champion_version}` stays ({n_labelled} labelled runs in all; "
+               f"`--force` retrains anyway).")
+    get_run_logger().info(message)
     create_markdown_artifact(message, key="retrain-metrics", description="retrain skipped")
     create_markdown_artifact(f"Champion: `{champion_version}`", key="model-version", description="model version")
-    return {"status": "skipped", "promoted": False, "champion_version": champion_version, "n_new": 0,
-            "n_labelled": n_labelled, "flow_run_id": _flow_run_id(), "wall_s": time.perf_counter() - started}
+    return {"status": "skipped", "promoted": False, "reason": message, "champion_version": champion_version,
+            "n_new": 0, "n_labelled": n_labelled, "labels_cutoff": since, "flow_run_id": _flow_run_id(),
+            "wall_s": time.perf_counter() - started}
 
 
 # ------------------------------------------------------------------------------------ flow
-def _train_config(members: int, base_per_class: int, seed: int, tolerance: float,
+def _train_config(members: int, base_per_class: int, seed: int, alpha: float,
                   overrides: dict[str, int | None]) -> Any:
-    """The members' ``training.fit.TrainConfig``, after checking the sizes and the gate's tolerance.
+    """The members' ``training.fit.TrainConfig``, after checking the sizes and the gate's significance level.
 
-    ``members`` and ``base_per_class`` (simulated patterns per class) must be >= 1; ``tolerance`` is a
-    fraction; ``overrides`` holds ``steps``, ``width``, ``batch_size`` (None keeps the default).
+    ``members`` and ``base_per_class`` (simulated patterns per class) must be >= 1; ``alpha`` is in
+    (0, 0.5]; ``overrides`` holds ``steps``, ``width``, ``batch_size`` (None keeps the default).
     """
     from training.fit import TrainConfig
 
     if members < 1 or base_per_class < 1:
         raise ValueError("members and base_per_class must be >= 1")
     config = TrainConfig(n_members=members, seed=seed, **{k: v for k, v in overrides.items() if v is not None})
-    promotion_gate(0.0, 0.0, tolerance)  # validates the tolerance before any work
+    check_alpha(alpha)  # before any work
     return config
 
 
-def _labelled_since_champion(model_task: str, registry: str | None, catalog_uri: str | None,
-                             scans_file: str | None) -> tuple[Any, float, list[LabelledScan], list[LabelledScan]]:
-    """The champion, its label cut-off (Unix seconds), every labelled run and those labelled after the cut-off.
+def _labelled_since_last_run(model_task: str, registry: str | None, catalog_uri: str | None, scans_file: str | None
+                              ) -> tuple[Any, float, dict[str, Any] | None, list[LabelledScan], list[LabelledScan]]:
+    """The champion, the "new" cut-off, the last retrain's record, every labelled run and the new ones.
+
+    The cut-off (Unix seconds) is the later of the champion's ``labels_cutoff`` and what the last
+    retrain consumed, promoted or not (:mod:`flows.retrain_log`): a rejected night does not make
+    the same labels new again.
 
     Parameters
     ----------
@@ -258,12 +204,13 @@ def _labelled_since_champion(model_task: str, registry: str | None, catalog_uri:
         Archive of labelled scans (``.npz``) used instead of the catalog's labelled runs.
     """
     champion = load_champion_task(model_task, registry)
-    cutoff = champion_cutoff(champion)
+    consumed = last_consumed(model_task, registry)
+    since = max(champion_cutoff(champion), float(consumed["labels_cutoff"]) if consumed else 0.0)
     scans = gather_labelled_runs(model_task, catalog_uri, scans_file)
-    new = [s for s in scans if s.label_time > cutoff]
-    get_run_logger().info("champion %s (label cut-off %.3f); %d labelled runs, %d new", champion.version, cutoff,
-                          len(scans), len(new))
-    return champion, cutoff, scans, new
+    new = [s for s in scans if s.label_time > since]
+    get_run_logger().info("champion %s; new means labelled after %.3f; %d labelled runs, %d new", champion.version,
+                          since, len(scans), len(new))
+    return champion, since, consumed, scans, new
 
 
 def _saw_heldout(champion: Any, split: dict[str, Any]) -> bool:
@@ -272,16 +219,16 @@ def _saw_heldout(champion: Any, split: dict[str, Any]) -> bool:
     return champion_meta.get("heldout_split") != split and int(champion_meta.get("n_measured", 0) or 0) > 0
 
 
-def _gate_and_promote(evals: dict[str, Evaluation], tolerance: float, challenger: Any, registry: str | None,
+def _gate_and_promote(evals: dict[str, Evaluation], alpha: float, challenger: Any, registry: str | None,
                       labels_cutoff: float) -> Any:
-    """Gate the challenger on the held-out accuracies and promote it when it passes; the gate's decision.
+    """Gate the challenger on both models' held-out results (paired) and promote it when it passes; the decision.
 
     Parameters
     ----------
     evals : dict
         Evaluations of :func:`evaluate_models` (``challenger_heldout``, ``champion_heldout``, ...).
-    tolerance : float
-        The challenger may be at most this much less accurate on the held-out set (fraction).
+    alpha : float
+        Significance level of the paired test (:func:`flows.gate.promotion_gate`).
     challenger : Classifier
         The model promoted when the gate passes.
     registry : str, optional
@@ -289,11 +236,12 @@ def _gate_and_promote(evals: dict[str, Evaluation], tolerance: float, challenger
     labels_cutoff : float
         Label time (Unix seconds) of the newest labelled run the challenger trained on.
     """
-    decision = promotion_gate(evals["challenger_heldout"].accuracy, evals["champion_heldout"].accuracy, tolerance)
+    decision = promotion_gate(evals["challenger_heldout"].correct, evals["champion_heldout"].correct, alpha)
     get_run_logger().info(decision.reason)
     if decision.promote:
         promote_task(challenger, registry, {"heldout_accuracy": decision.challenger_accuracy, "labels_cutoff": labels_cutoff,
-                                            "champion_heldout_accuracy": decision.champion_accuracy, "flow_run": _flow_run_id()})
+                                            "champion_heldout_accuracy": decision.champion_accuracy,
+                                            "p_value": decision.p_value, "flow_run": _flow_run_id()})
     return decision
 
 
@@ -319,14 +267,14 @@ def retrain_flow(
     batch_size: int | None = None,
     base_per_class: int = DEFAULT_BASE_PER_CLASS,
     seed: int = 0,
-    tolerance: float = DEFAULT_TOLERANCE,
+    alpha: float = DEFAULT_ALPHA,
     dask: str | None = None,
     force: bool = False,
     catalog_uri: str | None = None,
     registry: str | None = None,
     scans_file: str | None = None,
 ) -> dict[str, Any]:
-    """Retrain the ``task`` model on newly labelled runs and promote it only if not worse.
+    """Retrain the ``task`` model on everything labelled when something new was; promote it unless worse.
 
     Parameters
     ----------
@@ -340,8 +288,9 @@ def retrain_flow(
         Simulated base training patterns per class.
     seed : int
         Seed of the simulated data, the folds and the training.
-    tolerance : float
-        The challenger may be at most this much less accurate on the held-out set (fraction).
+    alpha : float
+        The challenger is rejected only when the champion is better on the same held-out
+        patterns at this significance level (one-sided exact McNemar test; default 0.05).
     dask : str, optional
         None (threads), "local" (Dask LocalCluster) or a Dask scheduler address.
     force : bool
@@ -360,17 +309,18 @@ def retrain_flow(
         ``status`` ("promoted", "rejected" or "skipped"), ``promoted``, versions, metrics.
     """
     started = time.perf_counter()
-    config = _train_config(members, base_per_class, seed, tolerance,
+    watch_flow_run()
+    config = _train_config(members, base_per_class, seed, alpha,
                            {"steps": steps, "width": width, "batch_size": batch_size})
 
-    champion, cutoff, scans, new = _labelled_since_champion(task, registry, catalog_uri, scans_file)
+    champion, since, consumed, scans, new = _labelled_since_last_run(task, registry, catalog_uri, scans_file)
     if not new and not force:
-        return _skipped(task, champion.version, cutoff, len(scans), started)
+        return _skipped(task, champion.version, since, consumed, len(scans), started)
 
     split = heldout_split_id()
     champion_saw_heldout = _saw_heldout(champion, split)
     data = build_training_data(scans, task, base_per_class, members, seed)
-    labels_cutoff = max((s.label_time for s in scans), default=cutoff)
+    labels_cutoff = max((s.label_time for s in scans), default=since)
     challenger = assemble_challenger(
         train_members(data, task, config, dask), data, task, config,
         {CUTOFF_KEY: labels_cutoff, "parent_version": champion.version, "n_labelled_runs": len(scans),
@@ -379,7 +329,10 @@ def retrain_flow(
 
     heldout, excluded = heldout_dataset(task, replayed_stems(scans))
     evals = evaluate_models(challenger, champion, heldout, grid_scans(new, task))
-    decision = _gate_and_promote(evals, tolerance, challenger, registry, labels_cutoff)
+    decision = _gate_and_promote(evals, alpha, challenger, registry, labels_cutoff)
+    record_consumed(task, registry, {"labels_cutoff": labels_cutoff, "status": "promoted" if decision.promote
+                                     else "rejected", "flow_run": _flow_run_id(), "n_labelled": len(scans),
+                                     "n_new": len(new), "challenger_version": challenger.version})
     info = {
         "task": task, "challenger_version": challenger.version, "champion_version": champion.version,
         "n_labelled": len(scans), "n_new": len(new), "n_simulated": int((~data.is_measured).sum()),

@@ -24,12 +24,15 @@ class Evaluation:
     f1_macro : float or None
     confusion : list of list of int
         ``[true class][predicted class]`` counts.
+    correct : list of bool
+        Per pattern, in the set's order: classified correctly (the gate's paired test uses it).
     """
 
     n: int
     accuracy: float | None
     f1_macro: float | None
     confusion: list[list[int]]
+    correct: list[bool]
 
 
 def evaluate(model: Any, features: np.ndarray, labels: np.ndarray, n_classes: int) -> Evaluation:
@@ -41,7 +44,7 @@ def evaluate(model: Any, features: np.ndarray, labels: np.ndarray, n_classes: in
     from sklearn.metrics import confusion_matrix, f1_score
 
     if len(labels) == 0:
-        return Evaluation(0, None, None, np.zeros((n_classes, n_classes), int).tolist())
+        return Evaluation(0, None, None, np.zeros((n_classes, n_classes), int).tolist(), [])
     predicted = np.asarray(model.predict_proba(features)).argmax(axis=1)
     matrix = confusion_matrix(labels, predicted, labels=np.arange(n_classes))
     return Evaluation(
@@ -49,6 +52,7 @@ def evaluate(model: Any, features: np.ndarray, labels: np.ndarray, n_classes: in
         accuracy=float((predicted == labels).mean()),
         f1_macro=float(f1_score(labels, predicted, average="macro", zero_division=0.0)),
         confusion=np.asarray(matrix, dtype=int).tolist(),
+        correct=[bool(v) for v in predicted == labels],
     )
 
 
@@ -56,17 +60,41 @@ def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.4f}"
 
 
+#: Confidence level of the accuracy intervals.
+CI_LEVEL = 0.95
+
+
+def accuracy_interval(accuracy: float | None, n: int, level: float = CI_LEVEL) -> tuple[float, float] | None:
+    """Wilson score interval of an accuracy measured on ``n`` patterns (scipy's ``binomtest``); None when n is 0."""
+    from scipy.stats import binomtest
+
+    if accuracy is None or n <= 0:
+        return None
+    interval = binomtest(int(round(accuracy * n)), n).proportion_ci(confidence_level=level, method="wilson")
+    return float(interval.low), float(interval.high)
+
+
+def accuracy_text(evaluation: dict[str, Any] | Evaluation, digits: int = 3) -> str:
+    """``0.792 [0.595, 0.908] (n=24)``: accuracy, its 95 % Wilson interval and the patterns it rests on."""
+    data = evaluation if isinstance(evaluation, dict) else evaluation.__dict__
+    accuracy, n = data.get("accuracy"), int(data.get("n") or 0)
+    interval = accuracy_interval(accuracy, n)
+    if interval is None:
+        return "- (n=0)"
+    return f"{accuracy:.{digits}f} [{interval[0]:.{digits}f}, {interval[1]:.{digits}f}] (n={n})"
+
+
 def metrics_markdown(evals: dict[str, Evaluation], decision: GateDecision, info: dict[str, Any]) -> str:
     """The metrics table artifact."""
     rows = [
-        "| model | version | held-out accuracy | held-out macro F1 | new-scan accuracy | new scans |",
-        "|---|---|---|---|---|---|",
+        f"| model | version | held-out accuracy [{CI_LEVEL:.0%} interval] | held-out macro F1 | new-scan accuracy |",
+        "|---|---|---|---|---|",
     ]
     for who in ("challenger", "champion"):
         held, new = evals[f"{who}_heldout"], evals[f"{who}_new"]
         rows.append(
-            f"| {who} | `{info[who + '_version']}` | {_fmt(held.accuracy)} (n={held.n}) | {_fmt(held.f1_macro)} "
-            f"| {_fmt(new.accuracy)} | {new.n} |"
+            f"| {who} | `{info[who + '_version']}` | {accuracy_text(held, 4)} | {_fmt(held.f1_macro)} "
+            f"| {accuracy_text(new, 4)} |"
         )
     lines = [
         f"## Retrain of the {info['task']} model",
@@ -121,3 +149,27 @@ def publish_artifacts(evals: dict[str, Evaluation], decision: GateDecision, info
         description="model version",
     )
     return now_champion
+
+
+def summary_lines(result: dict[str, Any]) -> list[str]:
+    """The flow's result (:func:`flows.retrain.retrain_flow`) as a few lines for a terminal.
+
+    A table of both models (version, held-out accuracy with its 95 % interval, new-scan
+    accuracy), the gate's decision and reason, and what the run trained on; a skipped run is
+    its reason alone.
+    """
+    status = str(result.get("status", "?"))
+    head = f"retrain {status.upper()}"
+    if status == "skipped":
+        return [head, str(result.get("reason", ""))]
+    metrics = result.get("metrics", {})
+    versions = {"challenger": result.get("challenger_version"), "champion": result.get("previous_champion_version")}
+    lines = [head + f": {result.get('reason', '')}", "",
+             f"{'model':10}  {'version':16}  {'held-out accuracy [95% interval]':36}  new-scan accuracy"]
+    for who in ("challenger", "champion"):
+        lines.append(f"{who:10}  {str(versions[who])[:16]:16}  {accuracy_text(metrics.get(who + '_heldout', {})):36}  "
+                     f"{accuracy_text(metrics.get(who + '_new', {}))}")
+    lines += ["", f"champion now {result.get('champion_version')}; {result.get('n_labelled')} labelled runs "
+              f"({result.get('n_new')} new), {result.get('n_heldout')} held-out patterns; "
+              f"{float(result.get('wall_s', 0.0)):.0f} s; flow run {result.get('flow_run_id')}"]
+    return lines

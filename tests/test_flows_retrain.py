@@ -18,6 +18,8 @@ import pytest  # noqa: E402
 
 from models.champion import champion_cutoff, champion_version, load_champion, promote, registry_snapshot  # noqa: E402
 from flows.gate import promotion_gate  # noqa: E402
+from flows.retrain_log import RETRAIN_LOG, last_consumed  # noqa: E402
+from flows.retrain_report import summary_lines  # noqa: E402
 from patterns import SPACE_GROUPS as CLASSES  # noqa: E402
 
 #: Tiny training: two members, 100 optimiser steps, 30 simulated patterns per class
@@ -104,12 +106,30 @@ def _artifacts(flow_run_id: str) -> dict[str, str]:
     return {a.key: a.data for a in artifacts}
 
 
+def _champion_files(registry: Path) -> dict[str, bytes]:
+    """The registry's bytes but the retrain log (which records rejected runs too)."""
+    return {k: v for k, v in registry_snapshot(registry).items() if not k.endswith(RETRAIN_LOG)}
+
+
 def test_gate_rule() -> None:
-    assert promotion_gate(0.80, 0.80).promote
-    assert promotion_gate(0.796, 0.80).promote  # within 0.005
-    assert not promotion_gate(0.794, 0.80).promote
-    with pytest.raises(ValueError):
-        promotion_gate(float("nan"), 0.5)
+    """Paired and exact: the champion must win significantly more of the patterns the two disagree on."""
+    both = [True] * 20
+    # 3 patterns only the champion gets right, none only the challenger: p = 1/8, promoted
+    close = promotion_gate(both + [False] * 3, both + [True] * 3)
+    assert close.promote and close.champion_only == 3 and close.challenger_only == 0
+    assert close.p_value == pytest.approx(0.125)
+    # 6 of 6: p = 1/64 < 0.05, rejected; the same inputs give the same decision, bit for bit
+    worse = promotion_gate(both + [False] * 6, both + [True] * 6)
+    assert not worse.promote and worse.p_value == pytest.approx(1 / 64) and "rejected" in worse.reason
+    assert promotion_gate(both + [False] * 6, both + [True] * 6) == worse
+    # 7 against 1 (p = 9/256 = 0.035): rejected at 0.05, promoted at 0.01
+    mixed = ([True] + [False] * 7, [False] + [True] * 7)
+    assert not promotion_gate(*mixed).promote and promotion_gate(*mixed, alpha=0.01).promote
+    assert promotion_gate([True, False], [True, False]).p_value == 1.0  # never disagree
+    with pytest.raises(ValueError, match="same non-empty set"):
+        promotion_gate([True], [True, False])
+    with pytest.raises(ValueError, match="alpha"):
+        promotion_gate([True], [True], alpha=float("nan"))
 
 
 def test_promoted_over_a_weak_champion_then_a_worse_challenger_rejected(
@@ -127,7 +147,8 @@ def test_promoted_over_a_weak_champion_then_a_worse_challenger_rejected(
     assert result["previous_champion_version"] == weak_champion.version
     held = result["metrics"]["challenger_heldout"]
     assert held["n"] == result["n_heldout"] > 0
-    assert held["accuracy"] >= result["metrics"]["champion_heldout"]["accuracy"] - 0.005
+    assert held["accuracy"] > result["metrics"]["champion_heldout"]["accuracy"]
+    assert "McNemar" in result["reason"]
     new_champion = result["champion_version"]
     assert champion_version("space_group", registry) == new_champion == result["challenger_version"]
     loaded = load_champion("space_group", registry)
@@ -141,6 +162,11 @@ def test_promoted_over_a_weak_champion_then_a_worse_challenger_rejected(
     assert "held-out accuracy" in artifacts["retrain-metrics"] and "promoted" in artifacts["retrain-metrics"]
     assert new_champion in artifacts["model-version"]
     assert "Pm-3m" in artifacts["retrain-confusion-matrix"]
+    assert "[95% interval]" in artifacts["retrain-metrics"]
+    # what `xrd-agent flows run` prints: a few lines, both models with intervals, the decision
+    lines = summary_lines(result)
+    assert len(lines) <= 8 and lines[0].startswith("retrain PROMOTED: promoted")
+    assert [line.split()[0] for line in lines if "] (n=" in line] == ["challenger", "champion"]
 
     # Nothing labelled since: the nightly run has nothing to do.
     skipped = retrain_flow(task="space_group", registry=str(registry), **TINY)
@@ -160,18 +186,28 @@ def test_promoted_over_a_weak_champion_then_a_worse_challenger_rejected(
         corrupted = dataclasses.replace(data, labels=np.full_like(data.labels, wrong))
         return real_fit_member(corrupted, member_index, task=task, config=config)
 
-    monkeypatch.setattr(training.fit, "fit_member", fit_on_wrong_labels)
-    before = registry_snapshot(registry)
+    fits = []
+    monkeypatch.setattr(training.fit, "fit_member", lambda *a, **k: fits.append(1) or fit_on_wrong_labels(*a, **k))
+    before = _champion_files(registry)
     rejected = retrain_flow(task="space_group", registry=str(registry), force=True, **WORSE)
     assert rejected["status"] == "rejected", rejected["reason"]
     metrics = rejected["metrics"]
-    assert metrics["challenger_heldout"]["accuracy"] < metrics["champion_heldout"]["accuracy"] - 0.005
+    assert metrics["challenger_heldout"]["accuracy"] < metrics["champion_heldout"]["accuracy"]
+    assert "the champion is better" in rejected["reason"]
     assert champion_version("space_group", registry) == new_champion
-    assert registry_snapshot(registry) == before
+    assert _champion_files(registry) == before
     assert load_champion("space_group", registry).version == new_champion
     artifacts = _artifacts(rejected["flow_run_id"])
     assert "rejected" in artifacts["retrain-metrics"]
     assert new_champion in artifacts["model-version"] and rejected["challenger_version"] in artifacts["model-version"]
+    # What the rejected run consumed is recorded: the next night, with nothing labelled since,
+    # trains nothing (no member fitted) and says why.
+    assert last_consumed("space_group", registry)["status"] == "rejected"
+    n_fits = len(fits)
+    again = retrain_flow(task="space_group", registry=str(registry), **WORSE)
+    assert again["status"] == "skipped" and len(fits) == n_fits
+    assert "no training" in again["reason"] and "rejected" in again["reason"], again["reason"]
+    assert "Skipped, no training" in _artifacts(again["flow_run_id"])["retrain-metrics"]
 
 
 def test_crash_mid_training_leaves_registry_untouched(home, prefect_harness, labelled_uids, weak_champion, tmp_path, monkeypatch) -> None:

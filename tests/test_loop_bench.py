@@ -82,7 +82,7 @@ def test_every_strategy_scans_and_the_replayed_stop_is_the_real_one(classifier) 
     risks = (0.6, 0.02)
     agent = scanner.agent(job, risks)
     assert [o.knob for o in agent] == list(risks)
-    assert agent[0].points < agent[1].points  # this pattern settles early at 0.6, not at 0.02
+    assert agent[0].points <= agent[1].points  # a larger risk never scans longer
     assert scanner.replay_decision_ms and all(latency > 0 for latency in scanner.replay_decision_ms)
     # the real plan in the RunEngine, same seed, stops where the replayed trail says, with the same answer
     for risk, derived in zip(risks, agent):

@@ -124,7 +124,7 @@ def test_interrupted_scan_closes_the_run_in_one_line(xrd_agent_home: Path, sig: 
     uid = re.search(r"run ([0-9a-f-]{36})", lines[0]).group(1)
     run = get_run(open_catalog(), uid)
     stop = run.metadata["stop"]
-    assert stop["exit_status"] == "abort"
+    assert stop["exit_status"] == "abort", (stop, lines)
     stored = _stored_seq_nums(run)
     printed = {seq for _, seq in scan.rows}
     assert len(stored) == stop["num_events"]["primary"] == len(set(stored))

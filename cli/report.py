@@ -11,11 +11,12 @@ from pathlib import Path
 from typing import Any
 
 
-
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("report", help="draw the report PNG of an adaptive run", description=__doc__)
     parser.add_argument("uid", metavar="RUN", help="full uid, unique uid prefix or scan ID (see `xrd-agent runs`)")
-    parser.add_argument("--out", type=Path, default=None, help="output PNG (default report-<uid8>.png)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="output PNG (default <data directory>/reports/report-<uid8>.png)")
+    parser.add_argument("--log", action="store_true", help="counts on a log axis")
     parser.add_argument("--uri", default=None, help="a served tiled catalog (default: the embedded one)")
     parser.add_argument("--api-key", default=None, help="API key of a served catalog")
     parser.set_defaults(func=run)
@@ -25,7 +26,6 @@ def run(args: argparse.Namespace) -> int:
     from plans.report import render_report
     from plans.run_record import record_from_tiled
     from storage.catalog import open_catalog
-
     from storage.run_lookup import resolve_run
 
     catalog = open_catalog(args.uri, args.api_key)
@@ -40,6 +40,8 @@ def run(args: argparse.Namespace) -> int:
         classifier = candidate if str(candidate.version) == str(version) else None
     except Exception:  # noqa: BLE001 - without the run's model the CAM panel shows the recorded summary
         classifier = None
-    out = args.out or Path(f"report-{record.uid[:8]}.png")
-    print(render_report(record, out, classifier))
+    from patterns.data_home import xrd_agent_home
+
+    out = args.out or xrd_agent_home() / "reports" / f"report-{record.uid[:8]}.png"
+    print(render_report(record, out, classifier, log_counts=args.log))
     return 0

@@ -57,7 +57,7 @@ def refined_regions(record: RunRecord) -> list[tuple[float, float]]:
     return regions
 
 
-def render_report(record: RunRecord, path: Path, classifier: Any | None = None) -> Path:
+def render_report(record: RunRecord, path: Path, classifier: Any | None = None, *, log_counts: bool = False) -> Path:
     """Draw the report of `record` to `path` (PNG).
 
     Parameters
@@ -70,6 +70,8 @@ def render_report(record: RunRecord, path: Path, classifier: Any | None = None) 
         A classifier with ``predict`` and ``version``; used for the CAM panel only when its
         version equals the run's model version (a different model would explain a different
         decision).
+    log_counts : bool
+        Counts on a log axis (one strong peak no longer flattens the weak ones).
 
     Returns
     -------
@@ -88,6 +90,8 @@ def render_report(record: RunRecord, path: Path, classifier: Any | None = None) 
     figure, axes = plt.subplots(4, 1, figsize=(10, 11), sharex=True, height_ratios=[3, 1.5, 2, 1])
     scan_ax, cam_ax, proba_ax, action_ax = axes
     _draw_scan(scan_ax, record, fine_step)
+    if log_counts:
+        scan_ax.set_yscale("symlog", linthresh=1.0)  # symlog: zero counts stay on the axis
     for low, high in refined_regions(record):
         for ax in axes:
             ax.axvspan(low, high, color="tab:blue", alpha=0.08, lw=0)
@@ -114,10 +118,12 @@ def _draw_scan(ax: Any, record: RunRecord, fine_step: float) -> None:
         ax.scatter(record.two_theta[selection], record.counts[selection], s=8, color=STEP_COLOURS[name],
                    label=f"{name} step ({np.count_nonzero(selection)} points)", zorder=2)
     ax.set_ylabel("counts")
+    labelled = record.start.get("xrd_label") or {}  # written by `storage.labels` (start metadata)
+    labels = ", ".join(f"{labelled[k]}" for k in ("space_group", "dimensionality") if labelled.get(k))
     ax.set_title(
         f"run {record.uid[:8]}  sample {record.start.get('sample', '?')}  -> {final['label'] or '?'} "
         f"(confidence {final['confidence']:.2f}), {record.n_points} points, "
-        f"exit {record.stop.get('exit_status', 'open')}",
+        f"exit {record.stop.get('exit_status', 'open')}" + (f"  labelled {labels}" if labels else ""),
         fontsize=9,
     )
     if record.stop.get("reason"):

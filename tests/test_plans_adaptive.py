@@ -177,7 +177,7 @@ def test_no_arguments_use_the_configured_beamline(xrd_agent_home: Path) -> None:
 
 
 def test_runs_land_in_tiled_with_their_decisions_and_the_report_reads_them(
-    agent: LocalAgent, tmp_path: Path, capsys: pytest.CaptureFixture
+    agent: LocalAgent, tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from cli.main import main
     from storage.catalog import open_catalog, subscribe_writer
@@ -210,6 +210,13 @@ def test_runs_land_in_tiled_with_their_decisions_and_the_report_reads_them(
     assert out.stat().st_size > 10_000 and out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert main(["report", "0" * 32]) == 2  # an unknown uid is refused with one line
     assert "no run" in capsys.readouterr().err
+    # by default under the data directory, never the working directory; a log axis on request
+    from patterns.data_home import xrd_agent_home
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["report", uid[:8], "--log"]) == 0
+    assert (xrd_agent_home() / "reports" / f"report-{uid[:8]}.png").stat().st_size > 10_000
+    assert not list(tmp_path.glob("report-*.png"))
 
 
 def test_demo_compares_with_a_uniform_fine_scan_and_writes_reports(agent: LocalAgent, tmp_path: Path) -> None:

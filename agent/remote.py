@@ -90,10 +90,17 @@ def pack(message: Any) -> bytes:
     return msgpack.packb(message, default=msgpack_numpy.encode, use_bin_type=True)
 
 
+def _decode(obj: dict) -> Any:
+    """msgpack-numpy's decoder without its one unsafe branch: it unpickles object arrays."""
+    if b"nd" in obj and obj.get(b"kind") == b"O":
+        raise ValueError("an object array (msgpack-numpy would unpickle it) is refused")
+    return msgpack_numpy.decode(obj)
+
+
 def unpack(payload: bytes) -> Any:
-    """Inverse of `pack`; raises ValueError on bytes that are not msgpack."""
+    """Inverse of `pack`; raises ValueError on bytes that are not msgpack or that carry a pickle."""
     try:
-        return msgpack.unpackb(payload, object_hook=msgpack_numpy.decode, raw=False)
+        return msgpack.unpackb(payload, object_hook=_decode, raw=False)
     except (msgpack.UnpackException, ValueError, TypeError) as exc:
         raise ValueError(f"not a msgpack message: {exc}") from exc
 

@@ -152,9 +152,6 @@ def test_agent_listens_on_loopback_only_and_refuses_pickle(agent_server, tmp_pat
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="agent.remote.unpack decodes with msgpack_numpy.decode, which unpickles a "
-                   "msgpack map {b'nd': True, b'kind': b'O', b'data': <pickle>} (an object-dtype array): "
-                   "the agent's owner must decode without msgpack_numpy's object branch")
 def test_agent_never_unpickles_a_pickle_hidden_in_msgpack(agent_server, tmp_path) -> None:
     server, documents_in, decisions = agent_server
     marker = tmp_path / "unpickled-from-msgpack"

@@ -135,7 +135,7 @@ def _set_parent_death_signal() -> None:  # runs in the child between fork and ex
 
 def start_owned_server(port: int, log_path: Path) -> subprocess.Popen:
     """A Prefect server on 127.0.0.1:``port`` that dies with this process (SIGTERM on parent death)."""
-    from flows.deploy import start_prefect_server
+    from flows.prefect_server import start_prefect_server
 
     log = open(log_path, "ab")  # noqa: SIM115 - the child keeps the descriptor
     preexec = _set_parent_death_signal if sys.platform.startswith("linux") else None
@@ -181,7 +181,7 @@ def install_interrupt_handlers(server: subprocess.Popen | None) -> None:
                 crash_marked_runs(f"interrupted by {name}; the champion is unchanged", own=True)
             finally:
                 if server is not None:
-                    from flows.deploy import stop_process
+                    from flows.prefect_server import stop_process
 
                     stop_process(server, timeout_s=5.0)
 

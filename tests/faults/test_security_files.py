@@ -76,7 +76,10 @@ def test_a_sample_name_label_and_uid_reaching_outside_are_never_paths(
 
     assert main(["label", uid, "--space-group", "Pm-3m", "--by", hostile]) == 0
     assert main(["report", uid]) == 0
-    assert _files(tmp_path) == {Path("a/b/c") / f"report-{uid[:8]}.png"}
+    from patterns.data_home import xrd_agent_home
+
+    assert _files(tmp_path) == set()  # nothing where the hostile names point, nor in the working folder
+    assert (xrd_agent_home() / "reports" / f"report-{uid[:8]}.png").is_file()  # the report's own place
 
     # a start document whose uid is a path: its spool file stays inside the spool folder
     spool = tmp_path / "spool"

@@ -55,7 +55,7 @@ from training.batches import BatchSource
 from training.config import DEFAULT_SEED, DEFAULT_SIMULATED_PER_CLASS, TrainConfig, default_config
 from training.dataset import TrainingData, assign_holdout_folds, prepare_training_data
 from training.generator import FilmGenerator
-from training.memory_fit import fit_memory
+from training.memory_fit import fit_memory, memory_stream_seed
 
 __all__ = [
     "DEFAULT_SEED",
@@ -255,7 +255,7 @@ def train_classifier(
         Simulated raw patterns [M, 1376] and labels.
     films : FilmGenerator, optional
         With ``config.film_generator``: the stream the batches draw from, and (as
-        ``films.with_seed(seed * 1000 + 999)``) the memory's reference films; several models of
+        ``films.with_seed(memory_stream_seed(seed))``) the memory's reference films; several models of
         one process share one pool build this way (the evaluation's fold models).
     checkpoint, checkpoint_steps : optional
         See :func:`fit_members` (the learning curve).
@@ -269,7 +269,7 @@ def train_classifier(
     data = prepare_training_data(patterns_or_arrays, labels, task=task, config=config, simulated=simulated)
     results = fit_members(data, range(config.n_members), task=task, config=config, films=films,
                           checkpoint=checkpoint, checkpoint_steps=checkpoint_steps)
-    memory_films = films.with_seed(config.seed * 1000 + 999) if films is not None else None
+    memory_films = films.with_seed(memory_stream_seed(config.seed)) if films is not None else None
     return assemble_classifier(results, data, task=task, config=config, metadata={"seed": config.seed},
                                films=memory_films)
 

@@ -29,6 +29,12 @@ a wrong confident answer, and the ramp (``models.memory.DEFAULT_SOFTNESS``) alre
 confidence of patterns approaching the threshold."""
 
 
+def memory_stream_seed(seed: int) -> int:
+    """Seed of the reference and threshold films of a model trained with ``seed`` (a stream apart
+    from training's ``seed * 1000 + member``)."""
+    return seed * 1000 + 999
+
+
 def _film_embeddings(classifier: Classifier, films: FilmGenerator, n: int, chunk: int = 256) -> np.ndarray:
     out = []
     for start in range(0, n, chunk):
@@ -61,7 +67,7 @@ def fit_memory(classifier: Classifier, data: TrainingData, *, seed: int, films: 
     measured = np.flatnonzero(data.is_measured)
     if measured.size == 0:  # nothing measured to remember: the network answers alone
         return classifier
-    films = films or FilmGenerator(task=classifier.task, seed=seed * 1000 + 999, device="cpu")
+    films = films or FilmGenerator(task=classifier.task, seed=memory_stream_seed(seed), device="cpu")
     simulated = np.flatnonzero(~data.is_measured)
     reference = [_film_embeddings(classifier, films, REFERENCE_FILMS)]
     if simulated.size:

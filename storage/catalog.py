@@ -29,6 +29,8 @@ RAW_CONTAINER = "raw"
 #: Environment variables a served catalog can be named with instead of arguments.
 URI_ENV = "XRD_AGENT_TILED_URI"
 API_KEY_ENV = "XRD_AGENT_TILED_API_KEY"
+#: SQLite connections the embedded catalog keeps open between requests (see `build_embedded_tree`).
+EMBEDDED_POOL_SIZE = 1
 
 logger = logging.getLogger("xrd_agent.storage")
 
@@ -101,6 +103,10 @@ def build_embedded_tree(home: Path | None = None) -> Any:
         paths.catalog_uri,
         writable_storage=[str(paths.data_dir), paths.tables_uri],
         init_if_not_exists=not paths.catalog_db.exists(),
+        # tiled keeps up to 5 SQLite connections (a file handle and a thread each) once requests
+        # overlapped, e.g. a run's writer thread and a reader: a long session held more handles
+        # after each busy moment (issue 11 case 13). One is kept; the overflow is closed on return.
+        catalog_pool_size=EMBEDDED_POOL_SIZE,
     )
 
 

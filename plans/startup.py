@@ -257,24 +257,35 @@ class _CatalogProxy:
         return repr(self._deferred._catalog)
 
 
+#: What the session prints when a run pauses (bluesky's RunEngineInterrupted, whose own message is
+#: a 9-line menu under a traceback): the same choices in one line.
+PAUSED_LINE = ("RunEngineInterrupted: the run is paused. RE.resume() goes on; RE.abort() closes it "
+               "(exit_status 'abort'); RE.stop() closes it as 'success'; RE.halt() stops without cleanup")
+
+
 def install_one_line_errors(shell: Any) -> None:
     """Make an IPython shell report bad input in one line instead of a 40-line traceback.
 
     For `is_user_error` exceptions the shell prints ``ValueError: <message>  (%tb: traceback)``
-    and keeps the exception as the last one, so ``%tb`` shows its full traceback. Anything else
-    gets IPython's usual traceback.
+    and keeps the exception as the last one, so ``%tb`` shows its full traceback. A pause
+    (``RunEngineInterrupted``: Ctrl-C, or ``RE.request_pause()``) is no error either: one line,
+    `PAUSED_LINE`, gives the user's options. Anything else gets IPython's usual traceback.
     """
+    from bluesky.utils import RunEngineInterrupted
 
     def handler(self: Any, etype: type, value: BaseException, tb: Any, tb_offset: int | None = None) -> None:
         # IPython ignores what a custom handler returns: it prints, and leaves %tb its exception
         sys.last_type, sys.last_value, sys.last_traceback = etype, value, tb
+        if isinstance(value, RunEngineInterrupted):
+            print(PAUSED_LINE, file=sys.stderr, flush=True)
+            return
         if not is_user_error(value):
             self.showtraceback((etype, value, tb), tb_offset=tb_offset)
             return
         message = value.args[0] if isinstance(value, KeyError) and value.args else value
         print(f"{etype.__name__}: {message}  (%tb: traceback)", file=sys.stderr, flush=True)
 
-    shell.set_custom_exc(USER_ERRORS, handler)
+    shell.set_custom_exc((*USER_ERRORS, RunEngineInterrupted), handler)
 
 
 def build_session(*, plots: bool | None = None, store: bool = True, home: Path | None = None) -> dict[str, Any]:

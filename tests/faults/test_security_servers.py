@@ -176,8 +176,15 @@ def test_ioc_listens_on_loopback_only(tmp_path) -> None:
         _stop(server)
 
 
-def test_prefect_server_is_started_on_loopback() -> None:
-    from flows.deploy import prefect_server_command
+@pytest.mark.slow
+def test_prefect_server_listens_on_loopback_only(tmp_path) -> None:
+    # the server `flows run`, `flows serve` and `prefect-ui` start, started the same way
+    from flows.prefect_server import local_api_url, start_prefect_server, stop_process, wait_for_api
 
-    command = prefect_server_command(4321)
-    assert command[command.index("--host") + 1] == "127.0.0.1"
+    port = free_port()
+    server = start_prefect_server(port, home=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_api(local_api_url(port), timeout_s=300, process=server)
+        assert _listening(server.pid) == {"127.0.0.1"}
+    finally:
+        stop_process(server)

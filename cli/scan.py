@@ -6,7 +6,7 @@ override it), prints the BestEffortCallback's LiveTable, stores the run in the t
 simulated acquisition time. ``--report PATH`` also writes the report PNG.
 
 Ctrl-C (SIGINT) or SIGTERM aborts the scan: there is no session to resume a paused RunEngine
-in, so the run is closed at once with a stop document (``exit_status="abort"``), the events
+in, so the run is closed at the next point with a stop document (``exit_status="abort"``), the events
 still buffered for tiled are written, one line says so, and the exit code is 130.
 """
 
@@ -98,6 +98,9 @@ def run(args: argparse.Namespace) -> int:
         except RunEngineInterrupted:
             if not received:
                 raise
+            if RE.state == "paused":  # the signal's pause landed at a checkpoint: close the run there
+                with contextlib.redirect_stdout(io.StringIO()):
+                    RE.abort(reason=f"interrupted by {received[0]}")
             uid = next(reversed(collector.records), None)  # the run the signal closed, if one had opened
     if received:
         print(_interrupted_line(received[0], uid and collector.records[uid], stored=not args.no_store),
@@ -135,13 +138,21 @@ def _interrupted_line(signal_name: str, record: Any, stored: bool) -> str:
 
 @contextlib.contextmanager
 def _abort_on_signals(RE: Any) -> Iterator[list[str]]:
-    """While inside, SIGINT and SIGTERM abort the running plan; yields the names of signals received.
+    """While inside, SIGINT and SIGTERM end the running plan; yields the names of signals received.
 
-    ``RE.abort`` cancels the plan from the RunEngine's thread: the plan's cleanup runs and the
-    stop document (exit_status "abort", the signal as reason) reaches every callback before
-    ``RE(...)`` returns. Bluesky's own account of the abort (an "Aborting: ..." line, a logged
-    ``RequestAbort`` traceback: `plans.interrupts`) is kept off the console: the caller says it in one line.
+    The first signal asks for a pause at the next checkpoint (`adaptive_scan` has one before
+    every point), as bluesky's own Ctrl-C does; ``RE(...)`` then raises ``RunEngineInterrupted``
+    and the caller aborts the paused run (``RE.abort``: the plan's cleanup runs and the stop
+    document, ``exit_status="abort"`` with the signal as reason, reaches every callback). Why not
+    ``RE.abort`` straight from the handler: that cancels the RunEngine's task from another
+    thread, and a cancellation that lands as an awaited status completes can be lost (Python
+    3.11's ``asyncio.wait_for``): the scan then ran to its end and closed with "success". A
+    second signal aborts at once (a plan stuck between checkpoints). Bluesky's account of the
+    interruption ("Aborting: ...", the logged ``RequestAbort`` traceback: `plans.interrupts`) is
+    kept off the console: the caller says it in one line.
     """
+    from bluesky.utils import TransitionError
+
     from plans.interrupts import quiet_requested_interrupts
 
     received: list[str] = []
@@ -150,9 +161,16 @@ def _abort_on_signals(RE: Any) -> Iterator[list[str]]:
     def handler(signum: int, frame: Any) -> None:
         name = signal.Signals(signum).name
         received.append(name)
-        if len(received) == 1 and not RE.state.is_idle:
-            with contextlib.redirect_stdout(io.StringIO()):
-                RE.abort(reason=f"interrupted by {name}")
+        if RE.state.is_idle:
+            return
+        with contextlib.redirect_stdout(io.StringIO()):
+            try:
+                if len(received) == 1:
+                    RE.request_pause(defer=True)
+                elif len(received) == 2 and RE.state != "paused":
+                    RE.abort(reason=f"interrupted by {received[0]}")
+            except TransitionError:  # already pausing or stopping: the caller closes the run
+                pass
 
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:

@@ -43,6 +43,17 @@ def test_schedule_and_timezone_validation() -> None:
         validate_timezone("Mars/Olympus_Mons")
 
 
+def _api(method: str, url: str, timeout_s: float = 60.0, **kwargs) -> httpx.Response:
+    """One Prefect API request, repeated while the server answers 503: a busy SQLite database
+    ("database is locked") is a 503 there, and Prefect's own client retries it the same way."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        response = httpx.request(method, url, timeout=10, **kwargs)
+        if response.status_code != 503 or time.monotonic() > deadline:
+            return response
+        time.sleep(1.0)
+
+
 def _poll(fetch, timeout_s: float, what: str):
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -88,7 +99,7 @@ def test_nightly_deployment_on_a_real_prefect_server(xrd_agent_home: Path, tmp_p
         def deployment():
             if serve.poll() is not None:
                 raise AssertionError(f"`xrd-agent flows serve` exited: {(tmp_path / 'serve.log').read_text()[-2000:]}")
-            response = httpx.get(f"{api}/deployments/name/retrain/{DEPLOYMENT_NAME}", timeout=10)
+            response = _api("GET", f"{api}/deployments/name/retrain/{DEPLOYMENT_NAME}")
             return response.json() if response.status_code == 200 else None
 
         found = _poll(deployment, 180, "the nightly deployment")
@@ -97,12 +108,12 @@ def test_nightly_deployment_on_a_real_prefect_server(xrd_agent_home: Path, tmp_p
         assert found["schedules"][0]["active"] is True
 
         # A manual run (what the UI's "Run" button does) is picked up and executed by the served process.
-        created = httpx.post(f"{api}/deployments/{found['id']}/create_flow_run", json={}, timeout=10)
+        created = _api("POST", f"{api}/deployments/{found['id']}/create_flow_run", json={})
         assert created.status_code == 201, created.text
         run_id = created.json()["id"]
 
         def finished():
-            state = httpx.get(f"{api}/flow_runs/{run_id}", timeout=10).json()["state"]
+            state = _api("GET", f"{api}/flow_runs/{run_id}").json()["state"]
             return state if state and state["type"] in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED") else None
 
         state = _poll(finished, 300, "the manual flow run")

@@ -74,9 +74,9 @@ class ClassifierFoldModel:
     def fit(self, training: TrainingSet) -> ClassifierFoldModel:
         measured = training.is_measured
         simulated, films = None, None
-        if self.config.film_generator:  # new films replace the fold's fixed simulated rows
+        if self.config.film_generator:  # new films replace (film_fraction 1) or join the fold's fixed simulated rows
             films = _film_pool(self.task, self.small_pool).with_seed(self.config.seed * 1000)
-        elif (~measured).any():
+        if (~measured).any() and (films is None or self.config.film_fraction < 1.0):
             simulated = (training.values[~measured], training.labels[~measured])
         self.checkpoints_: dict[int, torch.nn.Module] = {}
 

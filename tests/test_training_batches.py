@@ -96,3 +96,19 @@ def test_a_trained_model_ships_its_memory_and_flags_what_it_does_not_know(tmp_pa
     assert remembered.predict(np.linspace(5, 60, GRID_SIZE), values[0]).probabilities[6] > prediction.probabilities[6]
     with pytest.raises(ValueError, match="not one of"):
         loaded.remember(np.linspace(5, 60, GRID_SIZE), values[0], "Fd-3m")
+
+
+def test_film_fraction_splits_the_simulated_share_between_fixed_rows_and_films() -> None:
+    # rows 0-1 measured, rows 2-8 fixed simulated (every value = the row index); films are not constant
+    data = _data([0, 1, 0, 1, 2, 3, 4, 5, 6], [True] * 2 + [False] * 7)
+    films = FilmGenerator("space_group", seed=3, device="cpu", structures_per_class=0, include_cifs=False)
+    for fraction, n_films in ((0.5, 10), (0.0, 0), (1.0, 20)):
+        config = TrainConfig(batch_size=40, measured_fraction=0.5, film_generator=True, film_fraction=fraction)
+        batch = BatchSource(data, "space_group", config, torch.Generator().manual_seed(4), films=films).draw()
+        first = batch.values[:, 0]
+        rendered = ~(batch.values == batch.values[:, :1]).all(dim=1)
+        assert int(rendered.sum()) == n_films, fraction
+        assert int(((first >= 2) & ~rendered).sum()) == 20 - n_films  # the fixed simulated rows
+        assert int((first < 2).sum()) == 20  # the measured share is untouched
+    with pytest.raises(ValueError, match="film_fraction"):
+        TrainConfig(film_fraction=1.5)

@@ -6,7 +6,10 @@ Every step draws ``config.batch_size`` raw patterns:
   (class-balanced when ``config.balance_measured``: each class equally often, then a row of it);
 * the rest from the fixed simulated rows when the training data hold some (class-balanced, as the
   protocols' simulated sets are), else new films from :class:`training.generator.FilmGenerator`
-  when ``config.film_generator`` (no film is drawn twice in a run), else from the measured rows.
+  when ``config.film_generator`` (no film is drawn twice in a run), else from the measured rows;
+  with fixed rows AND a film stream passed, ``config.film_fraction`` of that share are new films
+  and the rest fixed rows (the cited prototypes' simulated films teach what measured films of
+  these materials look like; the generated films teach the symmetry around them).
 
 The batch is raw counts on the grid; augmentation and preprocessing follow in :mod:`training.fit`.
 """
@@ -78,7 +81,8 @@ class BatchSource:
         Which film stream (members trained in separate processes draw different films).
     films : FilmGenerator, optional
         The film stream to draw from; by default one is built (seed ``config.seed * 1000 + stream``)
-        when the data hold no simulated rows and ``config.film_generator`` is set.
+        when the data hold no simulated rows and ``config.film_generator`` is set. With simulated
+        rows, a stream passed here supplies ``config.film_fraction`` of the simulated share.
 
     Raises
     ------
@@ -95,6 +99,8 @@ class BatchSource:
         self.films = None
         if self.simulated.size == 0 and config.film_generator:
             self.films = films or FilmGenerator(task=task, seed=config.seed * 1000 + stream, device="cpu")
+        elif films is not None and config.film_fraction > 0:
+            self.films = films
         if self.measured.size == 0 and self.simulated.size == 0 and self.films is None:
             raise ValueError("no training patterns: pass measured or simulated patterns, or set film_generator")
         has_other = self.simulated.size > 0 or self.films is not None
@@ -103,6 +109,10 @@ class BatchSource:
         else:
             self.n_measured = int(round(config.batch_size * config.measured_fraction)) if has_other else config.batch_size
         self.n_other = config.batch_size - self.n_measured
+        self.n_films = 0 if self.films is None else self.n_other
+        if self.films is not None and self.simulated.size:
+            self.n_films = int(round(self.n_other * config.film_fraction))
+        self.n_fixed = self.n_other - self.n_films
         self.values = torch.from_numpy(data.values)
         self.masks = torch.from_numpy(data.masks)
         self.labels = torch.from_numpy(data.labels)
@@ -116,16 +126,16 @@ class BatchSource:
     def draw(self) -> Batch:
         """The next step's batch, ``config.batch_size`` patterns."""
         rows = [self._measured_rows()] if self.n_measured else []
-        if self.n_other and self.films is None:
-            rows.append(_class_balanced(self.simulated, self.data.labels, self.n_other, self.generator))
+        if self.n_fixed:
+            rows.append(_class_balanced(self.simulated, self.data.labels, self.n_fixed, self.generator))
         index = torch.cat(rows) if rows else torch.zeros(0, dtype=torch.int64)
         batch = Batch(self.values[index], self.masks[index], self.labels[index], self.folds[index])
-        if self.n_other and self.films is not None:
-            films, labels = self.films.sample(self.n_other)
+        if self.n_films:
+            films, labels = self.films.sample(self.n_films)
             batch = Batch(
                 torch.cat([batch.values, films.float().cpu()]),
                 torch.cat([batch.masks, torch.ones(films.shape, dtype=torch.bool)]),
                 torch.cat([batch.labels, labels.cpu()]),
-                torch.cat([batch.holdout_fold, torch.full((self.n_other,), NO_HOLDOUT, dtype=torch.int64)]),
+                torch.cat([batch.holdout_fold, torch.full((self.n_films,), NO_HOLDOUT, dtype=torch.int64)]),
             )
         return batch

@@ -50,6 +50,10 @@ class TrainConfig:
         Draw the simulated share of every batch new from :class:`training.generator.FilmGenerator`
         (substituted prototypes and random crystals, no film seen twice: Schopmans et al. 2023)
         when the training data hold no fixed simulated rows.
+    film_fraction : float
+        When the training data hold fixed simulated rows AND a film stream is given: the share of
+        the simulated part of each batch drawn as new films; the rest are fixed rows
+        (class-balanced). 1.0: films only.
     balance_measured : bool
         Draw measured rows class-balanced (each class equally often) instead of uniformly: the
         measured set is 53 % Pm-3m, and a uniform draw teaches the prior, not the rare classes.
@@ -73,6 +77,7 @@ class TrainConfig:
     measured_fraction: float = 0.5
     n_simulated_per_class: int = 0
     film_generator: bool = False
+    film_fraction: float = 1.0
     balance_measured: bool = False
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     calibrate: bool = True
@@ -82,8 +87,9 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.n_members < 1 or self.steps < 1 or self.batch_size < 1:
             raise ValueError("n_members, steps and batch_size must be >= 1")
-        if not 0.0 <= self.measured_fraction <= 1.0:
-            raise ValueError(f"measured_fraction must be within [0, 1], got {self.measured_fraction}")
+        for name in ("measured_fraction", "film_fraction"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be within [0, 1], got {getattr(self, name)}")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable form."""

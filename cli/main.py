@@ -34,6 +34,12 @@ COMMAND_MODULES: tuple[str, ...] = (
 )
 
 
+#: Commands that must answer in a blink, and the one module that registers each: only that
+#: module is imported to parse them (`cli.serve_agent` alone imports zmq and bluesky's
+#: callbacks at registration).
+QUICK_COMMANDS: dict[str, str] = {"runs": "cli.storage", "label": "cli.storage"}
+
+
 class OneLineParser(argparse.ArgumentParser):
     """An `argparse.ArgumentParser` whose usage errors are one line (argparse prints the usage first)."""
 
@@ -41,13 +47,13 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(modules: Sequence[str] = COMMAND_MODULES) -> argparse.ArgumentParser:
     parser = OneLineParser(
         prog="xrd-agent",
         description="Closed-loop X-ray diffraction agent: adaptive Bluesky scans steered by a 1D CNN.",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name in COMMAND_MODULES:
+    for name in modules:
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as exc:
@@ -62,7 +68,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from plans.startup import quiet_libraries
 
     quiet_libraries()
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    quick = QUICK_COMMANDS.get(argv[0]) if argv else None
+    parser = build_parser((quick,) if quick else COMMAND_MODULES)
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)

@@ -1,6 +1,8 @@
 """`xrd-agent label`, `xrd-agent runs` and `xrd-agent tiled serve`.
 
-Metadata-only commands: they import tiled (and nothing of torch or bluesky) only when they run.
+Metadata-only commands: `runs` and `label` read the embedded catalog's database directly
+(`storage.catalog_db`) and a served catalog through tiled's client alone; neither imports
+tiled's server stack, bluesky-tiled-plugins, torch or bluesky (a test checks `sys.modules`).
 """
 
 from __future__ import annotations
@@ -8,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
@@ -70,13 +73,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     serve.set_defaults(func=run_tiled_serve)
 
 
+def _catalog(args: argparse.Namespace) -> Any:
+    """A served catalog for metadata (``--uri`` or ``$XRD_AGENT_TILED_URI``); None: the embedded one,
+    which `storage.labels` reads through its database (no tiled server stack to import)."""
+    from storage.catalog import URI_ENV
+
+    if args.uri is None and not os.environ.get(URI_ENV):
+        return None
+    from storage.catalog import open_metadata_catalog
+
+    return open_metadata_catalog(args.uri, args.api_key)
+
+
 def run_label(args: argparse.Namespace) -> int:
-    from storage.catalog import open_catalog
     from storage.labels import label_runs
 
     if args.space_group is None and args.dimensionality is None:
         raise UserError("give --space-group and/or --dimensionality")
-    catalog = open_catalog(args.uri, args.api_key)
+    catalog = _catalog(args)
     for uid, label in label_runs(args.runs, args.space_group, args.dimensionality, by=args.by, catalog=catalog):
         print(
             f"labelled {uid}: space group {label['space_group']}, dimensionality "
@@ -143,12 +157,11 @@ def _row(run: Any) -> str:
 
 
 def run_runs(args: argparse.Namespace) -> int:
-    from storage.catalog import open_catalog
     from storage.labels import list_runs
 
     labelled = True if args.labelled else False if args.unlabelled else None
     keep = _run_filter(args)
-    runs = [r for r in list_runs(labelled=labelled, catalog=open_catalog(args.uri, args.api_key)) if keep(r)]
+    runs = [r for r in list_runs(labelled=labelled, catalog=_catalog(args)) if keep(r)]
     if args.json:
         for run in runs:
             row = {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in run.__dict__.items()}

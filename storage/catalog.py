@@ -188,6 +188,46 @@ def open_catalog(uri: str | None = None, api_key: str | None = None) -> Any:
     return _ensure_raw_container(open_root_client(uri, api_key))
 
 
+def _generic_structure_clients() -> Any:
+    """tiled's own client classes by structure family, without the spec-named ones of plugins.
+
+    bluesky-tiled-plugins registers ``BlueskyRun`` and friends as tiled client entry points;
+    importing them pulls in its writer's validator (pandas, dask, xarray: seconds). Metadata
+    needs none of it: runs are then plain containers, streams tiled's composite clients.
+    """
+    from tiled.client.container import DEFAULT_STRUCTURE_CLIENT_DISPATCH
+    from tiled.utils import OneShotCachedMap
+
+    generic = DEFAULT_STRUCTURE_CLIENT_DISPATCH["numpy"]
+    families = ("container", "composite", "array", "table", "dataframe", "awkward", "sparse", "xarray_dataset")
+    return OneShotCachedMap({name: (lambda name=name: generic[name]) for name in families})
+
+
+def open_metadata_catalog(uri: str | None = None, api_key: str | None = None) -> Any:
+    """The container of raw runs of a served catalog, opened with tiled's generic client classes.
+
+    For commands that read or write run metadata only (``xrd-agent runs``, ``label``): the same
+    node as :func:`open_catalog`, but a run is a plain ``tiled.client.container.Container``
+    (``.metadata``, ``.search``, ``.update_metadata``, ``.metadata_revisions``), which spares
+    importing bluesky-tiled-plugins' run classes. Without a URI (argument or
+    ``$XRD_AGENT_TILED_URI``) this is :func:`open_catalog` (the embedded catalog).
+
+    Raises
+    ------
+    ValueError
+        The URI is not http(s).
+    """
+    from tiled.client import from_uri
+
+    uri = uri or os.environ.get(URI_ENV) or None
+    if uri is None:
+        return open_catalog()
+    api_key = api_key or os.environ.get(API_KEY_ENV) or None
+    if not uri.startswith(("http://", "https://")):
+        raise ValueError(f"tiled URI must start with http:// or https://, got {uri!r}")
+    return _ensure_raw_container(from_uri(uri, api_key=api_key, structure_clients=_generic_structure_clients()))
+
+
 #: Events TiledWriter buffers before one write. One request per event costs tens of
 #: milliseconds on a busy machine (a 276-point scan: 19 s with 1, 1.8 s with 100). Nothing
 #: waits on it: every document is in the local spool (`storage.spool`) the moment it is

@@ -34,7 +34,14 @@ from typing import Any
 
 from storage.label_symbols import normalise_dimensionality, normalise_space_group
 from storage.run_lookup import resolve_run, run_uid
-from storage.run_outcome import has_decisions, n_points, outcome_from_decisions, outcome_from_stop
+from storage.run_outcome import (
+    OutcomeCache,
+    has_decisions,
+    n_points,
+    outcome_from_catalog_db,
+    outcome_from_decisions,
+    outcome_from_stop,
+)
 
 #: Metadata key (inside ``start``) holding the label.
 LABEL_KEY = "xrd_label"
@@ -110,6 +117,29 @@ def _default_catalog(catalog: Any) -> Any:
     return open_catalog()
 
 
+def _embedded_db(catalog: Any) -> Any:
+    """The embedded catalog's database (:mod:`storage.catalog_db`) when no catalog is given and
+    none is served by ``$XRD_AGENT_TILED_URI``; None when tiled itself must be asked."""
+    from storage.catalog import URI_ENV, embedded_paths
+
+    if catalog is not None or os.environ.get(URI_ENV):
+        return None
+    from storage.catalog_db import open_catalog_db
+
+    return open_catalog_db(embedded_paths().catalog_db)
+
+
+def _resolve_in_db(db: Any, key: str) -> tuple[str, Any, Any]:
+    """:func:`storage.run_lookup.resolve_key` on the embedded catalog's database; the handle is the node id."""
+    from storage.run_lookup import resolve_key
+
+    def rows(found: list[Any]) -> list[tuple[str, Any, Any]]:
+        return [(r.key, r.metadata, r.node_id) for r in found]
+
+    return resolve_key(key, lambda uid, _: rows(db.by_uid(uid)), lambda n, limit: rows(db.by_scan_id(n, limit)),
+                       lambda prefix, limit: rows(db.by_uid_prefix(prefix, limit)))
+
+
 def label_run(
     uid: str,
     space_group: str | None = None,
@@ -160,7 +190,9 @@ def label_runs(
     by : str, optional
         Who labels; default the login name.
     catalog : CatalogOfBlueskyRuns, optional
-        Default :func:`storage.catalog.open_catalog`.
+        Default: the embedded catalog, through its database (:mod:`storage.catalog_db`: no tiled
+        server stack to import) when no catalog is served by ``$XRD_AGENT_TILED_URI`` and its
+        schema is known, else :func:`storage.catalog.open_catalog`.
     classes : mapping, optional
         Allowed classes per task (``{"space_group": [...], "dimensionality": [...]}``);
         default the task's classes (``patterns.datasets.task_classes``: every model of a task,
@@ -188,16 +220,22 @@ def label_runs(
     by = _validate_by(by)
     space_group, dimensionality = _validate_labels(space_group, dimensionality, classes)
 
-    catalog = _default_catalog(catalog)
-    runs = {}
+    db = _embedded_db(catalog)
+    if db is None:
+        catalog = _default_catalog(catalog)
+    runs: dict[str, Any] = {}
     for key in keys:
         try:
-            run = resolve_run(catalog, key)
+            if db is not None:
+                uid, _, node_id = _resolve_in_db(db, key)
+                runs.setdefault(uid, node_id)
+            else:
+                run = resolve_run(catalog, key)
+                runs.setdefault(run_uid(run), run)
         except KeyError as exc:
             raise KeyError(f"{exc.args[0]}; nothing was written") from None
         except ValueError as exc:
             raise ValueError(f"{exc}\nnothing was written") from None
-        runs.setdefault(run_uid(run), run)
 
     stamp = float(now())
     label = {
@@ -208,9 +246,14 @@ def label_runs(
         "iso_time": datetime.fromtimestamp(stamp, tz=timezone.utc).isoformat(timespec="seconds"),
     }
     # update_metadata merges into the existing start document and keeps the
-    # previous metadata as a revision (drop_revision defaults to False).
-    for run in runs.values():
-        run.update_metadata(metadata={"start": {LABEL_KEY: label}})
+    # previous metadata as a revision (drop_revision defaults to False); the database route
+    # does the same, for every run in one transaction.
+    patch = {"start": {LABEL_KEY: label}}
+    if db is not None:
+        db.merge_metadata(list(runs.values()), patch)
+    else:
+        for run in runs.values():
+            run.update_metadata(metadata=patch)
     return [(uid, dict(label)) for uid in runs]
 
 
@@ -273,13 +316,15 @@ def label_history(uid: str, catalog: Any = None) -> list[dict[str, Any] | None]:
     return changes
 
 
-def _summary(uid: str, metadata: Mapping[str, Any], run: Any = None) -> RunSummary:
-    """One run's summary; ``run`` (its node) is read only when the outcome is not in the stop document."""
+def _summary(uid: str, metadata: Mapping[str, Any], decisions: Callable[[], tuple[str, float]] | None = None
+             ) -> RunSummary:
+    """One run's summary; ``decisions()`` (the last decision, read from the run) is called only when
+    the outcome is not in the stop document."""
     start = metadata.get("start", {}) or {}
     stop = metadata.get("stop") or {}
     outcome = outcome_from_stop(stop)
-    if outcome is None and run is not None and has_decisions(stop):
-        outcome = outcome_from_decisions(run)
+    if outcome is None and decisions is not None and has_decisions(stop):
+        outcome = decisions()
     predicted, confidence = outcome if outcome is not None else (None, None)
     return RunSummary(
         uid=uid,
@@ -326,7 +371,9 @@ def list_runs(
     labelled : bool or None
         True: only labelled runs; False: only unlabelled ones; None: all.
     catalog : CatalogOfBlueskyRuns, optional
-        Default :func:`storage.catalog.open_catalog`.
+        Default: the embedded catalog, through its database (:mod:`storage.catalog_db`: no tiled
+        server stack to import) when no catalog is served by ``$XRD_AGENT_TILED_URI`` and its
+        schema is known, else :func:`storage.catalog.open_catalog`.
     labelled_after : float, optional
         Only runs labelled after this unix time.
 
@@ -334,7 +381,19 @@ def list_runs(
     -------
     list of RunSummary
     """
+    db = _embedded_db(catalog)
+    if db is not None:
+        return [_summary(row.key, row.metadata, lambda row=row: outcome_from_catalog_db(db, row.node_id))
+                for row in db.runs(labelled, labelled_after, LABEL_KEY)]
+    from patterns.data_home import xrd_agent_home
+
     results = search_runs(_default_catalog(catalog), labelled, labelled_after)
+    cache = OutcomeCache(xrd_agent_home() / "cache" / "run_outcomes.json")
     # items() pages through the server's answers: metadata comes with each page,
     # no request per run.
-    return [_summary(key, value.metadata, value) for key, value in results.items()]
+    summaries = [
+        _summary(key, value.metadata, lambda key=key, value=value: cache.get(key, lambda: outcome_from_decisions(value)))
+        for key, value in results.items()
+    ]
+    cache.save()
+    return summaries

@@ -8,11 +8,15 @@ SQL catalog refuses), so the prefix is searched here with tiled's ``Like`` query
 Unlike databroker, an ambiguous key is an error that lists the candidates: a RunEngine
 started afresh counts scan IDs from 1 again, and labelling the latest of several runs
 with scan ID 3 by guess would put a label on the wrong pattern.
+
+:func:`resolve_key` holds the rules; :func:`resolve_run` applies them to a tiled catalog, and
+:mod:`storage.labels` to the embedded catalog's database (:mod:`storage.catalog_db`).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
@@ -35,16 +39,45 @@ def _candidates(catalog: Any, query: Any) -> list[tuple[str, Any]]:
     return [(k, v.metadata) for k, v in catalog.search(query).items().head(_MAX_LISTED + 1)]
 
 
-def _unique(catalog: Any, key: str, what: str, found: list[tuple[str, Any]]) -> Any:
+def _unique(key: str, what: str, found: list[tuple[str, Any, Any]]) -> tuple[str, Any, Any]:
     if not found:
         raise KeyError(f"no run with {what} {key!r} in the catalog (see `xrd-agent runs`)")
     if len(found) > 1:
-        listed = "\n  ".join(_describe(k, md) for k, md in found[:_MAX_LISTED])
+        listed = "\n  ".join(_describe(k, md) for k, md, _ in found[:_MAX_LISTED])
         more = " (and more)" if len(found) > _MAX_LISTED else ""
         raise ValueError(f"{what} {key!r} matches several runs{more}; give more of the uid:\n  {listed}")
-    from storage.catalog import get_run
+    return found[0]
 
-    return get_run(catalog, found[0][0])
+
+#: A lookup of candidates: (key, metadata, handle) per run, at most ``limit`` of them.
+Lookup = Callable[[Any, int], list[tuple[str, Any, Any]]]
+
+
+def resolve_key(key: str | int, by_uid: Lookup, by_scan_id: Lookup, by_uid_prefix: Lookup) -> tuple[str, Any, Any]:
+    """The one candidate ``(uid, metadata, handle)`` named by ``key``, whatever the catalog behind the lookups.
+
+    Parameters
+    ----------
+    key : str or int
+        A full uid, a uid prefix or a scan ID (see :func:`resolve_run`).
+    by_uid, by_scan_id, by_uid_prefix : callable
+        ``lookup(value, limit)`` -> candidates: exact uid (str), scan ID (int), uid prefix (str).
+
+    Raises KeyError and ValueError as :func:`resolve_run` does.
+    """
+    text = str(key).strip().lower()
+    if UID_PATTERN.match(text):
+        found = by_uid(text, 1)
+        if not found:
+            raise KeyError(f"no run with uid {text} in the catalog (see `xrd-agent runs`)")
+        return found[0]
+    if text.isdigit() and int(text) > 0:
+        found = by_scan_id(int(text), _MAX_LISTED + 1)
+        if found or not _PREFIX_PATTERN.match(text):
+            return _unique(text, "scan ID", found)
+    if not _PREFIX_PATTERN.match(text):
+        raise ValueError(f"{key!r} is neither a uid, a uid prefix (hex digits) nor a scan ID (see `xrd-agent runs`)")
+    return _unique(text, "uid prefix", by_uid_prefix(text, _MAX_LISTED + 1))
 
 
 def resolve_run(catalog: Any, key: str | int) -> Any:
@@ -75,19 +108,19 @@ def resolve_run(catalog: Any, key: str | int) -> Any:
 
     from storage.catalog import get_run
 
-    text = str(key).strip().lower()
-    if UID_PATTERN.match(text):
+    def by_uid(uid: str, limit: int) -> list[tuple[str, Any, Any]]:
         try:
-            return get_run(catalog, text)
+            run = get_run(catalog, uid)
         except KeyError:
-            raise KeyError(f"no run with uid {text} in the catalog (see `xrd-agent runs`)") from None
-    if text.isdigit() and int(text) > 0:
-        found = _candidates(catalog, Eq("start.scan_id", int(text)))
-        if found or not _PREFIX_PATTERN.match(text):
-            return _unique(catalog, text, "scan ID", found)
-    if not _PREFIX_PATTERN.match(text):
-        raise ValueError(f"{key!r} is neither a uid, a uid prefix (hex digits) nor a scan ID (see `xrd-agent runs`)")
-    return _unique(catalog, text, "uid prefix", _candidates(catalog, Like("start.uid", f"{text}%")))
+            return []
+        return [(uid, run.metadata, run)]
+
+    def search(query: Any) -> list[tuple[str, Any, Any]]:
+        return [(k, md, None) for k, md in _candidates(catalog, query)]
+
+    uid, _, run = resolve_key(key, by_uid, lambda n, _: search(Eq("start.scan_id", n)),
+                              lambda p, _: search(Like("start.uid", f"{p}%")))
+    return run if run is not None else get_run(catalog, uid)
 
 
 def run_uid(run: Any) -> str:

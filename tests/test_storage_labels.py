@@ -35,20 +35,11 @@ def runs(module_home: Path) -> dict[str, str]:
     ``plain``: a bp.scan (no class); ``twin``: the other scan 1; ``outcome``: its class in the stop
     document's reason, as adaptive scans close; ``decided``: a class only in its decisions stream.
     """
-    import bluesky.plan_stubs as bps
     import bluesky.plans as bp
     from bluesky import RunEngine
-    from ophyd import Signal
 
     from sim_devices import make_beamline
     from storage.catalog import open_catalog, subscribe_writer
-
-    def closes_with(reason: str, label: str | None = None):
-        yield from bps.open_run(md={"sample": "MAPbI3"})
-        if label is not None:
-            record = [Signal(name="decision_label", value=label), Signal(name="decision_confidence", value=0.61)]
-            yield from bps.trigger_and_read(record, name="decisions")
-        yield from bps.close_run(reason=reason)
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("XRD_AGENT_HOME", str(module_home))
@@ -62,6 +53,18 @@ def runs(module_home: Path) -> dict[str, str]:
         (twin,) = second(bp.scan([bl.detector], bl.motor, 20.0, 25.0, 4), sample="Cs3Bi2Br9")
         (decided,) = first(closes_with("", label="Pc"))
     return {"plain": plain, "outcome": outcome, "twin": twin, "decided": decided}
+
+
+def closes_with(reason: str, label: str | None = None):
+    """A run with no primary stream that closes with ``reason``; with ``label``, one decisions row of that class."""
+    import bluesky.plan_stubs as bps
+    from ophyd import Signal
+
+    yield from bps.open_run(md={"sample": "MAPbI3"})
+    if label is not None:
+        record = [Signal(name="decision_label", value=label), Signal(name="decision_confidence", value=0.61)]
+        yield from bps.trigger_and_read(record, name="decisions")
+    yield from bps.close_run(reason=reason)
 
 
 def _cli(*argv: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:

@@ -81,6 +81,15 @@ def test_served_catalog_round_trip(xrd_agent_home: Path, tmp_path: Path, capsys:
         listing = capsys.readouterr().out
         assert uid[:8] in listing and "Pm-3m / 3D by alice" in listing
 
+        # Through a served catalog too, the metadata commands import no heavy stack.
+        from tests.test_storage_catalog_db import command_modules
+
+        for argv in (["runs", "--uri", uri, "--api-key", key],
+                     ["label", uid[:8], "--space-group", "Pm-3m", "--by", "bob", "--uri", uri, "--api-key", key]):
+            code, heavy, err = command_modules(argv)
+            assert code == 0 and heavy == [], (argv, err, sorted({m.split(".")[0] for m in heavy}))
+        assert catalog[uid].metadata["start"][LABEL_KEY]["by"] == "bob"
+
         # The served catalog is the embedded one: an embedded reader sees the label too.
         assert open_catalog()[uid].metadata["start"][LABEL_KEY]["space_group"] == "Pm-3m"
 

@@ -13,12 +13,15 @@ Tasks, in order:
    thread pool, a Dask ``LocalCluster`` (``dask="local"``) or an existing Dask
    scheduler (``dask="tcp://host:port"``);
 5. ``assemble-challenger`` - calibration temperature from the members' held-out rows;
-6. ``evaluate`` - challenger and champion on the fixed held-out set (a fixed third of
-   the measured AUTO-XRD near-duplicate groups, never trained on by the flow, minus the
-   groups of any pattern a labelled run replays; see :mod:`flows.dataset`) and on the
-   new scans;
-7. the gate (:func:`flows.gate.promotion_gate`) and, only if it passes,
-   ``promote`` (registry write then atomic pointer rename);
+6. ``evaluate`` - challenger and champion on the same patterns, every one unseen by both
+   (:mod:`flows.gate_evaluation`): the gate's held-out measured patterns (a fixed third of
+   the AUTO-XRD near-duplicate groups, minus the groups of any pattern a labelled run
+   replays; see :mod:`flows.dataset`), the unseen-materials films, and the scans labelled
+   since the champion's training, which the challenger answers from the member that held
+   out their sample's fold (grouped cross-validation);
+7. the gate (:func:`flows.gate.promotion_gate`: the champion not better with 95 %
+   confidence, exact McNemar, and the challenger better on the new scans) and, only if it
+   passes, ``promote`` (registry write then atomic pointer rename);
 8. artifacts: a markdown table of metrics, the confusion matrices, the model version.
 
 Nothing touches the registry before step 7, so a crash anywhere earlier leaves the
@@ -38,20 +41,19 @@ from prefect.cache_policies import NO_CACHE
 
 import flows  # noqa: F401  (Prefect home under XRD_AGENT_HOME)
 from models.champion import CUTOFF_KEY, champion_cutoff, load_champion, promote
-from flows.dataset import (
-    GriddedScans,
-    HeldOut,
-    grid_scans,
-    heldout_dataset,
-    heldout_split_id,
-    measured_training_part,
-    replayed_stems,
-)
+from flows.dataset import HeldOut, grid_scans, heldout_dataset, heldout_split_id, measured_training_part, replayed_stems
 from flows.gate import DEFAULT_ALPHA, check_alpha, promotion_gate
+from flows.gate_evaluation import (
+    evaluate_parts,
+    gate_scan_rows,
+    held_out_fold_predictions,
+    load_unseen_films,
+    pooled_correct,
+)
 from flows.retrain_log import last_consumed, record_consumed
 from flows.run_guard import watch_flow_run
 from flows.train_members import fit_member_task, make_task_runner, train_members  # noqa: F401  (re-exported)
-from flows.retrain_report import Evaluation, evaluate, publish_artifacts
+from flows.retrain_report import Evaluation, publish_artifacts
 from storage.scans import LabelledScan
 
 #: Defaults of a nightly retrain (CPU-sized: a few minutes on 2 cores).
@@ -124,16 +126,20 @@ def assemble_challenger(
 
 
 @task(name="evaluate", cache_policy=NO_CACHE)
-def evaluate_models(challenger: Any, champion: Any, heldout: HeldOut, new_scans: GriddedScans) -> dict[str, Evaluation]:
-    """Both models on the held-out set and on the new scans."""
-    n_classes = len(heldout.classes)
-    new_features = new_scans.features() if len(new_scans) else np.zeros((0, 2, heldout.features.shape[-1]), np.float32)
-    return {
-        "challenger_heldout": evaluate(challenger, heldout.features, heldout.labels, n_classes),
-        "champion_heldout": evaluate(champion, heldout.features, heldout.labels, n_classes),
-        "challenger_new": evaluate(challenger, new_features, new_scans.labels, n_classes),
-        "champion_new": evaluate(champion, new_features, new_scans.labels, n_classes),
-    }
+def evaluate_models(challenger: Any, champion: Any, heldout: HeldOut, unseen: HeldOut, data: Any,
+                    members: list[Any], rows: np.ndarray) -> dict[str, Evaluation]:
+    """Both models on the held-out measured patterns, the unseen-materials films and the new scans.
+
+    ``rows`` (int64 [M]) are the new scans' rows of the training ``data``; the challenger answers
+    each from the member of ``members`` that held it out, and a row no member held out (one
+    member) is left out for both models.
+    """
+    from models.preprocess import preprocess
+
+    predicted = held_out_fold_predictions(members, rows)
+    rows = rows[predicted >= 0]
+    features = preprocess(data.values[rows], data.masks[rows]).astype(np.float32)
+    return evaluate_parts(challenger, champion, heldout, unseen, (features, data.labels[rows], predicted[predicted >= 0]))
 
 
 @task(name="promote", cache_policy=NO_CACHE)
@@ -236,11 +242,11 @@ def _gate_and_promote(evals: dict[str, Evaluation], alpha: float, challenger: An
     labels_cutoff : float
         Label time (Unix seconds) of the newest labelled run the challenger trained on.
     """
-    decision = promotion_gate(evals["challenger_heldout"].correct, evals["champion_heldout"].correct, alpha)
+    decision = promotion_gate(*pooled_correct(evals), alpha)
     get_run_logger().info(decision.reason)
     if decision.promote:
-        promote_task(challenger, registry, {"heldout_accuracy": decision.challenger_accuracy, "labels_cutoff": labels_cutoff,
-                                            "champion_heldout_accuracy": decision.champion_accuracy,
+        promote_task(challenger, registry, {"gate_accuracy": decision.challenger_accuracy, "labels_cutoff": labels_cutoff,
+                                            "champion_gate_accuracy": decision.champion_accuracy, "n_gate": decision.n,
                                             "p_value": decision.p_value, "flow_run": _flow_run_id()})
     return decision
 
@@ -252,7 +258,9 @@ def _outcome(decision: Any, info: dict[str, Any], evals: dict[str, Evaluation], 
         "status": "promoted" if decision.promote else "rejected", "promoted": decision.promote,
         "reason": decision.reason, "challenger_version": info["challenger_version"],
         "previous_champion_version": info["champion_version"], "champion_version": now_champion,
-        **{k: info[k] for k in ("n_labelled", "n_new", "n_heldout", "heldout_excluded", "champion_saw_heldout")},
+        **{k: info[k] for k in ("n_labelled", "n_new", "n_heldout", "heldout_excluded", "champion_saw_heldout",
+                                "n_unseen", "n_gate_scans", "n_gate_replays")},
+        "gate": dataclasses.asdict(decision),
         "metrics": {k: dataclasses.asdict(v) for k, v in evals.items()},
         "flow_run_id": _flow_run_id(), "wall_s": time.perf_counter() - started,
     }
@@ -321,14 +329,17 @@ def retrain_flow(
     champion_saw_heldout = _saw_heldout(champion, split)
     data = build_training_data(scans, task, base_per_class, members, seed)
     labels_cutoff = max((s.label_time for s in scans), default=since)
+    member_results = train_members(data, task, config, dask)
     challenger = assemble_challenger(
-        train_members(data, task, config, dask), data, task, config,
+        member_results, data, task, config,
         {CUTOFF_KEY: labels_cutoff, "parent_version": champion.version, "n_labelled_runs": len(scans),
          "trained_by_flow_run": _flow_run_id(), "heldout_split": split},
     )
 
     heldout, excluded = heldout_dataset(task, replayed_stems(scans))
-    evals = evaluate_models(challenger, champion, heldout, grid_scans(new, task))
+    unseen = load_unseen_films(task, sorted({s.sample for s in scans if s.sample}))
+    gate_rows, n_replays = gate_scan_rows(scans, champion_cutoff(champion), task)  # rows of data = scans' order
+    evals = evaluate_models(challenger, champion, heldout, unseen, data, member_results, gate_rows)
     decision = _gate_and_promote(evals, alpha, challenger, registry, labels_cutoff)
     record_consumed(task, registry, {"labels_cutoff": labels_cutoff, "status": "promoted" if decision.promote
                                      else "rejected", "flow_run": _flow_run_id(), "n_labelled": len(scans),
@@ -338,7 +349,8 @@ def retrain_flow(
         "n_labelled": len(scans), "n_new": len(new), "n_simulated": int((~data.is_measured).sum()),
         "n_measured_train": int(data.is_measured.sum()) - len(scans),
         "members": members, "n_heldout": len(heldout), "heldout_excluded": excluded,
-        "champion_saw_heldout": champion_saw_heldout,
+        "champion_saw_heldout": champion_saw_heldout, "n_unseen": len(unseen),
+        "n_gate_scans": evals["champion_new"].n, "n_gate_replays": n_replays,
     }
     now_champion = publish_artifacts(evals, decision, info, heldout.classes)
     return _outcome(decision, info, evals, now_champion, started)

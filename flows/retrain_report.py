@@ -41,11 +41,23 @@ def evaluate(model: Any, features: np.ndarray, labels: np.ndarray, n_classes: in
     Macro F1 averages over the classes present in the truth or the predictions (scikit-learn's
     default ``labels``), as :func:`evaluation.metrics.f1_scores` does for the benchmarks.
     """
+    if len(labels) == 0:
+        return scores(np.zeros(0, np.int64), labels, n_classes)
+    return scores(np.asarray(model.predict_proba(features)).argmax(axis=1), labels, n_classes)
+
+
+def scores(predicted: np.ndarray, labels: np.ndarray, n_classes: int) -> Evaluation:
+    """Accuracy, macro F1 and confusion matrix of predicted class indices (int [N]) against ``labels`` (int [N]).
+
+    A prediction of -1 (no answer) counts as wrong and stays out of the confusion matrix.
+    """
     from sklearn.metrics import confusion_matrix, f1_score
 
+    predicted, labels = np.asarray(predicted, np.int64), np.asarray(labels, np.int64)
+    if predicted.shape != labels.shape:
+        raise ValueError(f"predictions {predicted.shape} and labels {labels.shape} differ in shape")
     if len(labels) == 0:
         return Evaluation(0, None, None, np.zeros((n_classes, n_classes), int).tolist(), [])
-    predicted = np.asarray(model.predict_proba(features)).argmax(axis=1)
     matrix = confusion_matrix(labels, predicted, labels=np.arange(n_classes))
     return Evaluation(
         n=int(len(labels)),
@@ -84,18 +96,17 @@ def accuracy_text(evaluation: dict[str, Any] | Evaluation, digits: int = 3) -> s
     return f"{accuracy:.{digits}f} [{interval[0]:.{digits}f}, {interval[1]:.{digits}f}] (n={n})"
 
 
+#: The gate's parts (:data:`flows.gate_evaluation.PARTS`) as the tables name them.
+PART_TITLES = {"heldout": "held-out measured", "unseen": "unseen materials", "new": "new scans (held-out folds)"}
+
+
 def metrics_markdown(evals: dict[str, Evaluation], decision: GateDecision, info: dict[str, Any]) -> str:
-    """The metrics table artifact."""
-    rows = [
-        f"| model | version | held-out accuracy [{CI_LEVEL:.0%} interval] | held-out macro F1 | new-scan accuracy |",
-        "|---|---|---|---|---|",
-    ]
+    """The metrics table artifact: both models' accuracy on each part of the gate's evaluation."""
+    titles = [f"{PART_TITLES[p]} [{CI_LEVEL:.0%} interval]" for p in PART_TITLES]
+    rows = ["| model | version | " + " | ".join(titles) + " | held-out macro F1 |", "|---" * (len(titles) + 3) + "|"]
     for who in ("challenger", "champion"):
-        held, new = evals[f"{who}_heldout"], evals[f"{who}_new"]
-        rows.append(
-            f"| {who} | `{info[who + '_version']}` | {accuracy_text(held, 4)} | {_fmt(held.f1_macro)} "
-            f"| {accuracy_text(new, 4)} |"
-        )
+        cells = " | ".join(accuracy_text(evals[f"{who}_{p}"], 4) for p in PART_TITLES)
+        rows.append(f"| {who} | `{info[who + '_version']}` | {cells} | {_fmt(evals[f'{who}_heldout'].f1_macro)} |")
     lines = [
         f"## Retrain of the {info['task']} model",
         "",
@@ -103,14 +114,15 @@ def metrics_markdown(evals: dict[str, Evaluation], decision: GateDecision, info:
         "",
         f"**Gate:** {decision.reason}.",
         "",
-        f"Training data: {info['n_labelled']} labelled scans ({info['n_new']} new since the champion's cut-off) "
+        f"Training data: {info['n_labelled']} labelled scans ({info['n_new']} new since the last retrain) "
         f"+ {info['n_measured_train']} measured (training part) + {info['n_simulated']} simulated patterns; "
         f"{info['members']} members.",
-        f"Held-out set: {info['n_heldout']} measured AUTO-XRD patterns"
+        f"Evaluation, every pattern unseen by both models: {info['n_heldout']} held-out measured AUTO-XRD patterns"
         + (f" ({len(info['heldout_excluded'])} excluded: replayed by labelled runs)" if info["heldout_excluded"] else "")
-        + ".",
-        "The challenger was trained on the new scans, so its new-scan accuracy is in-sample; "
-        "the gate uses the held-out set only.",
+        + f", {info['n_unseen']} unseen-materials films, {info['n_gate_scans']} scans labelled since the champion's "
+        "training, the challenger answering each from the member that held out its sample's fold"
+        + (f" ({info['n_gate_replays']} left out: replays of measured patterns both trained on)"
+           if info["n_gate_replays"] else "") + ".",
     ]
     if info["champion_saw_heldout"]:
         lines.append(
@@ -121,7 +133,7 @@ def metrics_markdown(evals: dict[str, Evaluation], decision: GateDecision, info:
 
 
 def confusion_markdown(evals: dict[str, Evaluation], classes: tuple[str, ...]) -> str:
-    """Confusion matrices (rows: true class, columns: predicted) of both models on the held-out set."""
+    """Confusion matrices (rows: true class, columns: predicted) of both models on the held-out measured patterns."""
     out = []
     for who in ("challenger", "champion"):
         matrix = evals[f"{who}_heldout"].confusion
@@ -154,9 +166,9 @@ def publish_artifacts(evals: dict[str, Evaluation], decision: GateDecision, info
 def summary_lines(result: dict[str, Any]) -> list[str]:
     """The flow's result (:func:`flows.retrain.retrain_flow`) as a few lines for a terminal.
 
-    A table of both models (version, held-out accuracy with its 95 % interval, new-scan
-    accuracy), the gate's decision and reason, and what the run trained on; a skipped run is
-    its reason alone.
+    The gate's decision and reason, a table of both models (version, accuracy with its 95 %
+    interval on the held-out measured patterns, the unseen-materials films and the new scans'
+    held-out folds) and what the run trained on; a skipped run is its reason alone.
     """
     status = str(result.get("status", "?"))
     head = f"retrain {status.upper()}"
@@ -165,11 +177,10 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
     metrics = result.get("metrics", {})
     versions = {"challenger": result.get("challenger_version"), "champion": result.get("previous_champion_version")}
     lines = [head + f": {result.get('reason', '')}", "",
-             f"{'model':10}  {'version':16}  {'held-out accuracy [95% interval]':36}  new-scan accuracy"]
+             f"{'model':10}  {'version':8}  " + "  ".join(f"{PART_TITLES[p][:26]:29}" for p in PART_TITLES)]
     for who in ("challenger", "champion"):
-        lines.append(f"{who:10}  {str(versions[who])[:16]:16}  {accuracy_text(metrics.get(who + '_heldout', {})):36}  "
-                     f"{accuracy_text(metrics.get(who + '_new', {}))}")
+        cells = "  ".join(f"{accuracy_text(metrics.get(f'{who}_{p}', {})):29}" for p in PART_TITLES)
+        lines.append(f"{who:10}  {str(versions[who])[:8]:8}  {cells}".rstrip())
     lines += ["", f"champion now {result.get('champion_version')}; {result.get('n_labelled')} labelled runs "
-              f"({result.get('n_new')} new), {result.get('n_heldout')} held-out patterns; "
-              f"{float(result.get('wall_s', 0.0)):.0f} s; flow run {result.get('flow_run_id')}"]
+              f"({result.get('n_new')} new); {float(result.get('wall_s', 0.0)):.0f} s; flow run {result.get('flow_run_id')}"]
     return lines

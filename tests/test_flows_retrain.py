@@ -1,7 +1,8 @@
 """The retrain flow end to end: real runs in the embedded catalog, labels, real Prefect runs.
 
-Both gate branches are exercised, and two crashes (mid-training, mid-promotion) must
-leave the registry byte-for-byte as it was.
+Both gate branches are exercised, a fresh install's first retrain must give the same decision
+and reason twice, and two crashes (mid-training, mid-promotion) must leave the registry
+byte-for-byte as it was. The gate's rule alone is tests/test_flows_gate.py.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 from models.champion import champion_cutoff, champion_version, load_champion, promote, registry_snapshot  # noqa: E402
-from flows.gate import promotion_gate  # noqa: E402
 from flows.retrain_log import RETRAIN_LOG, last_consumed  # noqa: E402
 from flows.retrain_report import summary_lines  # noqa: E402
 from patterns import SPACE_GROUPS as CLASSES  # noqa: E402
@@ -27,7 +27,8 @@ from patterns import SPACE_GROUPS as CLASSES  # noqa: E402
 TINY = {"members": 2, "steps": 100, "batch_size": 64, "base_per_class": 30}
 #: Training of the deliberately worse challenger (its labels are corrupted in the test).
 WORSE = {"members": 1, "steps": 30, "batch_size": 32, "base_per_class": 10}
-LABELS = {"CsPbBr3": "Pm-3m", "Cs3Bi2Br9": "P-3m1"}
+#: A handful of labelled runs: simulated samples of four classes.
+LABELS = {"CsPbBr3": "Pm-3m", "Cs3Bi2Br9": "P-3m1", "Cs2AgBiCl6": "Fm-3m", "MAPbI3": "I4/mcm"}
 
 
 @pytest.fixture(scope="module")
@@ -111,27 +112,6 @@ def _champion_files(registry: Path) -> dict[str, bytes]:
     return {k: v for k, v in registry_snapshot(registry).items() if not k.endswith(RETRAIN_LOG)}
 
 
-def test_gate_rule() -> None:
-    """Paired and exact: the champion must win significantly more of the patterns the two disagree on."""
-    both = [True] * 20
-    # 3 patterns only the champion gets right, none only the challenger: p = 1/8, promoted
-    close = promotion_gate(both + [False] * 3, both + [True] * 3)
-    assert close.promote and close.champion_only == 3 and close.challenger_only == 0
-    assert close.p_value == pytest.approx(0.125)
-    # 6 of 6: p = 1/64 < 0.05, rejected; the same inputs give the same decision, bit for bit
-    worse = promotion_gate(both + [False] * 6, both + [True] * 6)
-    assert not worse.promote and worse.p_value == pytest.approx(1 / 64) and "rejected" in worse.reason
-    assert promotion_gate(both + [False] * 6, both + [True] * 6) == worse
-    # 7 against 1 (p = 9/256 = 0.035): rejected at 0.05, promoted at 0.01
-    mixed = ([True] + [False] * 7, [False] + [True] * 7)
-    assert not promotion_gate(*mixed).promote and promotion_gate(*mixed, alpha=0.01).promote
-    assert promotion_gate([True, False], [True, False]).p_value == 1.0  # never disagree
-    with pytest.raises(ValueError, match="same non-empty set"):
-        promotion_gate([True], [True, False])
-    with pytest.raises(ValueError, match="alpha"):
-        promotion_gate([True], [True], alpha=float("nan"))
-
-
 def test_promoted_over_a_weak_champion_then_a_worse_challenger_rejected(
     home, prefect_harness, labelled_uids, weak_champion, tmp_path, monkeypatch
 ) -> None:
@@ -143,12 +123,17 @@ def test_promoted_over_a_weak_champion_then_a_worse_challenger_rejected(
 
     result = retrain_flow(task="space_group", registry=str(registry), seed=0, **TINY)
     assert result["status"] == "promoted", result["reason"]
-    assert result["n_new"] == 2 and result["n_labelled"] == 2
+    assert result["n_new"] == len(LABELS) and result["n_labelled"] == len(LABELS)
     assert result["previous_champion_version"] == weak_champion.version
     held = result["metrics"]["challenger_heldout"]
     assert held["n"] == result["n_heldout"] > 0
     assert held["accuracy"] > result["metrics"]["champion_heldout"]["accuracy"]
     assert "McNemar" in result["reason"]
+    # scored on every pattern neither model trained on: held-out measured, unseen films, the new scans
+    gate = result["gate"]
+    assert result["n_unseen"] == 276 and result["n_gate_scans"] == len(LABELS)
+    assert gate["n"] == result["n_heldout"] + 276 + len(LABELS) and gate["n_new"] == len(LABELS)
+    assert gate["new_challenger_only"] > gate["new_champion_only"]
     new_champion = result["champion_version"]
     assert champion_version("space_group", registry) == new_champion == result["challenger_version"]
     loaded = load_champion("space_group", registry)
@@ -159,7 +144,8 @@ def test_promoted_over_a_weak_champion_then_a_worse_challenger_rejected(
 
     artifacts = _artifacts(result["flow_run_id"])
     assert {"retrain-metrics", "retrain-confusion-matrix", "model-version"} <= set(artifacts)
-    assert "held-out accuracy" in artifacts["retrain-metrics"] and "promoted" in artifacts["retrain-metrics"]
+    assert "held-out measured" in artifacts["retrain-metrics"] and "promoted" in artifacts["retrain-metrics"]
+    assert "unseen materials" in artifacts["retrain-metrics"] and "new scans (held-out folds)" in artifacts["retrain-metrics"]
     assert new_champion in artifacts["model-version"]
     assert "Pm-3m" in artifacts["retrain-confusion-matrix"]
     assert "[95% interval]" in artifacts["retrain-metrics"]
@@ -194,6 +180,7 @@ def test_promoted_over_a_weak_champion_then_a_worse_challenger_rejected(
     metrics = rejected["metrics"]
     assert metrics["challenger_heldout"]["accuracy"] < metrics["champion_heldout"]["accuracy"]
     assert "the champion is better" in rejected["reason"]
+    assert rejected["gate"]["n_new"] == 0  # every labelled run is in the champion's training now
     assert champion_version("space_group", registry) == new_champion
     assert _champion_files(registry) == before
     assert load_champion("space_group", registry).version == new_champion
@@ -208,6 +195,23 @@ def test_promoted_over_a_weak_champion_then_a_worse_challenger_rejected(
     assert again["status"] == "skipped" and len(fits) == n_fits
     assert "no training" in again["reason"] and "rejected" in again["reason"], again["reason"]
     assert "Skipped, no training" in _artifacts(again["flow_run_id"])["retrain-metrics"]
+
+
+def test_fresh_install_first_retrain_is_reproducible(home, prefect_harness, labelled_uids, tmp_path) -> None:
+    """No registry yet: the shipped model is the champion. Retraining on the handful of labelled runs
+    gives a decision and says why; the same inputs (the same catalog and seed, an empty registry each
+    time) give the same decision and the same reason, number for number."""
+    import models
+    from flows.retrain import retrain_flow
+
+    first = retrain_flow(task="space_group", registry=str(tmp_path / "first"), seed=0, **TINY)
+    second = retrain_flow(task="space_group", registry=str(tmp_path / "second"), seed=0, **TINY)
+    assert first["previous_champion_version"] == models.load_default("space_group").version
+    assert first["status"] in ("promoted", "rejected") and first["reason"].startswith(first["status"])
+    assert "exact McNemar" in first["reason"] and f"on the {len(LABELS)} new scans" in first["reason"], first["reason"]
+    assert first["gate"]["n"] == first["n_heldout"] + first["n_unseen"] + len(LABELS)
+    assert (second["status"], second["reason"], second["gate"]) == (first["status"], first["reason"], first["gate"])
+    assert second["metrics"] == first["metrics"]
 
 
 def test_crash_mid_training_leaves_registry_untouched(home, prefect_harness, labelled_uids, weak_champion, tmp_path, monkeypatch) -> None:
@@ -248,8 +252,8 @@ def test_crash_while_writing_the_model_leaves_champion_untouched(home, prefect_h
 
     monkeypatch.setattr(Classifier, "save", save_then_fail)
     with pytest.raises(OSError, match="simulated disk failure"):
-        # Any trained challenger passes the gate against the weak champion: train briefly.
-        retrain_flow(task="space_group", registry=str(registry), **{**TINY, "steps": 10})
+        # The TINY challenger passes the gate against the weak champion (the first test).
+        retrain_flow(task="space_group", registry=str(registry), **TINY)
     assert registry_snapshot(registry) == before
     assert load_champion("space_group", registry).version == weak_champion.version
 

@@ -1,15 +1,13 @@
 """Labelled scans out of the catalog: (2-theta, counts, label) for training.
 
-A run's motor and detector fields are found from its own documents (the
-``hints`` of the start document and of the primary stream's descriptor), so a
-plain ``bp.scan`` and the agent's adaptive scan both read back without
-knowing device names in advance.
+A run's motor and detector fields are found from its own documents (:mod:`storage.run_fields`);
+the scans of many runs come from the catalog's columnar export (:mod:`storage.scan_export`).
 """
 
 from __future__ import annotations
 
+import logging
 import os
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +15,9 @@ from typing import Any
 import numpy as np
 
 from storage.labels import LABEL_KEY, search_runs
+from storage.run_fields import detector_field, motor_field, sample_of
+
+logger = logging.getLogger("xrd_agent.storage")
 
 #: Label fields per task, as stored under ``start.xrd_label``.
 TASK_LABEL_FIELD = {"space_group": "space_group", "dimensionality": "dimensionality"}
@@ -51,48 +52,18 @@ class LabelledScan:
     sample: str | None
 
 
-def _motor_field(start: Mapping[str, Any]) -> str:
-    dims = (start.get("hints") or {}).get("dimensions")
-    if dims and dims[0] and dims[0][0]:
-        return str(dims[0][0][0])
-    motors = start.get("motors") or []
-    if motors:
-        return str(motors[0])
-    raise ValueError(f"run {start.get('uid')} names no motor (no hints.dimensions, no motors)")
-
-
-def _detector_field(start: Mapping[str, Any], descriptor_md: Mapping[str, Any], data_vars: list[str]) -> str:
-    hints = descriptor_md.get("hints") or {}
-    for detector in start.get("detectors") or []:
-        fields = (hints.get(detector) or {}).get("fields") or []
-        for name in fields:
-            if name in data_vars:
-                return str(name)
-    for detector in start.get("detectors") or []:
-        if detector in data_vars:
-            return str(detector)
-    raise ValueError(f"run {start.get('uid')}: no hinted detector field among {data_vars}")
-
-
 def run_sample(run: Any, stream: Any = None) -> str | None:
     """Sample name of a run: the start document's "sample", else a detector's "<name>_sample" configuration.
 
     ``stream`` is the run's primary stream when the caller already has it (saves a request).
     """
-    sample = run.metadata["start"].get("sample")
-    if isinstance(sample, str) and sample:
-        return sample
-    if stream is None:
+    start = run.metadata["start"]
+    if sample_of(start) is None and stream is None:
         try:
             stream = run["primary"]
         except KeyError:
             return None
-    configuration = stream.metadata.get("configuration") or {}
-    for device in configuration.values():
-        for key, value in ((device or {}).get("data") or {}).items():
-            if key.endswith("_sample") and isinstance(value, str) and value:
-                return value
-    return None
+    return sample_of(start, stream.metadata.get("configuration") if stream is not None else None)
 
 
 def scan_arrays(run: Any, stream: Any = None) -> tuple[np.ndarray, np.ndarray]:
@@ -108,7 +79,7 @@ def scan_arrays(run: Any, stream: Any = None) -> tuple[np.ndarray, np.ndarray]:
             stream = run["primary"]
         except KeyError:
             raise ValueError(f"run {start.get('uid')} has no primary stream") from None
-    x_name = _motor_field(start)
+    x_name = motor_field(start)
     base = getattr(stream, "base", None)
     try:
         table = base["internal"] if base is not None else None
@@ -116,14 +87,14 @@ def scan_arrays(run: Any, stream: Any = None) -> tuple[np.ndarray, np.ndarray]:
         table = None
     if table is not None:
         columns = list(table.structure().columns)
-        y_name = _detector_field(start, stream.metadata, columns)
+        y_name = detector_field(start, stream.metadata, columns)
         if x_name in columns:
             # The whole table in one request is faster here than a column selection.
             frame = table.read()
             return np.asarray(frame[x_name], dtype=np.float64), np.asarray(frame[y_name], dtype=np.float64)
     data = stream.read()
     data_vars = list(data.data_vars)
-    y_name = _detector_field(start, stream.metadata, data_vars)
+    y_name = detector_field(start, stream.metadata, data_vars)
     x = np.asarray(data[x_name], dtype=np.float64)
     y = np.asarray(data[y_name], dtype=np.float64)
     if x.shape != y.shape or x.ndim != 1:
@@ -173,32 +144,45 @@ def labelled_scans(
         Keep each run's (2-theta, counts, sample) here as ``<uid>.npz``. A finished run's
         data never change (only its metadata, where the label lives, is re-read), so a
         nightly retrain reads from the catalog only the runs it has not seen before.
+
+    Notes
+    -----
+    The labels come from one search (metadata pages, no request per run); the scans from the
+    catalog's columnar export (:mod:`storage.scan_export`, two requests for all runs). Only a
+    run missing from the export is read by itself (three requests), or from ``cache_dir``.
     """
     if task not in TASK_LABEL_FIELD:
         raise ValueError(f"unknown task {task!r}; expected one of {sorted(TASK_LABEL_FIELD)}")
     field = TASK_LABEL_FIELD[task]
-    scans = []
+    chosen = []
     for uid, run in search_runs(catalog, labelled=True, labelled_after=labelled_after).items():
-        start = run.metadata["start"]
-        label = start.get(LABEL_KEY) or {}
-        if not label.get(field) or (run.metadata.get("stop") or {}).get("exit_status") != "success":
-            continue
-        cached = _cached_arrays(cache_dir, uid)
-        if cached is None:
+        label = run.metadata["start"].get(LABEL_KEY) or {}
+        if label.get(field) and (run.metadata.get("stop") or {}).get("exit_status") == "success":
+            chosen.append((uid, run, label))
+    exported = _exported(catalog, [uid for uid, _, _ in chosen])
+    scans = []
+    for uid, run, label in chosen:
+        found = exported.get(uid) or _cached_arrays(cache_dir, uid)
+        if found is None:
             stream = run["primary"]
             two_theta, intensity = scan_arrays(run, stream)
             sample = run_sample(run, stream)
             _store_arrays(cache_dir, uid, two_theta, intensity, sample)
         else:
-            two_theta, intensity, sample = cached
-        scans.append(
-            LabelledScan(
-                uid=uid,
-                two_theta=two_theta,
-                intensity=intensity,
-                label=str(label[field]),
-                label_time=float(label["time"]),
-                sample=sample,
-            )
-        )
+            two_theta, intensity, sample = found
+        scans.append(LabelledScan(uid=uid, two_theta=two_theta, intensity=intensity, label=str(label[field]),
+                                  label_time=float(label["time"]), sample=sample))
     return scans
+
+
+def _exported(catalog: Any, uids: list[str]) -> dict[str, tuple[np.ndarray, np.ndarray, str | None]]:
+    """The runs of ``uids`` found whole in the catalog's columnar export (:mod:`storage.scan_export`)."""
+    from storage.scan_export import read_exported
+
+    if not uids:
+        return {}
+    try:
+        return read_exported(catalog.parent, uids)
+    except Exception as exc:  # noqa: BLE001 - an unreadable export only makes the read slower
+        logger.warning("the scan export was not read (%s: %s); reading the runs one by one", type(exc).__name__, exc)
+        return {}

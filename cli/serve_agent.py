@@ -40,11 +40,11 @@ def run(args: argparse.Namespace) -> int:
         loopback_address(address)  # ValueError -> one clear line, exit 2
     from agent.callback import ScanAgent
     from agent.remote import AgentServer
-    from plans.beamline import BeamlineConfig, load_config, model_source, remembering_labelled
+    from plans.beamline import BeamlineConfig, agent_model_source, load_config
 
     model_path = str(args.model) if args.model else load_config().model_path  # XRD_AGENT_MODEL, beamline.json
-    # runs labelled in the catalog since the model was trained are recognised before any retraining
-    source = remembering_labelled(model_source(BeamlineConfig(task=args.task, model_path=model_path)), args.task)
+    # the local agent's model source: labelled runs remembered before any retraining, second-class CAM
+    source = agent_model_source(BeamlineConfig(task=args.task, model_path=model_path))
     server = AgentServer(
         ScanAgent(source(), model_source=source),
         documents_in=args.documents_in,

@@ -196,9 +196,15 @@ def get_agent(config: BeamlineConfig | None = None) -> Any:
         else:
             from agent.callback import LocalAgent
 
-            source = _with_top_two_cams(remembering_labelled(model_source(config), config.task))
+            source = agent_model_source(config)
             _agent = LocalAgent(source(), model_source=source)
     return _agent
+
+
+def agent_model_source(config: BeamlineConfig) -> Callable[[], Any]:
+    """The model source of an agent, local or served (`xrd-agent serve-agent`): the configured
+    model, remembering the runs labelled since it was trained, with the second class's CAM."""
+    return with_top_two_cams(remembering_labelled(model_source(config), config.task))
 
 
 def remembering_labelled(source: Callable[[], Any], task: str) -> Callable[[], Any]:
@@ -214,7 +220,7 @@ def remembering_labelled(source: Callable[[], Any], task: str) -> Callable[[], A
                                 cache_dir=xrd_agent_home() / "cache" / "scans")
 
 
-def _with_top_two_cams(source: Callable[[], Any]) -> Callable[[], Any]:
+def with_top_two_cams(source: Callable[[], Any]) -> Callable[[], Any]:
     """The model source, each model wrapped once in `agent.top_two.TopTwoCams` (the CAM back-step rule
     reads the second class's map); the same wrapper while the model is the same, so the agent keeps it."""
     from agent.top_two import TopTwoCams

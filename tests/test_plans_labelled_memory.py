@@ -67,3 +67,18 @@ def test_a_labelled_run_is_recognised_at_the_next_run_start(model, caplog) -> No
     with caplog.at_level(logging.WARNING, logger="plans.labelled_memory"):
         assert other() is model and other() is model
     assert sum("not read from the catalog" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_the_agents_model_source_remembers_labels_and_offers_the_second_cam(model) -> None:
+    # one source for the local agent and `xrd-agent serve-agent`: the served agent had no second-class CAM
+    import numpy as np
+
+    from agent.top_two import TopTwoCams
+    from plans.beamline import BeamlineConfig, agent_model_source
+
+    source = agent_model_source(BeamlineConfig(task="space_group"))
+    wrapped = source()
+    assert isinstance(wrapped, TopTwoCams) and source() is wrapped  # the same wrapper while the model is the same
+    two_theta = np.arange(5.0, 60.0, 0.04)
+    prediction = wrapped.predict(two_theta, 100.0 + 50.0 * np.exp(-((two_theta - 30.0) / 0.1) ** 2))
+    assert prediction.second_cam.shape == prediction.cam.shape

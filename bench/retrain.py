@@ -1,23 +1,27 @@
-"""`xrd-agent bench retrain`: the nightly retrain on 5,000 labelled scans, and catalog costs.
+"""`xrd-agent bench retrain`: the nightly retrain on 5,000 labelled runs read from tiled, and catalog costs.
 
-Figures, each against its acceptance line (issue 5):
+Figures, each against its acceptance line (issues 5 and 14):
 
+* ``read_s``: reading the 5,000 labelled runs from the embedded tiled catalog the first time
+  (never read before: no cache), as the flow reads them (:func:`storage.scans.labelled_scans`:
+  the labels from one search, the scans from the catalog's columnar export,
+  :mod:`storage.scan_export`). Target: <= 60 s.
 * ``wall_s``: one real Prefect run of :func:`flows.retrain.retrain_flow` (ephemeral Prefect,
-  the nightly defaults: 3 members x 300 steps, 100 simulated patterns per class) on
-  ``n_scans`` labelled scans, from the call to the result: gathering, gridding, training,
-  evaluating challenger and champion on the held-out set and the new scans, the gate, the
-  registry update and the artifacts. Target: <= 180 s for 5,000 scans on 2 CPU cores.
+  the nightly defaults: 3 members x 300 steps, 100 simulated patterns per class) reading those
+  runs from the same catalog, from the call to the result: reading, gridding, training,
+  evaluating, the gate, the registry update and the artifacts. Target: <= 180 s on 2 CPU cores.
   The scans are simulated step scans of the beamline's samples (``sim_devices`` physics,
-  Poisson counts, 0.04 or 0.16 degree steps, some stopped early), handed to the flow as a
-  scan archive (``scans_file``), because writing 5,000 runs into tiled takes far longer
-  than the retrain itself; the catalog's per-run read cost is measured separately:
-* ``catalog_read_s_per_run``: reading one labelled run back from the embedded catalog
-  (real ``bp.scan`` runs written by TiledWriter), and ``catalog_read_projected_s`` for
-  ``n_scans`` of them; ``catalog_cached_s_per_run`` the same once the run's data are in the
-  flow's scan cache (every later night: only labels are read from tiled).
-* ``list_labelled_s``: ``list_runs(labelled=True)`` among ``n_catalog_runs`` (1,000) runs,
-  a tenth of them labelled. Target: <= 2 s. These runs are created with their start/stop
-  metadata only (no events): listing reads metadata alone.
+  Poisson counts, 0.04 or 0.16 degree steps, some stopped early). They are put into tiled as
+  the writer leaves a run that the flow reads: a run node in ``raw`` with its start (label
+  included) and stop metadata, created through tiled's catalog adapter, and the run's scan in
+  the columnar export, appended through tiled's client. The event tables, which the flow does
+  not read when the export has the run, are not written: TiledWriter takes about 0.2-1 s per
+  run here, hours for 5,000 (``write_s`` is the time this set-up took).
+* ``catalog_read_s_per_run``: reading one labelled run back from the embedded catalog (real
+  ``bp.scan`` runs written by the spooled TiledWriter, export included), and
+  ``catalog_read_projected_s`` for ``n_scans`` of them.
+* ``list_labelled_s``: ``list_runs(labelled=True)`` (what ``xrd-agent runs --labelled`` calls)
+  among the ``n_scans`` runs. Target: <= 2 s.
 
 The registry and catalogs live in a temporary directory; the user's are not touched.
 """
@@ -30,6 +34,8 @@ import platform
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -39,9 +45,9 @@ from patterns.data_home import HOME_ENV
 from patterns.datasets import MEASURED_SAMPLE_PREFIX
 
 TARGET_WALL_S = 180.0
+TARGET_READ_S = 60.0
 TARGET_LIST_S = 2.0
 N_SCANS = 5000
-N_CATALOG_RUNS = 1000
 
 
 def simulated_scans(n_scans: int, seed: int) -> list[Any]:
@@ -62,8 +68,70 @@ def simulated_scans(n_scans: int, seed: int) -> list[Any]:
         stop = 60.0 if rng.random() < 0.7 else float(rng.uniform(30.0, 60.0))  # some stopped early
         two_theta = np.arange(5.0, stop + 1e-9, step)
         counts = rng.poisson(expected_counts(two_theta, step, 1.0, sample)).astype(np.float64)
-        scans.append(LabelledScan(f"bench-{i}", two_theta, counts, sample.label, now + i * 1e-3, sample.name))
+        uid = str(uuid.UUID(bytes=rng.bytes(16), version=4))
+        scans.append(LabelledScan(uid, two_theta, counts, sample.label, now + i * 1e-3, sample.name))
     return scans
+
+
+@contextmanager
+def _data_home(home: str | Path) -> Iterator[None]:
+    """``XRD_AGENT_HOME`` set to ``home`` inside the block, restored after."""
+    previous = os.environ.get(HOME_ENV)
+    os.environ[HOME_ENV] = str(home)
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(HOME_ENV, None)
+        else:
+            os.environ[HOME_ENV] = previous
+
+
+def _run_metadata(scan: Any, scan_id: int) -> dict[str, Any]:
+    """Start (label included) and stop metadata of a successful run of ``scan``, as the writer leaves them."""
+    from storage.labels import LABEL_KEY
+
+    label = {"space_group": scan.label, "dimensionality": None, "by": "bench", "time": scan.label_time}
+    start = {"uid": scan.uid, "time": scan.label_time, "scan_id": scan_id, "plan_name": "scan",
+             "sample": scan.sample, "detectors": ["det"], "motors": ["tth"], LABEL_KEY: label}
+    stop = {"uid": str(uuid.uuid4()), "run_start": scan.uid, "time": scan.label_time, "exit_status": "success",
+            "reason": "", "num_events": {"primary": int(scan.two_theta.size)}}
+    return {"start": start, "stop": stop}
+
+
+def write_runs(scans: list[Any], batch: int = 500) -> float:
+    """Put ``scans`` into the embedded catalog of the current data home as the flow reads them; seconds taken.
+
+    Each run: a node in ``raw`` (spec BlueskyRun) with its start and stop metadata, created through
+    tiled's catalog adapter (one transaction per node, no HTTP); its scan appended to the columnar
+    export through tiled's client, ``batch`` runs per request.
+    """
+    import asyncio
+
+    from tiled.structures.core import Spec, StructureFamily
+
+    from storage.catalog import RAW_CONTAINER, build_embedded_tree, open_catalog
+    from storage.scan_export import append_scans
+
+    tic = time.perf_counter()
+    catalog = open_catalog()  # creates the catalog and its raw container
+
+    async def create_nodes() -> None:
+        tree = build_embedded_tree()
+        await tree.startup()
+        try:
+            raw = await tree.lookup_adapter([RAW_CONTAINER])
+            for i, scan in enumerate(scans):
+                await raw.create_node(StructureFamily.container, _run_metadata(scan, i + 1), key=scan.uid,
+                                      specs=[Spec("BlueskyRun", version="3.0")])
+        finally:
+            await tree.shutdown()
+
+    asyncio.run(create_nodes())
+    root = catalog.parent
+    for lo in range(0, len(scans), batch):
+        append_scans(root, [(s.uid, s.two_theta, s.intensity, s.sample) for s in scans[lo:lo + batch]])
+    return time.perf_counter() - tic
 
 
 def _champion(registry: Path) -> str:
@@ -86,7 +154,7 @@ def _champion(registry: Path) -> str:
 
 def catalog_read_cost(n_runs: int) -> tuple[float, float]:
     """Seconds per run to gather labelled ``bp.scan`` runs from an embedded catalog: the first
-    time (read from tiled) and again (run data from the scan cache, labels from tiled)."""
+    time and again (both through the columnar export: the scan cache holds only runs missing there)."""
     import bluesky.plans as bp
     from bluesky import RunEngine
 
@@ -95,64 +163,24 @@ def catalog_read_cost(n_runs: int) -> tuple[float, float]:
     from storage.labels import label_run
     from storage.scans import labelled_scans
 
-    with tempfile.TemporaryDirectory() as home:
-        previous = os.environ.get(HOME_ENV)
-        os.environ[HOME_ENV] = home
-        try:
-            catalog = open_catalog()
-            RE = RunEngine({})
-            subscribe_writer(RE, catalog, batch_size=1000)
-            bl = make_beamline(sample="CsPbBr3", seed=0)
-            for _ in range(n_runs):
-                (uid,) = RE(bp.scan([bl.detector], bl.motor, 5.0, 60.0, 344))
-                label_run(uid, space_group="Pm-3m", by="bench", catalog=catalog,
-                          classes={"space_group": ("Pm-3m",), "dimensionality": ("3D",)})
-            cache = Path(home) / "cache"
-            tic = time.perf_counter()
-            scans = labelled_scans(catalog, "space_group", cache_dir=cache)
-            cold = time.perf_counter() - tic
-            tic = time.perf_counter()
-            again = labelled_scans(catalog, "space_group", cache_dir=cache)
-            warm = time.perf_counter() - tic
-            assert len(scans) == len(again) == n_runs
-        finally:
-            if previous is None:
-                os.environ.pop(HOME_ENV, None)
-            else:
-                os.environ[HOME_ENV] = previous
+    with tempfile.TemporaryDirectory() as home, _data_home(home):
+        catalog = open_catalog()
+        RE = RunEngine({})
+        subscribe_writer(RE, catalog, batch_size=1000)
+        bl = make_beamline(sample="CsPbBr3", seed=0)
+        for _ in range(n_runs):
+            (uid,) = RE(bp.scan([bl.detector], bl.motor, 5.0, 60.0, 344))
+            label_run(uid, space_group="Pm-3m", by="bench", catalog=catalog,
+                      classes={"space_group": ("Pm-3m",), "dimensionality": ("3D",)})
+        cache = Path(home) / "cache"
+        tic = time.perf_counter()
+        scans = labelled_scans(catalog, "space_group", cache_dir=cache)
+        cold = time.perf_counter() - tic
+        tic = time.perf_counter()
+        again = labelled_scans(catalog, "space_group", cache_dir=cache)
+        warm = time.perf_counter() - tic
+        assert len(scans) == len(again) == n_runs
     return cold / n_runs, warm / n_runs
-
-
-def list_labelled_cost(n_runs: int) -> tuple[float, int]:
-    """Seconds for ``list_runs(labelled=True)`` among ``n_runs`` runs (a tenth labelled)."""
-    from tiled.structures.core import Spec
-
-    from storage.catalog import open_catalog
-    from storage.labels import LABEL_KEY, list_runs
-
-    with tempfile.TemporaryDirectory() as home:
-        previous = os.environ.get(HOME_ENV)
-        os.environ[HOME_ENV] = home
-        try:
-            catalog = open_catalog()
-            now = time.time()
-            for i in range(n_runs):
-                uid = str(uuid.uuid4())
-                start: dict[str, Any] = {"uid": uid, "time": now + i, "scan_id": i + 1, "plan_name": "adaptive_scan",
-                                         "sample": "CsPbBr3"}
-                if i % 10 == 0:
-                    start[LABEL_KEY] = {"space_group": "Pm-3m", "dimensionality": "3D", "by": "bench", "time": now + i}
-                catalog.create_container(key=uid, metadata={"start": start, "stop": {"exit_status": "success"}},
-                                         specs=[Spec("BlueskyRun", version="3.0")])
-            tic = time.perf_counter()
-            labelled = list_runs(labelled=True, catalog=catalog)
-            elapsed = time.perf_counter() - tic
-        finally:
-            if previous is None:
-                os.environ.pop(HOME_ENV, None)
-            else:
-                os.environ[HOME_ENV] = previous
-    return elapsed, len(labelled)
 
 
 def plot(summary: dict[str, Any], png: Path) -> Path:
@@ -163,19 +191,16 @@ def plot(summary: dict[str, Any], png: Path) -> Path:
     import matplotlib.pyplot as plt
 
     names = [
-        f"retrain {summary['n_scans']} scans",
-        f"read {summary['n_scans']} runs (first time)",
-        f"read {summary['n_scans']} runs (cached)",
+        f"retrain {summary['n_scans']} runs (read from tiled)",
+        f"read {summary['n_scans']} never-read runs",
         f"list labelled of {summary['n_catalog_runs']}",
     ]
-    values = [summary["wall_s"], summary["catalog_read_projected_s"], summary["catalog_cached_projected_s"],
-              summary["list_labelled_s"]]
-    targets = [summary["target_wall_s"], None, None, summary["target_list_s"]]
-    fig, ax = plt.subplots(figsize=(7, 3.2))
-    ax.barh(names, values, color=["C0", "C3", "C2", "C0"])
+    values = [summary["wall_s"], summary["read_s"], summary["list_labelled_s"]]
+    targets = [summary["target_wall_s"], summary["target_read_s"], summary["target_list_s"]]
+    fig, ax = plt.subplots(figsize=(7, 3.0))
+    ax.barh(names, values, color=["C0", "C2", "C0"])
     for i, target in enumerate(targets):
-        if target is not None:
-            ax.plot([target, target], [i - 0.4, i + 0.4], "k--", lw=1)
+        ax.plot([target, target], [i - 0.4, i + 0.4], "k--", lw=1)
     ax.set_xscale("log")
     ax.set_xlabel("seconds (dashed: acceptance target)")
     ax.set_title(f"xrd-agent retrain bench (load {summary['loadavg_before'][0]:.1f}, {summary['cpu_count']} CPUs)")
@@ -191,14 +216,18 @@ def run(quick: bool, out: Path) -> dict[str, Any]:
     Parameters
     ----------
     quick : bool
-        CI settings: 300 scans, a 2-member 20-step model, 100 catalog runs (figures not meaningful).
+        CI settings: 300 runs, a 2-member 20-step model, 3 real runs for the per-run cost (figures
+        not meaningful).
     out : Path
         JSON output path.
     """
     import torch
 
+    from bench.accuracy import _git_commit
     from flows.retrain import DEFAULT_BASE_PER_CLASS, DEFAULT_MEMBERS, retrain_flow
-    from flows.scan_archive import save_scans
+    from storage.catalog import open_catalog
+    from storage.labels import list_runs
+    from storage.scans import labelled_scans
 
     torch.set_num_threads(2)  # the acceptance line is for 2 CPU cores
     n_scans = 300 if quick else N_SCANS
@@ -208,41 +237,48 @@ def run(quick: bool, out: Path) -> dict[str, Any]:
         else {"members": DEFAULT_MEMBERS, "base_per_class": DEFAULT_BASE_PER_CLASS}
     )
     load_before = os.getloadavg()
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, _data_home(Path(tmp) / "home"):
         registry = Path(tmp) / "models"
         champion = _champion(registry)
         tic = time.perf_counter()
         scans = simulated_scans(n_scans, seed=0)
         simulate_s = time.perf_counter() - tic
-        archive = save_scans(Path(tmp) / "scans.npz", scans)
+        write_s = write_runs(scans)
         tic = time.perf_counter()
-        result = retrain_flow(task="space_group", registry=str(registry), scans_file=str(archive), seed=0, **params)
+        read = labelled_scans(open_catalog(), "space_group")  # never read before: no cache
+        read_s = time.perf_counter() - tic
+        assert len(read) == n_scans, f"read {len(read)} of {n_scans} labelled runs"
+        tic = time.perf_counter()
+        listed = list_runs(labelled=True)
+        list_s = time.perf_counter() - tic
+        load_flow = os.getloadavg()
+        tic = time.perf_counter()
+        result = retrain_flow(task="space_group", registry=str(registry), seed=0, **params)
         wall_s = time.perf_counter() - tic
     read_per_run, cached_per_run = catalog_read_cost(3 if quick else 20)
-    n_catalog = 100 if quick else N_CATALOG_RUNS
-    list_s, n_labelled = list_labelled_cost(n_catalog)
     summary = {
         "n_scans": n_scans,
+        "read_s": round(read_s, 2),
         "wall_s": round(wall_s, 2),
-        "promoted": bool(result["promoted"]),
+        "promoted": bool(result.get("promoted")),
+        "target_read_s": TARGET_READ_S,
+        "meets_read_target": read_s <= TARGET_READ_S,
         "target_wall_s": TARGET_WALL_S,
         "meets_wall_target": wall_s <= TARGET_WALL_S,
-        "flow_inner_s": round(float(result["wall_s"]), 2),
-        "status": result["status"],
+        "flow_inner_s": round(float(result.get("wall_s", float("nan"))), 2),
+        "n_new_scans": result.get("n_new"),
+        "status": result.get("status"),
         "reason": result.get("reason"),
-        "challenger_heldout_accuracy": result["metrics"]["challenger_heldout"]["accuracy"],
-        "champion_heldout_accuracy": result["metrics"]["champion_heldout"]["accuracy"],
-        "challenger_new_scan_accuracy_in_sample": result["metrics"]["challenger_new"]["accuracy"],
-        "champion_new_scan_accuracy": result["metrics"]["champion_new"]["accuracy"],
+        "metrics": {k: v.get("accuracy") for k, v in (result.get("metrics") or {}).items() if isinstance(v, dict)},
         "champion": champion,
         "training": params | {"steps": params.get("steps", "TrainConfig default")},
         "simulate_scans_s": round(simulate_s, 2),
+        "write_s": round(write_s, 1),
         "catalog_read_s_per_run": round(read_per_run, 4),
         "catalog_read_projected_s": round(read_per_run * n_scans, 1),
         "catalog_cached_s_per_run": round(cached_per_run, 4),
-        "catalog_cached_projected_s": round(cached_per_run * n_scans, 1),
-        "n_catalog_runs": n_catalog,
-        "n_labelled_listed": n_labelled,
+        "n_catalog_runs": n_scans,
+        "n_labelled_listed": len(listed),
         "list_labelled_s": round(list_s, 3),
         "target_list_s": TARGET_LIST_S,
         "meets_list_target": list_s <= TARGET_LIST_S,
@@ -250,7 +286,9 @@ def run(quick: bool, out: Path) -> dict[str, Any]:
         "torch_threads": torch.get_num_threads(),
         "cpu_count": os.cpu_count(),
         "loadavg_before": load_before,
+        "loadavg_flow_start": load_flow,
         "loadavg_after": os.getloadavg(),
+        "git_commit": _git_commit(),
         "platform": platform.platform(),
     }
     out = Path(out)

@@ -20,7 +20,9 @@ from the member that held its sample's fold out). The rule has two parts, both p
    be better on and the champion stays.
 
 Both tests are exact (no resampling): the same predictions always give the same decision; with
-fixed training seeds, so do the same inputs.
+fixed training seeds, so do the same inputs. The McNemar test takes the patterns as independent;
+the films of one structure and the scans of one sample are not, so with many scans of few samples
+its p-value overstates the confidence, for either model.
 """
 
 from __future__ import annotations

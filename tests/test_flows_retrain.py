@@ -139,8 +139,6 @@ def test_promoted_over_a_weak_champion_then_a_worse_challenger_rejected(
     loaded = load_champion("space_group", registry)
     assert loaded.version == new_champion
     assert champion_cutoff(loaded) > 0  # the labels it trained on are no longer "new"
-    # The runs' data were cached for the next night; labels stay in the catalog.
-    assert {f"{uid}.npz" for uid in labelled_uids} <= {p.name for p in (home / "cache" / "scans").iterdir()}
 
     artifacts = _artifacts(result["flow_run_id"])
     assert {"retrain-metrics", "retrain-confusion-matrix", "model-version"} <= set(artifacts)
@@ -197,11 +195,15 @@ def test_promoted_over_a_weak_champion_then_a_worse_challenger_rejected(
     assert "Skipped, no training" in _artifacts(again["flow_run_id"])["retrain-metrics"]
 
 
-def test_fresh_install_first_retrain_is_reproducible(home, prefect_harness, labelled_uids, tmp_path) -> None:
+def test_fresh_install_first_retrain_is_reproducible(home, prefect_harness, labelled_uids, tmp_path,
+                                                     monkeypatch) -> None:
     """No registry yet: the shipped model is the champion. Retraining on the handful of labelled runs
     gives a decision and says why; the same inputs (the same catalog and seed, an empty registry each
-    time) give the same decision and the same reason, number for number."""
+    time) give the same decision and the same reason, number for number. The tiny challenger is
+    rejected, and the next run, with nothing labelled since, trains nothing and says so (the labels
+    are still newer than the champion's cut-off: only the record of the rejected run stops it)."""
     import models
+    import training.fit
     from flows.retrain import retrain_flow
 
     first = retrain_flow(task="space_group", registry=str(tmp_path / "first"), seed=0, **TINY)
@@ -212,6 +214,14 @@ def test_fresh_install_first_retrain_is_reproducible(home, prefect_harness, labe
     assert first["gate"]["n"] == first["n_heldout"] + first["n_unseen"] + len(LABELS)
     assert (second["status"], second["reason"], second["gate"]) == (first["status"], first["reason"], first["gate"])
     assert second["metrics"] == first["metrics"]
+
+    assert first["status"] == "rejected", first["reason"]
+    fits = []
+    real_fit_member = training.fit.fit_member
+    monkeypatch.setattr(training.fit, "fit_member", lambda *a, **k: fits.append(1) or real_fit_member(*a, **k))
+    again = retrain_flow(task="space_group", registry=str(tmp_path / "first"), seed=0, **TINY)
+    assert again["status"] == "skipped" and not fits, again["reason"]
+    assert "Skipped, no training" in again["reason"] and "rejected" in again["reason"]
 
 
 def test_crash_mid_training_leaves_registry_untouched(home, prefect_harness, labelled_uids, weak_champion, tmp_path, monkeypatch) -> None:

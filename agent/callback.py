@@ -26,7 +26,7 @@ from bluesky.callbacks.core import CallbackBase
 from event_model import RunRouter
 
 from agent.decision import Decision
-from agent.partial_scan import PartialScanBuilder
+from agent.partial_scan import PartialScanBuilder, points_in_model_range
 from agent.policy import PolicyConfig, PredictionSummary, next_action
 
 logger = logging.getLogger(__name__)
@@ -158,8 +158,7 @@ class AgentRunCallback(CallbackBase):
         two_theta, counts = scan.sorted()
         # Only points on the model's range are evidence: a scan starting at 0 deg has no class
         # until it reaches the model's range; until then the policy's model-free rules step it.
-        known = np.count_nonzero((two_theta >= self.grid[0]) & (two_theta <= self.grid[-1]))
-        if known >= MIN_POINTS_FOR_PREDICTION:
+        if points_in_model_range(two_theta, self.grid) >= MIN_POINTS_FOR_PREDICTION:
             prediction = self.classifier.predict(two_theta, counts)
         decision = next_action(scan, prediction, self.history, self.config, self.grid)
         if prediction is not None:

@@ -22,6 +22,13 @@ PRIMARY_STREAM = "primary"
 """Name of the event stream that holds the measured points."""
 
 
+def points_in_model_range(two_theta: np.ndarray, grid: np.ndarray) -> int:
+    """How many measured angles (degrees) lie on the model's range ``grid[0]..grid[-1]``: only they
+    are class evidence (a scan from 0 deg has no class until it reaches a 5-60 deg model's range)."""
+    two_theta = np.asarray(two_theta, dtype=np.float64)
+    return int(np.count_nonzero((two_theta >= grid[0]) & (two_theta <= grid[-1])))
+
+
 class PartialScan:
     """Points measured so far in one forward scan from `start` to `stop`.
 

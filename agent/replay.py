@@ -19,7 +19,7 @@ import numpy as np
 
 from agent.callback import MIN_POINTS_FOR_PREDICTION
 from agent.decision import ActionKind, Decision
-from agent.partial_scan import PartialScan
+from agent.partial_scan import PartialScan, points_in_model_range
 from agent.policy import PolicyConfig, next_action
 from agent.settling import PredictionSummary, SettlingEvidence, settling_evidence
 from models.grid import GRID, GRID_STEP
@@ -86,8 +86,8 @@ def replay(measure: Measure, classifier, config: PolicyConfig) -> Replay:
             scan.add(x, float(measure(x)))
         began = time.perf_counter()
         prediction = None
-        if scan.n_points >= MIN_POINTS_FOR_PREDICTION:
-            two_theta, counts = scan.sorted()
+        two_theta, counts = scan.sorted()
+        if points_in_model_range(two_theta, GRID) >= MIN_POINTS_FOR_PREDICTION:  # as the agent: only the model's range
             prediction = classifier.predict(two_theta, counts)
             trail.append(settling_evidence(two_theta, counts, prediction, config.start, config.stop))
             trail_points.append(scan.n_points)

@@ -241,8 +241,9 @@ def subscribe_writer(RE: RunEngine, catalog: Any, batch_size: int = DEFAULT_WRIT
 
     Runs left in the spool by an earlier process (killed, or tiled was down) are written to
     ``catalog`` first, each announced on stderr; if tiled cannot take them now they stay, with
-    one warning. Then a :class:`storage.spool.SpooledWriter` is subscribed, followed by a
-    :class:`storage.scan_export.ScanExportWriter` (each closed run's scan into the columnar export).
+    one warning. Then a :class:`storage.spool.SpooledWriter` is subscribed; its writer thread hands
+    each run to a :class:`storage.scan_export.ScanExportWriter` (the closed run's scan into the
+    columnar export).
 
     Parameters
     ----------
@@ -258,7 +259,7 @@ def subscribe_writer(RE: RunEngine, catalog: Any, batch_size: int = DEFAULT_WRIT
     Returns
     -------
     int
-        The subscription token (``RE.unsubscribe(token)`` removes both writers).
+        The subscription token (``RE.unsubscribe(token)`` removes the writer).
 
     Raises
     ------
@@ -266,7 +267,7 @@ def subscribe_writer(RE: RunEngine, catalog: Any, batch_size: int = DEFAULT_WRIT
         ``batch_size`` below 1.
     """
     from storage.scan_export import ScanExportWriter
-    from storage.spool import _TILED_WRITES, SpooledWriter, replay_pending, spool_dir
+    from storage.spool import SpooledWriter, replay_pending, spool_dir
 
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -279,16 +280,10 @@ def subscribe_writer(RE: RunEngine, catalog: Any, batch_size: int = DEFAULT_WRIT
                       file=sys.stderr)
     except Exception as exc:  # noqa: BLE001 - tiled unreachable: the runs wait in the spool
         logger.warning("spooled runs in %s not replayed now (%s: %s)", directory, type(exc).__name__, exc)
-    writer = SpooledWriter(catalog, directory, batch_size=batch_size)
-    # Each run's scan also goes to the columnar export (storage.scan_export) once the run is in
-    # tiled: a retrain then reads thousands of runs in one request instead of three each.
-    export = ScanExportWriter(catalog, lock=_TILED_WRITES)
-
-    def store(name: str, doc: dict[str, Any]) -> None:
-        writer(name, doc)
-        export(name, doc)
-
-    return RE.subscribe(store)
+    # Each run's scan also goes to the columnar export (storage.scan_export), from the writer
+    # thread once tiled has the run: a retrain then reads thousands of runs in two requests.
+    return RE.subscribe(SpooledWriter(catalog, directory, batch_size=batch_size,
+                                      after_write=lambda: ScanExportWriter(catalog)))
 
 
 def get_run(catalog: Any, uid: str) -> Any:

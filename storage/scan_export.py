@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -35,8 +34,6 @@ logger = logging.getLogger("xrd_agent.storage")
 EXPORT_CONTAINER = "exports"
 POINTS_TABLE = "scan_points"
 RUNS_TABLE = "scan_runs"
-#: Seconds the export waits for the run's writer thread to release tiled (storage.spool's lock).
-LOCK_WAIT_S = 30.0
 
 
 def run_key(uid: str) -> int:
@@ -145,24 +142,23 @@ def read_exported(root: Any, uids: Sequence[str]) -> dict[str, tuple[np.ndarray,
 
 
 class ScanExportWriter:
-    """RunEngine callback: collects a run's primary (2-theta, counts) and appends it to the export at stop.
+    """Document callback of one run: collects its primary (2-theta, counts), appends them to the export at stop.
 
-    Never raises: a failed export costs a warning and a slower read later (the run is in ``raw``
-    through the spooled writer either way).
+    Fed by the spooled writer's thread after tiled took each document
+    (``storage.spool.SpooledWriter(after_write=...)``), so the RunEngine never waits on it and a
+    run tiled refused is not exported. Never raises: a failed export is logged and costs only a
+    slower read later (the run is in ``raw`` either way).
 
     Parameters
     ----------
     catalog : CatalogOfBlueskyRuns
         The container of raw runs (``storage.catalog.open_catalog``); the export goes beside it,
         under its parent (asked for at the first export: subscribing needs no tiled).
-    lock : threading.Lock, optional
-        Held while appending (the spooled writer's lock: one writer of tiled at a time).
     """
 
-    def __init__(self, catalog: Any, lock: Any = None) -> None:
+    def __init__(self, catalog: Any) -> None:
         self.catalog = catalog
         self._root: Any = None
-        self.lock = lock if lock is not None else threading.Lock()
         self._start: Mapping[str, Any] | None = None
         self._primary: str | None = None
         self._fields: tuple[str, str] | None = None
@@ -173,7 +169,7 @@ class ScanExportWriter:
         try:
             self._take(name, doc)
         except Exception as exc:  # noqa: BLE001 - the export is an accelerator, never a reason to fail a scan
-            logger.warning("run %s not exported (%s: %s); a retrain reads it from the run itself",
+            logger.info("run %s not exported (%s: %s); a retrain reads it from the run itself",
                            (self._start or {}).get("uid"), type(exc).__name__, exc)
             self._start = None
 
@@ -206,11 +202,6 @@ class ScanExportWriter:
             return
         ordered = [self._points[s] for s in sorted(self._points)]
         scan = (uid, np.array([p[0] for p in ordered]), np.array([p[1] for p in ordered]), self._sample)
-        if not self.lock.acquire(timeout=LOCK_WAIT_S):
-            raise TimeoutError(f"tiled busy with another run for {LOCK_WAIT_S:.0f} s")
-        try:
-            if self._root is None:
-                self._root = self.catalog.parent
-            append_scans(self._root, [scan])
-        finally:
-            self.lock.release()
+        if self._root is None:
+            self._root = self.catalog.parent
+        append_scans(self._root, [scan])

@@ -33,7 +33,7 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -114,8 +114,10 @@ _TILED_WRITES = threading.Lock()
 class _Run:
     """One run on its way: its locked spool file and the thread that writes it to tiled."""
 
-    def __init__(self, uid: str, directory: Path, catalog: Any, batch_size: int) -> None:
+    def __init__(self, uid: str, directory: Path, catalog: Any, batch_size: int,
+                 after_write: Callable[[str, dict[str, Any]], None] | None = None) -> None:
         self.uid = uid
+        self._after_write = after_write
         self.path = spool_file(directory, uid)
         self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         fcntl.flock(self._fd, fcntl.LOCK_EX)
@@ -155,6 +157,8 @@ class _Run:
                 if not self.failed:
                     try:
                         writer(name, doc)
+                        if self._after_write is not None:
+                            self._after_write(name, doc)
                     except Exception as exc:  # noqa: BLE001 - any tiled failure: the spool keeps the run
                         self.failed = True
                         logger.warning(
@@ -188,10 +192,14 @@ class SpooledWriter:
         The stop document waits for the run to be in tiled (so a caller reading the catalog
         right after the scan finds it) until the writer thread has made no progress for this
         long; then the scan returns and a warning says the run is in the spool.
+    after_write : callable, optional
+        Makes, for each run, a callback that the writer thread hands every document once tiled
+        has it (``storage.scan_export.ScanExportWriter``); it must not raise.
     """
 
     def __init__(self, catalog: Any, directory: Path | None = None, batch_size: int = 100,
-                 stop_wait_s: float = DEFAULT_STOP_WAIT_S) -> None:
+                 stop_wait_s: float = DEFAULT_STOP_WAIT_S,
+                 after_write: Callable[[], Callable[[str, dict[str, Any]], None]] | None = None) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.catalog = catalog
@@ -199,11 +207,13 @@ class SpooledWriter:
         self.directory.mkdir(parents=True, exist_ok=True)
         self.batch_size = batch_size
         self.stop_wait_s = stop_wait_s
+        self.after_write = after_write
         self._run: _Run | None = None
 
     def __call__(self, name: str, doc: dict[str, Any]) -> None:
         if name == "start":
-            self._run = _Run(str(doc["uid"]), self.directory, self.catalog, self.batch_size)
+            self._run = _Run(str(doc["uid"]), self.directory, self.catalog, self.batch_size,
+                             self.after_write() if self.after_write is not None else None)
         run = self._run
         if run is None:
             return

@@ -6,20 +6,12 @@ The members train in a sub-flow whose task runner is Prefect's thread pool, a Da
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 from prefect import flow, task, unmapped
 from prefect.cache_policies import NO_CACHE
 
 from flows.run_guard import watch_flow_run
-
-#: Members trained in threads of this process run one at a time. ``training.fit`` seeds each
-#: member's initial weights through torch's global generator (``fork_rng`` + ``manual_seed``),
-#: which threads share: two members starting together could draw from each other's seed, and
-#: the same inputs would then give other members and possibly another gate decision. On a CPU
-#: the serial order costs little: each member uses all of torch's intra-op threads.
-_THREAD_MEMBERS = threading.Lock()
 
 
 def make_task_runner(dask: str | None) -> Any:
@@ -60,11 +52,9 @@ def fit_member_task(data: Any, member_index: int, model_task: str, config: Any, 
 
     from training.fit import fit_member
 
-    if torch_threads:  # a Dask worker process of its own
+    if torch_threads:
         torch.set_num_threads(torch_threads)
-        return fit_member(data, member_index, task=model_task, config=config)
-    with _THREAD_MEMBERS:
-        return fit_member(data, member_index, task=model_task, config=config)
+    return fit_member(data, member_index, task=model_task, config=config)
 
 
 def train_members(data: Any, model_task: str, config: Any, dask: str | None) -> list[Any]:

@@ -35,6 +35,7 @@ temperature is fitted on predictions of members that never trained on those patt
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -97,15 +98,21 @@ class MemberResult:
     heldout_logits: np.ndarray
 
 
+#: torch's global generator is shared by the threads of a process: members trained in threads at
+#: once (the retrain flow's thread pool) would draw their initial weights from each other's seeds.
+_GLOBAL_SEED_LOCK = threading.Lock()
+
+
 def _initial_network(task: str, config: TrainConfig, member_indices: Sequence[int]) -> torch.nn.Module:
     """A joint network whose member k is initialised from seed (config.seed, k) alone."""
     n_classes = len(task_classes(task))
     states = []
-    for k in member_indices:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(config.seed * 1009 + k)
-            states.append(build_network(config.architecture, n_classes, 1, config.width).state_dict())
-    network = build_network(config.architecture, n_classes, len(member_indices), config.width)
+    with _GLOBAL_SEED_LOCK:  # every network built here draws from the global generator
+        for k in member_indices:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(config.seed * 1009 + k)
+                states.append(build_network(config.architecture, n_classes, 1, config.width).state_dict())
+        network = build_network(config.architecture, n_classes, len(member_indices), config.width)
     network.load_state_dict(stack_members(config.architecture, states))
     return network
 

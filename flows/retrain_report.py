@@ -177,7 +177,7 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
     metrics = result.get("metrics", {})
     versions = {"challenger": result.get("challenger_version"), "champion": result.get("previous_champion_version")}
     lines = [head + f": {result.get('reason', '')}", "",
-             f"{'model':10}  {'version':8}  " + "  ".join(f"{PART_TITLES[p][:26]:29}" for p in PART_TITLES)]
+             (f"{'model':10}  {'version':8}  " + "  ".join(f"{PART_TITLES[p][:26]:29}" for p in PART_TITLES)).rstrip()]
     for who in ("challenger", "champion"):
         cells = "  ".join(f"{accuracy_text(metrics.get(f'{who}_{p}', {})):29}" for p in PART_TITLES)
         lines.append(f"{who:10}  {str(versions[who])[:8]:8}  {cells}".rstrip())

@@ -33,7 +33,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from storage.label_symbols import normalise_dimensionality, normalise_space_group
-from storage.run_lookup import resolve_run, run_uid
+from storage.run_lookup import resolve_in_catalog_db, resolve_run, run_uid
 from storage.run_outcome import (
     OutcomeCache,
     has_decisions,
@@ -129,16 +129,6 @@ def _embedded_db(catalog: Any) -> Any:
     return open_catalog_db(embedded_paths().catalog_db)
 
 
-def _resolve_in_db(db: Any, key: str) -> tuple[str, Any, Any]:
-    """:func:`storage.run_lookup.resolve_key` on the embedded catalog's database; the handle is the node id."""
-    from storage.run_lookup import resolve_key
-
-    def rows(found: list[Any]) -> list[tuple[str, Any, Any]]:
-        return [(r.key, r.metadata, r.node_id) for r in found]
-
-    return resolve_key(key, lambda uid, _: rows(db.by_uid(uid)), lambda n, limit: rows(db.by_scan_id(n, limit)),
-                       lambda prefix, limit: rows(db.by_uid_prefix(prefix, limit)))
-
 
 def label_run(
     uid: str,
@@ -227,7 +217,7 @@ def label_runs(
     for key in keys:
         try:
             if db is not None:
-                uid, _, node_id = _resolve_in_db(db, key)
+                uid, _, node_id = resolve_in_catalog_db(db, key)
                 runs.setdefault(uid, node_id)
             else:
                 run = resolve_run(catalog, key)

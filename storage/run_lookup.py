@@ -123,6 +123,17 @@ def resolve_run(catalog: Any, key: str | int) -> Any:
     return run if run is not None else get_run(catalog, uid)
 
 
+def resolve_in_catalog_db(db: Any, key: str | int) -> tuple[str, Any, int]:
+    """:func:`resolve_key` on the embedded catalog's database (:class:`storage.catalog_db.CatalogDB`):
+    (uid, metadata, tiled node id). Raises as :func:`resolve_run` does."""
+
+    def rows(found: list[Any]) -> list[tuple[str, Any, Any]]:
+        return [(r.key, r.metadata, r.node_id) for r in found]
+
+    return resolve_key(key, lambda uid, _: rows(db.by_uid(uid)), lambda n, limit: rows(db.by_scan_id(n, limit)),
+                       lambda prefix, limit: rows(db.by_uid_prefix(prefix, limit)))
+
+
 def run_uid(run: Any) -> str:
     """The full uid of a run node (its start document's)."""
     return str(run.metadata["start"]["uid"])

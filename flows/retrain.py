@@ -220,9 +220,16 @@ def _labelled_since_last_run(model_task: str, registry: str | None, catalog_uri:
 
 
 def _saw_heldout(champion: Any, split: dict[str, Any]) -> bool:
-    """A champion trained on measured patterns without this held-out split has seen held-out ones."""
+    """A champion trained on measured patterns without this held-out split has seen held-out ones.
+
+    A challenger of this flow records the split as ``heldout_split``; the shipped models
+    (``training.fit.train_default``) record the list it is drawn from as ``gate_split``.
+    """
+    from models.gate_split import split_record
+
     champion_meta = getattr(champion, "metadata", {})
-    return champion_meta.get("heldout_split") != split and int(champion_meta.get("n_measured", 0) or 0) > 0
+    kept_out = champion_meta.get("heldout_split") == split or champion_meta.get("gate_split") == split_record()
+    return not kept_out and int(champion_meta.get("n_measured", 0) or 0) > 0
 
 
 def _gate_and_promote(evals: dict[str, Evaluation], alpha: float, challenger: Any, registry: str | None,

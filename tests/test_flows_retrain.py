@@ -209,6 +209,7 @@ def test_fresh_install_first_retrain_is_reproducible(home, prefect_harness, labe
     first = retrain_flow(task="space_group", registry=str(tmp_path / "first"), seed=0, **TINY)
     second = retrain_flow(task="space_group", registry=str(tmp_path / "second"), seed=0, **TINY)
     assert first["previous_champion_version"] == models.load_default("space_group").version
+    assert first["champion_saw_heldout"] is False  # the shipped model never trained on the gate's patterns
     assert first["status"] in ("promoted", "rejected") and first["reason"].startswith(first["status"])
     assert "exact McNemar" in first["reason"] and f"on the {len(LABELS)} new scans" in first["reason"], first["reason"]
     assert first["gate"]["n"] == first["n_heldout"] + first["n_unseen"] + len(LABELS)

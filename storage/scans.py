@@ -147,9 +147,9 @@ def labelled_scans(
 
     Notes
     -----
-    The labels come from one search (metadata pages, no request per run); the scans from the
-    catalog's columnar export (:mod:`storage.scan_export`, two requests for all runs). Only a
-    run missing from the export is read by itself (three requests), or from ``cache_dir``.
+    The labels come from one search (metadata pages, no request per run); the scans from
+    ``cache_dir`` when there, else from the catalog's columnar export (:mod:`storage.scan_export`,
+    two requests for all runs), else (a run missing from the export) from the run itself.
     """
     if task not in TASK_LABEL_FIELD:
         raise ValueError(f"unknown task {task!r}; expected one of {sorted(TASK_LABEL_FIELD)}")
@@ -159,17 +159,20 @@ def labelled_scans(
         label = run.metadata["start"].get(LABEL_KEY) or {}
         if label.get(field) and (run.metadata.get("stop") or {}).get("exit_status") == "success":
             chosen.append((uid, run, label))
-    exported = _exported(catalog, [uid for uid, _, _ in chosen])
+    cached = {uid: found for uid, _, _ in chosen if (found := _cached_arrays(cache_dir, uid)) is not None}
+    # the export is read (whole) only when some run is not in the cache: a session's run start
+    # that finds every labelled run cached reads no scan at all
+    exported = _exported(catalog, [uid for uid, _, _ in chosen if uid not in cached])
     scans = []
     for uid, run, label in chosen:
-        found = exported.get(uid) or _cached_arrays(cache_dir, uid)
+        found = cached.get(uid)
         if found is None:
-            stream = run["primary"]
-            two_theta, intensity = scan_arrays(run, stream)
-            sample = run_sample(run, stream)
-            _store_arrays(cache_dir, uid, two_theta, intensity, sample)
-        else:
-            two_theta, intensity, sample = found
+            found = exported.get(uid)
+            if found is None:
+                stream = run["primary"]
+                found = (*scan_arrays(run, stream), run_sample(run, stream))
+            _store_arrays(cache_dir, uid, *found)
+        two_theta, intensity, sample = found
         scans.append(LabelledScan(uid=uid, two_theta=two_theta, intensity=intensity, label=str(label[field]),
                                   label_time=float(label["time"]), sample=sample))
     return scans

@@ -86,3 +86,16 @@ def test_a_run_exported_twice_is_read_by_itself(catalog, uids, tmp_path: Path) -
     np.testing.assert_array_equal(scans[uids[1]].two_theta, x)
     assert scans[uids[1]].sample == "Cs3Bi2I9"
     assert read_exported(catalog.parent, []) == {}
+
+
+def test_runs_in_the_cache_are_not_read_again(catalog, uids, tmp_path: Path, monkeypatch) -> None:
+    first = {s.uid: s for s in labelled_scans(catalog, "space_group", cache_dir=tmp_path)}
+    asked: list[list[str]] = []
+    export_read = storage.scans._exported
+    monkeypatch.setattr(storage.scans, "_exported", lambda cat, wanted: asked.append(wanted) or export_read(cat, wanted))
+    again = {s.uid: s for s in labelled_scans(catalog, "space_group", cache_dir=tmp_path)}
+    assert asked == [[]]  # a session's run start: every labelled run from the cache, no export read
+    assert sorted(again) == sorted(first) == sorted(uids)
+    for uid in uids:
+        np.testing.assert_array_equal(again[uid].intensity, first[uid].intensity)
+        assert again[uid].sample == first[uid].sample

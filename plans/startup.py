@@ -29,7 +29,7 @@ import warnings
 from pathlib import Path
 from typing import Any, TextIO
 
-from plans.interrupts import quiet_requested_interrupts
+from plans.interrupts import SignalAwareDuringTask, quiet_requested_interrupts
 
 BANNER = "xrd-agent session: RE, adaptive_scan, bl, tth, det, catalog, bp, bps.  Try: RE(adaptive_scan())"
 
@@ -319,7 +319,7 @@ def build_session(*, plots: bool | None = None, store: bool = True, home: Path |
     from plans.run_metadata import make_run_engine
 
     beamline = get_beamline()  # first: a beamline file's unreachable PV stops the session here
-    RE = make_run_engine(home)
+    RE = make_run_engine(home, during_task=SignalAwareDuringTask())  # Ctrl-C pauses when pressed
     bec = DeferredBestEffort(plots if plots is not None else os.environ.get("XRD_AGENT_PLOTS") == "1")
     RE.subscribe(bec)
     catalog = None

@@ -55,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
 
     from plans import beamline as configured
     from plans.adaptive import adaptive_scan
+    from plans.interrupts import SignalAwareDuringTask
     from plans.report import render_report
     from plans.run_metadata import make_run_engine
     from plans.run_record import RunCollector
@@ -75,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     agent = configured.get_agent(config)
     # RE.md in the data directory: scan IDs continue the session's; no SIGINT-to-pause: signals
     # abort (see _abort_on_signals)
-    RE = make_run_engine(context_managers=[], during_task=_WaitInSteps())
+    RE = make_run_engine(context_managers=[], during_task=SignalAwareDuringTask())  # handlers run within 0.1 s
     bec = BestEffortCallback()
     bec.disable_plots()
     RE.subscribe(bec)
@@ -134,20 +135,6 @@ def _interrupted_line(signal_name: str, record: Any, stored: bool) -> str:
         where = "kept in the local spool (`xrd-agent spool replay`)" if kept else "stored"
     return (f"xrd-agent scan: {signal_name}: run {record.uid} closed with exit_status "
             f"{record.stop.get('exit_status')} after {record.n_points} points, {where}")
-
-
-class _WaitInSteps:
-    """The RunEngine's ``during_task``: the main thread waits for the plan in 0.1 s steps.
-
-    Python runs a signal handler in the main thread, and only when that thread runs Python code.
-    Bluesky's default waits on one ``Event.wait()``; the kernel may deliver SIGINT/SIGTERM to
-    another thread of the process (the RunEngine's loop, a writer thread), and the waiting main
-    thread then never wakes for it: the handler ran only when the plan had finished.
-    """
-
-    def block(self, blocking_event: Any) -> None:
-        while not blocking_event.wait(0.1):
-            pass
 
 
 @contextlib.contextmanager

@@ -242,6 +242,34 @@ def default_timeout() -> float:
     return load_config().timeout_s
 
 
+def _check_model_wavelength() -> None:
+    """Refuse an adaptive scan on a beamline whose file declares a wavelength other than the model's.
+
+    The agent reads the motor's 2-theta as Cu K-alpha1 angles (the model's axis); at another
+    wavelength every peak would sit at the wrong place for it and it would answer wrongly with
+    confidence. Converting live scans (motor angles <-> Cu angles through d-spacings) is not built
+    yet; until then this is refused in one line before anything connects or moves.
+
+    Raises
+    ------
+    ValueError
+        Naming the beamline file and its wavelength.
+    """
+    from epics_devices.beamline_file import configured_beamline_file, load_beamline_file
+    from patterns.radiation import MODEL_RADIATION, MODEL_WAVELENGTH_A, anode_wavelength
+
+    path = configured_beamline_file(xrd_agent_home())
+    if path is None:
+        return
+    beam = load_beamline_file(path).beam
+    wavelength = beam.wavelength_A if beam.anode is None else anode_wavelength(beam.anode)
+    if wavelength is not None and abs(wavelength / MODEL_WAVELENGTH_A - 1.0) > 1e-4:
+        raise ValueError(
+            f"{path} [beam]: this beamline measures at {wavelength:.6g} A, and the agent reads the motor's 2theta as "
+            f"{MODEL_RADIATION} ({MODEL_WAVELENGTH_A} A) angles: adaptive scans at another wavelength are not "
+            f"supported yet (bp.scan works; `xrd-agent classify` converts a saved scan)")
+
+
 def configured_adaptive_scan(**kwargs: Any):
     """`plans.adaptive.adaptive_scan` on the configured beamline with the configured agent and timeout.
 
@@ -256,6 +284,8 @@ def configured_adaptive_scan(**kwargs: Any):
     """
     from plans.adaptive import adaptive_scan
 
+    if "detectors" not in kwargs or "motor" not in kwargs:
+        _check_model_wavelength()
     sample = kwargs.pop("sample", None)
     if sample is not None:
         beamline = get_beamline()

@@ -7,6 +7,7 @@ when. The kill test prints ``{"killed_at_point", "points_on_disk"}``.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import re
@@ -50,14 +51,21 @@ class ScanProcess:
             if match:
                 self.rows.append((time.monotonic(), int(match.group(1))))
 
-    def signal_at(self, point: int, sig: int, timeout: float = 180.0) -> float:
-        """Send ``sig`` once row ``point`` is printed and at least 1.5 s after the first row; the send time."""
+    def signal_at(self, point: int, sig: int, timeout: float = 180.0, to_worker_thread: bool = False) -> float:
+        """Send ``sig`` once row ``point`` is printed and at least 1.5 s after the first row; the send time.
+
+        ``to_worker_thread``: to one thread of the child other than its main thread (``tgkill``), as
+        the kernel may deliver a process's signal; Python still runs the handler in the main thread.
+        """
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             assert self.proc.poll() is None, "".join(self.stdout) + self.proc.stderr.read()
             if self.rows and self.rows[-1][1] >= point and time.monotonic() - self.rows[0][0] >= 1.5:
                 sent = time.monotonic()
-                self.proc.send_signal(sig)
+                if to_worker_thread:
+                    _tgkill(self.proc.pid, _worker_thread(self.proc.pid, sig), sig)
+                else:
+                    self.proc.send_signal(sig)
                 return sent
             time.sleep(0.02)
         self.proc.kill()
@@ -72,6 +80,22 @@ class ScanProcess:
                 self.proc.kill()
         self._reader.join(5)
         return self.proc.returncode, stderr
+
+
+def _worker_thread(pid: int, sig: int) -> int:
+    """A thread id of process ``pid``, not its main thread, that does not block ``sig`` (from /proc)."""
+    for task in sorted(Path(f"/proc/{pid}/task").iterdir(), key=lambda path: int(path.name)):
+        blocked = next(line for line in (task / "status").read_text().splitlines() if line.startswith("SigBlk:"))
+        if int(task.name) != pid and not int(blocked.split()[1], 16) >> (sig - 1) & 1:
+            return int(task.name)
+    raise AssertionError(f"process {pid} has no thread besides the main one that takes signal {sig}")
+
+
+def _tgkill(pid: int, tid: int, sig: int) -> None:
+    """Send ``sig`` to thread ``tid`` of process ``pid`` (glibc's tgkill)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.tgkill(pid, tid, sig) != 0:
+        raise OSError(ctypes.get_errno(), f"tgkill({pid}, {tid}, {sig}) failed")
 
 
 def _primary_seq_nums(docs: list[tuple[str, dict]]) -> list[int]:
@@ -111,10 +135,11 @@ def test_sigkill_mid_scan_keeps_every_point_and_replays_once(xrd_agent_home: Pat
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-def test_interrupted_scan_closes_the_run_in_one_line(xrd_agent_home: Path, sig: int) -> None:
+@pytest.mark.parametrize(("sig", "to_worker_thread"), [(signal.SIGINT, False), (signal.SIGTERM, True)],
+                         ids=["SIGINT", "SIGTERM-on-a-worker-thread"])
+def test_interrupted_scan_closes_the_run_in_one_line(xrd_agent_home: Path, sig: int, to_worker_thread: bool) -> None:
     scan = ScanProcess(xrd_agent_home)
-    scan.signal_at(SIGNAL_AT_POINT, sig)
+    scan.signal_at(SIGNAL_AT_POINT, sig, to_worker_thread=to_worker_thread)
     code, stderr = scan.finish()
     lines = [line for line in stderr.splitlines() if line.strip() and "Tiled version" not in line]
     assert code == 130, stderr

@@ -7,7 +7,6 @@ when. The kill test prints ``{"killed_at_point", "points_on_disk"}``.
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import re
@@ -23,6 +22,7 @@ import pytest
 from cli.main import main
 from storage.catalog import get_run, open_catalog
 from storage.spool import read_spool_file, spool_dir
+from tests.faults.thread_signals import signal_worker_thread
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ROW = re.compile(r"^\|\s+(\d+) \|\s+[\d:.]+ \|\s+[-\d.]+ \|\s+[-\d.]+ \|$")  # seq_num | time | tth | det_counts
@@ -63,7 +63,7 @@ class ScanProcess:
             if self.rows and self.rows[-1][1] >= point and time.monotonic() - self.rows[0][0] >= 1.5:
                 sent = time.monotonic()
                 if to_worker_thread:
-                    _tgkill(self.proc.pid, _worker_thread(self.proc.pid, sig), sig)
+                    signal_worker_thread(self.proc.pid, sig)
                 else:
                     self.proc.send_signal(sig)
                 return sent
@@ -80,22 +80,6 @@ class ScanProcess:
                 self.proc.kill()
         self._reader.join(5)
         return self.proc.returncode, stderr
-
-
-def _worker_thread(pid: int, sig: int) -> int:
-    """A thread id of process ``pid``, not its main thread, that does not block ``sig`` (from /proc)."""
-    for task in sorted(Path(f"/proc/{pid}/task").iterdir(), key=lambda path: int(path.name)):
-        blocked = next(line for line in (task / "status").read_text().splitlines() if line.startswith("SigBlk:"))
-        if int(task.name) != pid and not int(blocked.split()[1], 16) >> (sig - 1) & 1:
-            return int(task.name)
-    raise AssertionError(f"process {pid} has no thread besides the main one that takes signal {sig}")
-
-
-def _tgkill(pid: int, tid: int, sig: int) -> None:
-    """Send ``sig`` to thread ``tid`` of process ``pid`` (glibc's tgkill)."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.tgkill(pid, tid, sig) != 0:
-        raise OSError(ctypes.get_errno(), f"tgkill({pid}, {tid}, {sig}) failed")
 
 
 def _primary_seq_nums(docs: list[tuple[str, dict]]) -> list[int]:

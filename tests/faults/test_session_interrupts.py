@@ -17,6 +17,7 @@ from __future__ import annotations
 import io
 import os
 import re
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +26,7 @@ import pytest
 
 from plans.startup import PAUSED_LINE
 from storage.catalog import get_run, open_catalog
+from tests.faults.thread_signals import signal_worker_thread
 
 pexpect = pytest.importorskip("pexpect")
 
@@ -147,6 +149,21 @@ def test_ctrl_c_then_abort_closes_the_run_as_abort_with_every_printed_point(sess
     assert len(stored) == stop["num_events"]["primary"] == len(set(stored)), (stop, stored)
     assert printed_before <= set(stored), f"printed but not stored: {sorted(printed_before - set(stored))}"
     assert set(stored) == set(_rows(shell.text[mark:])) == set(range(1, len(stored) + 1))
+
+
+@pytest.mark.slow
+def test_a_sigint_landing_on_a_worker_thread_still_pauses_the_run_at_once(session, monkeypatch) -> None:
+    # the kernel may hand a process's SIGINT to any thread; the session's main thread must still wake
+    shell, home = session
+    shell.type("bl.clock.real_time = True; bl.clock.speedup = 20")
+    mark = shell.start("RE(adaptive_scan(start=8, stop=30, early_stop=False))")
+    shell.wait_for_row(10)
+    signal_worker_thread(shell.child.pid, signal.SIGINT)
+    shell.child.expect(PROMPT, timeout=120)
+    assert PAUSED_LINE in shell.text[mark:], shell.text[mark:][-3000:]
+    aborted = shell.type("RE.abort()")
+    stop = _stored_run(home, UID.search(aborted).group(1), monkeypatch).metadata["stop"]
+    assert stop["exit_status"] == "abort" and stop["num_events"]["primary"] < 100, stop
 
 
 @pytest.mark.slow

@@ -4,7 +4,7 @@ Kept apart from the flow so the rule can be read and tested on its own; what the
 scored on is :mod:`flows.gate_evaluation`.
 
 Both models answer the same patterns, every one of which neither trained on: the gate's held-out
-measured patterns, the unseen-materials films and the new scans (the challenger answering each
+measured patterns, the films of unseen materials and the new scans (the challenger answering each
 from the member that held its sample's fold out). The rule has two parts, both paired:
 
 1. **Not worse, with 95 % confidence.** Only the patterns where the two disagree about being right

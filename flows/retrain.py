@@ -16,7 +16,7 @@ Tasks, in order:
 6. ``evaluate`` - challenger and champion on the same patterns, every one unseen by both
    (:mod:`flows.gate_evaluation`): the gate's held-out measured patterns (a fixed third of
    the AUTO-XRD near-duplicate groups, minus the groups of any pattern a labelled run
-   replays; see :mod:`flows.dataset`), the unseen-materials films, and the scans labelled
+   replays; see :mod:`flows.dataset`), the films of unseen materials, and the scans labelled
    since the champion's training, which the challenger answers from the member that held
    out their sample's fold (grouped cross-validation);
 7. the gate (:func:`flows.gate.promotion_gate`: the champion not better with 95 %
@@ -128,7 +128,7 @@ def assemble_challenger(
 @task(name="evaluate", cache_policy=NO_CACHE)
 def evaluate_models(challenger: Any, champion: Any, heldout: HeldOut, unseen: HeldOut, data: Any,
                     members: list[Any], rows: np.ndarray) -> dict[str, Evaluation]:
-    """Both models on the held-out measured patterns, the unseen-materials films and the new scans.
+    """Both models on the held-out measured patterns, the films of unseen materials and the new scans.
 
     ``rows`` (int64 [M]) are the new scans' rows of the training ``data``; the challenger answers
     each from the member of ``members`` that held it out, and a row no member held out (one

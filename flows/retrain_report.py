@@ -119,7 +119,7 @@ def metrics_markdown(evals: dict[str, Evaluation], decision: GateDecision, info:
         f"{info['members']} members.",
         f"Evaluation, every pattern unseen by both models: {info['n_heldout']} held-out measured AUTO-XRD patterns"
         + (f" ({len(info['heldout_excluded'])} excluded: replayed by labelled runs)" if info["heldout_excluded"] else "")
-        + f", {info['n_unseen']} unseen-materials films, {info['n_gate_scans']} scans labelled since the champion's "
+        + f", {info['n_unseen']} films of unseen materials, {info['n_gate_scans']} scans labelled since the champion's "
         "training, the challenger answering each from the member that held out its sample's fold"
         + (f" ({info['n_gate_replays']} left out: replays of measured patterns both trained on)"
            if info["n_gate_replays"] else "") + ".",
@@ -167,7 +167,7 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
     """The flow's result (:func:`flows.retrain.retrain_flow`) as a few lines for a terminal.
 
     The gate's decision and reason, a table of both models (version, accuracy with its 95 %
-    interval on the held-out measured patterns, the unseen-materials films and the new scans'
+    interval on the held-out measured patterns, the films of unseen materials and the new scans'
     held-out folds) and what the run trained on; a skipped run is its reason alone.
     """
     status = str(result.get("status", "?"))

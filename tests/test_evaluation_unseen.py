@@ -149,11 +149,18 @@ def test_score_counts_what_the_classifier_gets_right() -> None:
     assert result["confusion"]["Fm-3m"] == {"I4/mcm": 1}
 
 
+#: The retrain gate scores champion and challenger on the unseen films (issue 14, item 1): this
+#: module reads them for that and trains on nothing; no other module of these packages may.
+GATE_READER = Path("flows", "gate_evaluation.py")
+
+
 def test_training_code_never_reads_the_evaluation_sets() -> None:
     root = Path(unseen.__file__).resolve().parent.parent
     markers = ("unseen_materials", "unseen-materials", "evaluation.out_of_distribution", '"out-of-distribution"',
                "evaluation.generalisation")
     for package in ("training", "models", "flows"):
         for path in (root / package).rglob("*.py"):
+            if path.relative_to(root) == GATE_READER:
+                continue
             text = path.read_text()
             assert not any(marker in text for marker in markers), f"{path} refers to an evaluation-only set"

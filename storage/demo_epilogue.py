@@ -48,7 +48,8 @@ def demo_epilogue(
         f"  {command} label {uid} --space-group {space_group} --by $USER",
         f"  {command} runs --labelled",
         "",
-        "Retrain on the labelled runs now (Prefect flow; promotes only if not worse on the held-out set):",
+        "Retrain on the labelled runs now (Prefect flow; promotes only if not worse on patterns neither model "
+        "trained on, and better on the new scans):",
         f"  {command} flows run",
         "",
         "Open the Prefect UI (http://127.0.0.1:4200), then serve the nightly deployment (02:00) in a second terminal:",

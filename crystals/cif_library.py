@@ -68,7 +68,7 @@ def load_cif_library(root: Path | str | None = None, symprec: float = 0.1) -> li
     ----------
     root : path, optional
         Folder searched recursively; default :func:`default_cif_root` (the repo copy).
-        Pass ``/work/shared/data/cifs`` to screen the full shared set.
+        Pass the shared data folder's ``cifs`` directory to screen the full shared set.
     symprec : float
         spglib distance tolerance, angstrom.
 

@@ -98,7 +98,7 @@ def repo_data_dir() -> Path:
     Returns
     -------
     pathlib.Path
-        Absolute path, e.g. ``/work/main/data`` for an editable install of a clone there.
+        Absolute path, e.g. ``/home/user/xrd-agent/data`` for an editable install of a clone there.
 
     Raises
     ------

@@ -74,8 +74,8 @@ def run(args: argparse.Namespace) -> int:
     beamline = make_beamline(sample=config.sample, seed=config.seed, real_time=args.speedup is not None,
                              speedup=args.speedup or 1.0)
     agent = configured.get_agent(config)
-    # RE.md in the data directory: scan IDs continue the session's; no SIGINT-to-pause: signals
-    # abort (see _abort_on_signals)
+    # RE.md in the data directory: scan IDs continue the session's; no bluesky SIGINT handler:
+    # signals pause, then abort (see _abort_on_signals)
     RE = make_run_engine(context_managers=[], during_task=SignalAwareDuringTask())  # handlers run within 0.1 s
     bec = BestEffortCallback()
     bec.disable_plots()
@@ -144,13 +144,13 @@ def _abort_on_signals(RE: Any) -> Iterator[list[str]]:
     The first signal asks for a pause at the next checkpoint (`adaptive_scan` has one before
     every point), as bluesky's own Ctrl-C does; ``RE(...)`` then raises ``RunEngineInterrupted``
     and the caller aborts the paused run (``RE.abort``: the plan's cleanup runs and the stop
-    document, ``exit_status="abort"`` with the signal as reason, reaches every callback). Why not
-    ``RE.abort`` straight from the handler: that cancels the RunEngine's task from another
-    thread, and a cancellation that lands as an awaited status completes can be lost (Python
-    3.11's ``asyncio.wait_for``): the scan then ran to its end and closed with "success". A
-    second signal aborts at once (a plan stuck between checkpoints). Bluesky's account of the
-    interruption ("Aborting: ...", the logged ``RequestAbort`` traceback: `plans.interrupts`) is
-    kept off the console: the caller says it in one line.
+    document, ``exit_status="abort"`` with the signal as reason, reaches every callback), so the
+    run ends between two points. A second signal aborts at once (a plan stuck between
+    checkpoints). The handler runs when the signal comes only because the RunEngine's
+    ``during_task`` keeps the main thread awake (`plans.interrupts.SignalAwareDuringTask`: a
+    signal the kernel delivers to another thread otherwise waits for the run's end). Bluesky's
+    account of the interruption ("Aborting: ...", the logged ``RequestAbort`` traceback:
+    `plans.interrupts`) is kept off the console: the caller says it in one line.
     """
     from bluesky.utils import TransitionError
 

@@ -129,7 +129,6 @@ def _embedded_db(catalog: Any) -> Any:
     return open_catalog_db(embedded_paths().catalog_db)
 
 
-
 def label_run(
     uid: str,
     space_group: str | None = None,

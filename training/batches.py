@@ -99,8 +99,8 @@ class BatchSource:
         self.films = None
         if self.simulated.size == 0 and config.film_generator:
             self.films = films or FilmGenerator(task=task, seed=config.seed * 1000 + stream, device="cpu")
-        elif films is not None and config.film_fraction > 0:
-            self.films = films
+        elif films is not None and self.simulated.size and config.film_fraction > 0:
+            self.films = films  # with fixed rows: the mix of config.film_fraction
         if self.measured.size == 0 and self.simulated.size == 0 and self.films is None:
             raise ValueError("no training patterns: pass measured or simulated patterns, or set film_generator")
         has_other = self.simulated.size > 0 or self.films is not None
@@ -110,7 +110,7 @@ class BatchSource:
             self.n_measured = int(round(config.batch_size * config.measured_fraction)) if has_other else config.batch_size
         self.n_other = config.batch_size - self.n_measured
         self.n_films = 0 if self.films is None else self.n_other
-        if self.films is not None and self.simulated.size:
+        if self.films is not None and self.simulated.size:  # films beside fixed rows: their share of the rest
             self.n_films = int(round(self.n_other * config.film_fraction))
         self.n_fixed = self.n_other - self.n_films
         self.values = torch.from_numpy(data.values)

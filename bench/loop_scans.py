@@ -44,7 +44,7 @@ SLOPE_MIN_STEP, SLOPE_MAX_STEP, SLOPE_THRESHOLD = 0.04, 0.32, 0.8
 SLOPE_TARGET_DELTAS: tuple[float, ...] = (50.0, 200.0, 800.0, 6400.0)
 """``target_delta`` values (counts) of the slope-driven baseline swept."""
 QUICK_SLOPE_TARGET_DELTAS: tuple[float, ...] = (200.0, 3200.0)
-RISKS: tuple[float, ...] = (0.6, 0.5, 0.4, 0.3, 0.2, 0.1, 0.05, 0.02)
+RISKS: tuple[float, ...] = (0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1, 0.05, 0.02)
 """Settings of the agent's knob swept (accepted probability of a wrong early answer)."""
 
 

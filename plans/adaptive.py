@@ -37,7 +37,7 @@ import bluesky.plan_stubs as bps
 import bluesky.preprocessors as bpp
 from bluesky.utils import RunEngineControlException
 
-from agent.policy import PolicyConfig
+from agent.policy import DEFAULT_COARSE_STEP, PolicyConfig
 from plans.decision_loop import DecisionLoop, ScanProgress, outcome_reason
 from plans.decision_stream import DECISIONS_STREAM, make_decision_record
 
@@ -71,7 +71,7 @@ def adaptive_scan(
     agent: Any,
     start: float = 5.0,
     stop: float = 60.0,
-    coarse_step: float = 0.16,
+    coarse_step: float = DEFAULT_COARSE_STEP,
     fine_step: float = 0.04,
     dwell: float | None = None,
     risk: float = DEFAULT_RISK,

@@ -70,7 +70,7 @@ def test_flat_background_steps_coarse() -> None:
     scan = flat_scan(5.0, 60.0, 7.0)
     decision = next_action(scan, None, [], CONFIG, GRID)
     assert decision.action is ActionKind.COARSE
-    assert decision.positions == (pytest.approx(scan.frontier + 0.16),)
+    assert decision.positions == (pytest.approx(scan.frontier + CONFIG.coarse_step),)
 
 
 def test_peak_crossed_at_coarse_step_backsteps_at_fine_step_without_remeasuring() -> None:

@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from agent.policy import DEFAULT_COARSE_STEP
+
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "docs" / "beamline.example.toml"
 PREFIX = "XRDTEST:"
@@ -376,7 +378,7 @@ def test_adaptive_scan_runs_unchanged_over_channel_access(beamline):
     counts = np.array([row["data"]["det_counts"] for row in events(documents)])
     assert positions.min() == pytest.approx(10.0) and positions.max() <= 40.0 + 1e-6
     steps = np.round(np.diff(np.sort(positions)), 3)
-    assert {0.16, 0.04} <= set(steps)  # coarse on background, fine where the agent asked
+    assert {DEFAULT_COARSE_STEP, 0.04} <= set(steps)  # coarse on background, fine where the agent asked
     assert counts.max() > 10 * np.median(counts)  # the peaks came through Channel Access
     decisions = events(documents, DECISIONS_STREAM)
     assert decisions and not any(row["data"]["decision_fallback"] for row in decisions)

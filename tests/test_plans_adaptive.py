@@ -11,7 +11,7 @@ from bluesky import RunEngine
 
 from agent.callback import LocalAgent
 from agent.decision import ActionKind
-from agent.policy import PolicyConfig
+from agent.policy import DEFAULT_COARSE_STEP, PolicyConfig
 from plans import beamline as configured
 from plans.adaptive import adaptive_scan
 from plans.decision_stream import DECISIONS_STREAM
@@ -61,7 +61,7 @@ def test_in_process_loop_classifies_steers_and_records_every_decision(agent: Loc
     # the start document explains the run
     start = record.start
     assert start["plan_name"] == "adaptive_scan"
-    assert start["plan_args"]["coarse_step"] == 0.16 and start["plan_args"]["fine_step"] == 0.04
+    assert start["plan_args"]["coarse_step"] == DEFAULT_COARSE_STEP and start["plan_args"]["fine_step"] == 0.04
     assert start["adaptive"]["model_version"] == classifier.version
     assert start["adaptive"]["policy"]["confidence"] == PolicyConfig.confidence
     assert start["adaptive"]["classes"] == list(classifier.classes)
@@ -153,7 +153,7 @@ def test_a_range_outside_the_motor_limits_is_refused_before_any_run(agent: Local
     with pytest.raises(ValueError):
         RE(adaptive_scan([beamline.detector], beamline.motor, start=20.0, stop=10.0, agent=agent))
     with pytest.raises(ValueError):
-        RE(adaptive_scan([beamline.detector], beamline.motor, stop=20.0, fine_step=0.2, agent=agent))
+        RE(adaptive_scan([beamline.detector], beamline.motor, stop=20.0, fine_step=0.4, agent=agent))  # fine > coarse
     assert not collector.records
 
 

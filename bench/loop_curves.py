@@ -87,8 +87,8 @@ def plot(sets: dict[str, dict[str, list[dict[str, float]]]], path: Path) -> Path
     figure, axes = plt.subplots(1, len(sets), figsize=(6.2 * len(sets), 4.6), squeeze=False)
     for ax, (name, curve) in zip(axes[0], sets.items()):
         right = max((p["acq_time_s"] for points in curve.values() for p in points), default=1.0)
-        for strategy, points in curve.items():
-            colour = colours.get(strategy, "0.3")
+        for index, (strategy, points) in enumerate(curve.items()):
+            colour = colours.get(strategy, f"C{(index + 3) % 10}")  # other strategies (the tuning's steps) by order
             ax.scatter([p["acq_time_s"] for p in points], [p["accuracy"] for p in points], color=colour, s=22,
                        alpha=0.6, zorder=3)
             front = pareto_front(points)  # a step function, carried on to the panel's right edge

@@ -177,12 +177,13 @@ class Scanner:
         predicted = classify(job.classifier, self.collector.two_theta, self.collector.counts)
         return self._outcome(job, "slope_adaptive", delta, predicted, acq, len(self.collector.two_theta), wall)
 
-    def agent(self, job: Job, risks: tuple[float, ...]) -> list[ScanOutcome]:
-        """The agent at every risk of `risks`, from one full-path scan (module docstring)."""
+    def agent(self, job: Job, risks: tuple[float, ...], **policy: float) -> list[ScanOutcome]:
+        """The agent at every risk of `risks`, from one full-path scan (module docstring); `policy`
+        overrides `agent.policy.PolicyConfig` fields other than the risk (e.g. ``coarse_step``)."""
         from agent.replay import replay
         from agent.top_two import TopTwoCams
 
-        config = PolicyConfig(start=self.start, stop=self.stop, early_stop=False)
+        config = PolicyConfig(start=self.start, stop=self.stop, early_stop=False, **policy)
         measure = self._measure(job)
         began = time.perf_counter()
         result = replay(measure, TopTwoCams(job.classifier), config)

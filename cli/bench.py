@@ -17,7 +17,7 @@ from typing import Any
 
 from cli.errors import UserError
 
-BENCHMARKS: tuple[str, ...] = ("accuracy", "stepsize", "speed", "loop", "retrain", "scan_speed", "simulator", "shipped",
+BENCHMARKS: tuple[str, ...] = ("accuracy", "stepsize", "speed", "loop_tuning", "loop", "retrain", "scan_speed", "simulator", "shipped",
                                "soak", "metadata")
 """Benchmark names, in the order ``all`` runs them."""
 
@@ -29,7 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "bench",
         help="run a benchmark and write bench/results/NAME.json",
-        description="Run a benchmark (accuracy, stepsize, speed, loop, retrain, scan_speed, simulator, shipped, soak, metadata) or all "
+        description="Run a benchmark (accuracy, stepsize, speed, loop_tuning, loop, retrain, scan_speed, simulator, shipped, soak, metadata) or all "
         "of those present, writing JSON (and PNGs beside it).",
     )
     parser.add_argument("name", choices=(*BENCHMARKS, "all"), help="benchmark to run")

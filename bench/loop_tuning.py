@@ -1,0 +1,142 @@
+"""How the agent's coarse step was chosen: on the prototype films, never on a set `bench.loop` reports.
+
+The tuning set is every cited prototype structure of the seven space-group classes
+(`crystals.prototypes`, 43 structures) simulated as a moderately textured film along its class's
+habit (the renderer of the loop benchmark's unseen-materials set, `evaluation.beamline_films`),
+scanned on the simulated beamline and classified by the shipped model. Neither the measured
+AUTO-XRD patterns nor the unseen-materials structures (the two sets `bench.loop` reports) are
+scanned here; `tests/test_loop_tuning.py` checks that the tuning structures are not among the
+unseen materials.
+
+Every film is scanned by the uniform steps of the loop benchmark and by the agent at each candidate
+coarse step (`CANDIDATE_STEPS`; fine step 0.04 over peaks), with the risks of the loop benchmark
+plus ``risk=0`` (never settles: the full path). The rule (:func:`choose_coarse_step`): the
+coarsest step whose full-path accuracy is at least a uniform 0.04-degree scan's minus 0.01, the
+same margin the loop issue asks of the agent; `agent.policy.DEFAULT_COARSE_STEP` holds the result.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from bench import loop_curves
+from bench.loop_scans import RISKS, Scanner, ScanOutcome
+from bench.loop_sets import TASK, UNSEEN_TEXTURE, Job
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+CANDIDATE_STEPS: tuple[float, ...] = (0.16, 0.24, 0.32, 0.48)
+"""Coarse steps tried, degrees (whole multiples of the 0.04-degree fine step)."""
+FULL_PATH_RISK = 0.0
+"""A risk at which nothing settles: the agent's full path, scanned to the end of the range."""
+MARGIN = loop_curves.ACCURACY_MARGIN
+SEED_OFFSET = 20_000
+"""Noise seeds of the tuning films start here (the loop benchmark's sets use 0... and 10,000...)."""
+
+
+def tuning_jobs(classifier: Any, seed: int, max_samples: int | None = None) -> list[Job]:
+    """One film per prototype structure of the seven classes, with `classifier`."""
+    from crystals.prototypes import FILM_TEXTURE, PROTOTYPES, get_structure
+    from evaluation.beamline_films import TEXTURE_MARCH_R, film_sample
+
+    names = sorted(n for n, p in PROTOTYPES.items() if p.space_group in FILM_TEXTURE)
+    jobs = []
+    for index, name in enumerate(names[:max_samples] if max_samples is not None else names):
+        label = PROTOTYPES[name].space_group
+        sample = film_sample(get_structure(name), f"prototype:{name}", TEXTURE_MARCH_R[UNSEEN_TEXTURE],
+                             FILM_TEXTURE[label][0])
+        jobs.append(Job(sample, sample.name, label, seed + SEED_OFFSET + index, classifier, -1))
+    return jobs
+
+
+def choose_coarse_step(full_path: dict[float, float], fine_accuracy: float, margin: float = MARGIN) -> float:
+    """The coarsest step whose full-path accuracy is at least `fine_accuracy` - `margin`.
+
+    Parameters
+    ----------
+    full_path : dict
+        ``{coarse step (degrees): accuracy of the agent's full path}``.
+    fine_accuracy : float
+        Accuracy of the uniform 0.04-degree scan on the same films.
+    margin : float
+        Accuracy the coarser step may give up.
+
+    Returns
+    -------
+    float
+        The chosen step; the finest candidate when none qualifies.
+    """
+    good = [step for step, accuracy in full_path.items() if accuracy >= fine_accuracy - margin]
+    return max(good) if good else min(full_path)
+
+
+def run(quick: bool = False, out: Path | None = None, *, seed: int = 0, max_samples: int | None = None,
+        steps: tuple[float, ...] = CANDIDATE_STEPS, log: Callable[[str], None] | None = print) -> dict[str, Any]:
+    """Scan the tuning films with every candidate step and write JSON (and a PNG beside it).
+
+    Parameters
+    ----------
+    quick : bool
+        Four films only.
+    out : Path, optional
+        JSON path; default ``bench/results/loop_tuning.json``.
+    seed : int
+        Seed offset of the counting noise.
+    max_samples : int, optional
+        Cap on the films.
+    steps : tuple of float
+        Candidate coarse steps, degrees.
+    log : callable, optional
+        Progress lines.
+
+    Returns
+    -------
+    dict
+        The JSON written: ``curves`` per strategy (``"agent coarse 0.32"``...), ``full_path``
+        accuracy and time per step, ``uniform_0_04``, ``chosen_coarse_step`` and the rule.
+    """
+    import torch
+
+    import models
+    from bench.accuracy import _git_commit
+
+    torch.set_num_threads(1)
+    log = log or (lambda line: None)
+    out = Path(out) if out is not None else RESULTS_DIR / "loop_tuning.json"
+    began, load_start = time.perf_counter(), os.getloadavg()[0]
+    jobs = tuning_jobs(models.load_default(TASK), seed, 4 if quick else max_samples)
+    scanner = Scanner()
+    outcomes: list[ScanOutcome] = []
+    for index, job in enumerate(jobs):
+        outcomes += scanner.uniform(job)
+        for step in steps:
+            for outcome in scanner.agent(job, (FULL_PATH_RISK, *RISKS), coarse_step=step):
+                outcome.strategy = f"agent coarse {step:g}"
+                outcomes.append(outcome)
+        if (index + 1) % 10 == 0 or index + 1 == len(jobs):
+            log(f"  tuning: {index + 1}/{len(jobs)} films ({time.perf_counter() - began:.0f} s)")
+    curve = loop_curves.curves(outcomes)
+    fine = next(p for p in curve["uniform"] if p["knob"] == 0.04)
+    full_path = {step: next(p for p in curve[f"agent coarse {step:g}"] if p["knob"] == FULL_PATH_RISK) for step in steps}
+    chosen = choose_coarse_step({s: p["accuracy"] for s, p in full_path.items()}, fine["accuracy"])
+    result = {
+        "set": {"films": len(jobs), "what": "cited prototype structures (crystals.prototypes), moderately textured films",
+                "model": "shipped", "task": TASK},
+        "uniform_0_04": fine,
+        "full_path": {f"{s:g}": {**p, "acq_time_fraction": p["acq_time_s"] / fine["acq_time_s"]} for s, p in full_path.items()},
+        "chosen_coarse_step": chosen,
+        "rule": f"the coarsest step whose full-path accuracy >= uniform 0.04 accuracy - {MARGIN}",
+        "curves": curve,
+        "config": {"quick": quick, "seed": seed, "steps": list(steps), "risks": [FULL_PATH_RISK, *RISKS],
+                   "git_commit": _git_commit(), "bench_wall_s": time.perf_counter() - began},
+        "load_average": {"start_1min": load_start, "end_1min": os.getloadavg()[0], "cpus": os.cpu_count()},
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2))
+    loop_curves.plot({"prototype films (tuning set)": curve}, out.with_suffix(".png"))
+    log(f"loop tuning: chosen coarse step {chosen:g} deg; wrote {out}")
+    return result

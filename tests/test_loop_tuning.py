@@ -1,0 +1,39 @@
+"""The coarse-step tuning: its rule, its set kept apart from the reported sets, and a run end to end."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bench.loop_tuning import choose_coarse_step, run, tuning_jobs
+
+
+def test_the_coarsest_step_within_the_margin_of_the_fine_scan_is_chosen() -> None:
+    full_path = {0.16: 0.72, 0.24: 0.70, 0.32: 0.69, 0.48: 0.58}
+    assert choose_coarse_step(full_path, fine_accuracy=0.70) == 0.32
+    assert choose_coarse_step(full_path, fine_accuracy=0.71) == 0.24  # 0.32 now gives up more than 0.01
+    assert choose_coarse_step({0.16: 0.5, 0.32: 0.4}, fine_accuracy=0.9) == 0.16  # none qualifies: the finest
+
+
+def test_the_tuning_films_are_no_structure_the_loop_benchmark_reports() -> None:
+    from evaluation.unseen_materials import task_entries
+
+    names = {job.name.removeprefix("prototype:") for job in tuning_jobs(None, 0)}
+    assert len(names) >= 40
+    assert not names & {entry.name for entry in task_entries("space_group")}
+    # the measured set is replayed from files ("auto-xrd/..."), never built from a prototype
+    assert all(not job.name.startswith("auto-xrd/") for job in tuning_jobs(None, 0))
+
+
+@pytest.mark.slow
+def test_a_small_tuning_run_writes_the_curves_and_its_choice(tmp_path) -> None:
+    out = tmp_path / "loop_tuning.json"
+    result = run(out=out, max_samples=2, steps=(0.16, 0.32), log=None)
+    written = json.loads(out.read_text())
+    assert written["chosen_coarse_step"] == result["chosen_coarse_step"] in (0.16, 0.32)
+    assert set(written["full_path"]) == {"0.16", "0.32"}
+    for step in ("0.16", "0.32"):  # the full path scans the whole range: never cheaper than the coarse grid alone
+        assert written["full_path"][step]["points"] >= 55.0 / float(step)
+    assert written["full_path"]["0.32"]["acq_time_s"] < written["full_path"]["0.16"]["acq_time_s"]
+    assert out.with_suffix(".png").stat().st_size > 0

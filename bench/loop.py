@@ -189,6 +189,7 @@ def run(quick: bool = False, out: Path | None = None, *, seed: int = 0, max_samp
     import torch
 
     import models
+    from bench.accuracy import _git_commit
 
     torch.set_num_threads(1)
     log = log or (lambda line: None)
@@ -235,7 +236,8 @@ def run(quick: bool = False, out: Path | None = None, *, seed: int = 0, max_samp
     result["config"] = {
         "quick": quick, "seed": seed, "task": TASK, "sets": {k: len(v) for k, v in sets.items()}, "risks": list(RISKS),
         "default_risk": DEFAULT_RISK, "range_deg": [5.0, 60.0], "python": platform.python_version(),
-        "machine": platform.machine(), "sample": sample, "bench_wall_s": time.perf_counter() - began}
+        "machine": platform.machine(), "sample": sample, "git_commit": _git_commit(),
+        "bench_wall_s": time.perf_counter() - began}
     result["load_average"] = {"start_1min": load_start, "end_1min": os.getloadavg()[0], "cpus": os.cpu_count()}
     result["targets"] = _accept(result)
     out.parent.mkdir(parents=True, exist_ok=True)

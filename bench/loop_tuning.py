@@ -3,7 +3,9 @@
 The tuning set is every cited prototype structure of the seven space-group classes
 (`crystals.prototypes`, 43 structures) simulated as a moderately textured film along its class's
 habit (the renderer of the loop benchmark's unseen-materials set, `evaluation.beamline_films`),
-scanned on the simulated beamline and classified by the shipped model. Neither the measured
+twice: the beamline's default film and a weak one (`WEAK_PEAK_AREA_FACTOR` of its scattering over
+the same background, as a thinner film gives: weak narrow peaks are what a coarse step can step
+over), scanned on the simulated beamline and classified by the shipped model. Neither the measured
 AUTO-XRD patterns nor the unseen-materials structures (the two sets `bench.loop` reports) are
 scanned here; `tests/test_loop_tuning.py` checks that the tuning structures are not among the
 unseen materials.
@@ -34,22 +36,28 @@ CANDIDATE_STEPS: tuple[float, ...] = (0.16, 0.24, 0.32, 0.48)
 FULL_PATH_RISK = 0.0
 """A risk at which nothing settles: the agent's full path, scanned to the end of the range."""
 MARGIN = loop_curves.ACCURACY_MARGIN
+WEAK_PEAK_AREA_FACTOR = 0.2
+"""The weak films' peak area over the default film's (`sim_devices.samples.ThinFilm.peak_area`)."""
 SEED_OFFSET = 20_000
 """Noise seeds of the tuning films start here (the loop benchmark's sets use 0... and 10,000...)."""
 
 
 def tuning_jobs(classifier: Any, seed: int, max_samples: int | None = None) -> list[Job]:
-    """One film per prototype structure of the seven classes, with `classifier`."""
+    """Two films (default, weak) per prototype structure of the seven classes, with `classifier`;
+    `max_samples` caps the structures."""
     from crystals.prototypes import FILM_TEXTURE, PROTOTYPES, get_structure
     from evaluation.beamline_films import TEXTURE_MARCH_R, film_sample
+    from sim_devices.samples import ThinFilm
 
     names = sorted(n for n, p in PROTOTYPES.items() if p.space_group in FILM_TEXTURE)
+    films = {"": ThinFilm(), " weak": ThinFilm(peak_area=ThinFilm().peak_area * WEAK_PEAK_AREA_FACTOR)}
     jobs = []
-    for index, name in enumerate(names[:max_samples] if max_samples is not None else names):
+    for name in names[:max_samples] if max_samples is not None else names:
         label = PROTOTYPES[name].space_group
-        sample = film_sample(get_structure(name), f"prototype:{name}", TEXTURE_MARCH_R[UNSEEN_TEXTURE],
-                             FILM_TEXTURE[label][0])
-        jobs.append(Job(sample, sample.name, label, seed + SEED_OFFSET + index, classifier, -1))
+        for suffix, film in films.items():
+            sample = film_sample(get_structure(name), f"prototype:{name}{suffix}", TEXTURE_MARCH_R[UNSEEN_TEXTURE],
+                                 FILM_TEXTURE[label][0], film=film)
+            jobs.append(Job(sample, sample.name, label, seed + SEED_OFFSET + len(jobs), classifier, -1))
     return jobs
 
 
@@ -81,7 +89,7 @@ def run(quick: bool = False, out: Path | None = None, *, seed: int = 0, max_samp
     Parameters
     ----------
     quick : bool
-        Four films only.
+        Two structures only (four films).
     out : Path, optional
         JSON path; default ``bench/results/loop_tuning.json``.
     seed : int
@@ -108,7 +116,7 @@ def run(quick: bool = False, out: Path | None = None, *, seed: int = 0, max_samp
     log = log or (lambda line: None)
     out = Path(out) if out is not None else RESULTS_DIR / "loop_tuning.json"
     began, load_start = time.perf_counter(), os.getloadavg()[0]
-    jobs = tuning_jobs(models.load_default(TASK), seed, 4 if quick else max_samples)
+    jobs = tuning_jobs(models.load_default(TASK), seed, 2 if quick else max_samples)
     scanner = Scanner()
     outcomes: list[ScanOutcome] = []
     for index, job in enumerate(jobs):
@@ -123,11 +131,19 @@ def run(quick: bool = False, out: Path | None = None, *, seed: int = 0, max_samp
     fine = next(p for p in curve["uniform"] if p["knob"] == 0.04)
     full_path = {step: next(p for p in curve[f"agent coarse {step:g}"] if p["knob"] == FULL_PATH_RISK) for step in steps}
     chosen = choose_coarse_step({s: p["accuracy"] for s, p in full_path.items()}, fine["accuracy"])
+    by_film = {}  # the same two lines on the default and on the weak films alone
+    for kind, keep in (("default", lambda o: not o.sample.endswith(" weak")), ("weak", lambda o: o.sample.endswith(" weak"))):
+        part = loop_curves.curves([o for o in outcomes if keep(o)])
+        by_film[kind] = {"uniform_0_04_accuracy": next(p["accuracy"] for p in part["uniform"] if p["knob"] == 0.04),
+                         "full_path_accuracy": {f"{step:g}": next(p["accuracy"] for p in part[f"agent coarse {step:g}"]
+                                                                   if p["knob"] == FULL_PATH_RISK) for step in steps}}
     result = {
-        "set": {"films": len(jobs), "what": "cited prototype structures (crystals.prototypes), moderately textured films",
+        "set": {"films": len(jobs), "what": "cited prototype structures (crystals.prototypes), moderately textured "
+                f"films, each as the default film and a weak one (peak area x {WEAK_PEAK_AREA_FACTOR:g})",
                 "model": "shipped", "task": TASK},
         "uniform_0_04": fine,
         "full_path": {f"{s:g}": {**p, "acq_time_fraction": p["acq_time_s"] / fine["acq_time_s"]} for s, p in full_path.items()},
+        "by_film": by_film,
         "chosen_coarse_step": chosen,
         "rule": f"the coarsest step whose full-path accuracy >= uniform 0.04 accuracy - {MARGIN}",
         "curves": curve,

@@ -19,7 +19,7 @@ def test_the_coarsest_step_within_the_margin_of_the_fine_scan_is_chosen() -> Non
 def test_the_tuning_films_are_no_structure_the_loop_benchmark_reports() -> None:
     from evaluation.unseen_materials import task_entries
 
-    names = {job.name.removeprefix("prototype:") for job in tuning_jobs(None, 0)}
+    names = {job.name.removeprefix("prototype:").removesuffix(" weak") for job in tuning_jobs(None, 0)}
     assert len(names) >= 40
     assert not names & {entry.name for entry in task_entries("space_group")}
     # the measured set is replayed from files ("auto-xrd/..."), never built from a prototype
@@ -33,6 +33,7 @@ def test_a_small_tuning_run_writes_the_curves_and_its_choice(tmp_path) -> None:
     written = json.loads(out.read_text())
     assert written["chosen_coarse_step"] == result["chosen_coarse_step"] in (0.16, 0.32)
     assert set(written["full_path"]) == {"0.16", "0.32"}
+    assert set(written["by_film"]) == {"default", "weak"} and set(written["by_film"]["weak"]["full_path_accuracy"]) == {"0.16", "0.32"}
     for step in ("0.16", "0.32"):  # the full path scans the whole range: never cheaper than the coarse grid alone
         assert written["full_path"][step]["points"] >= 55.0 / float(step)
     assert written["full_path"]["0.32"]["acq_time_s"] < written["full_path"]["0.16"]["acq_time_s"]

@@ -48,7 +48,7 @@ def _local_steps(intervals: np.ndarray) -> np.ndarray:
         return np.full(n, intervals.min())
     padded = np.pad(intervals, 2, mode="edge")
     windows = np.lib.stride_tricks.sliding_window_view(padded, 5)
-    return np.median(windows, axis=1)
+    return np.partition(windows, 2, axis=1)[:, 2]  # the median of five, without np.median's overhead (per decision)
 
 
 def measured_mask(two_theta: np.ndarray, *, gap_factor: float = DEFAULT_GAP_FACTOR) -> np.ndarray:

@@ -96,3 +96,14 @@ def _direct_counts(job: Job) -> list[float]:
 
     measure = DeviceMeasure(make_beamline(sample=job.sample, seed=job.noise_seed))
     return [measure(x) for x in np.linspace(20.0, 35.0, 376)]
+
+
+@pytest.mark.slow
+def test_the_remote_round_trip_is_compared_with_the_same_model_in_process() -> None:
+    from bench.loop_remote import measure_remote_roundtrip
+
+    result = measure_remote_roundtrip(["CsPbBr3"], seed=0)
+    assert result["n"] > 0 and result["fallback_decisions"] == 0, result.get("error")
+    local = result["in_process"]
+    assert local["n"] > 0 and result["n"] >= local["n"]  # every ask is timed remotely; in-process only model decisions
+    assert result["model"] == "shipped" and 0 < local["median"] < result["median"] * 10

@@ -76,3 +76,14 @@ def test_bad_input_raises_value_error(two_theta, intensity):
 def test_scan_outside_the_grid_has_empty_mask():
     values, mask = to_grid(np.array([70.0, 71.0]), np.array([1.0, 2.0]))
     assert not mask.any() and not values.any()
+
+
+def test_local_steps_are_the_median_of_five_neighbouring_intervals() -> None:
+    from models.grid import _local_steps
+
+    rng = np.random.default_rng(0)
+    for n in (3, 4, 5, 6, 50, 400):
+        for _ in range(50):
+            intervals = rng.choice([0.04, 0.08, 0.16, 0.32], size=n) * (1 + 1e-6 * rng.standard_normal(n))
+            windows = np.lib.stride_tricks.sliding_window_view(np.pad(intervals, 2, mode="edge"), 5)
+            np.testing.assert_array_equal(_local_steps(intervals), np.median(windows, axis=1))

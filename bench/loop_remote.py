@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import socket
 import subprocess
@@ -16,27 +15,13 @@ from typing import Any
 import numpy as np
 
 from bench.loop_collector import PrimaryCollector
-from patterns.data_home import HOME_ENV
+from patterns.data_home import HOME_ENV, data_home_set
 
 
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
-
-
-@contextlib.contextmanager
-def _home(path: str):
-    """``XRD_AGENT_HOME`` set to `path` for the block (an empty catalog: no labelled run is remembered)."""
-    before = os.environ.get(HOME_ENV)
-    os.environ[HOME_ENV] = path
-    try:
-        yield
-    finally:
-        if before is None:
-            os.environ.pop(HOME_ENV, None)
-        else:
-            os.environ[HOME_ENV] = before
 
 
 def _scan_all(RE: Any, agent: Any, samples: Sequence[str], seed: int) -> tuple[list[float], int]:
@@ -115,7 +100,7 @@ def measure_remote_roundtrip(samples: Sequence[str], seed: int, task: str = "spa
         finally:
             process.kill()
             process.wait(10)
-        with _home(home):
+        with data_home_set(home):
             source = agent_model_source(BeamlineConfig(task=task, model_path=model_dir))
             local, _ = _scan_all(RE, LocalAgent(source(), model_source=source), samples, seed)
     return {**_percentiles(roundtrips), "fallback_decisions": fallbacks, "scans": len(samples), "model": "shipped",

@@ -34,14 +34,12 @@ import platform
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from patterns.data_home import HOME_ENV
+from patterns.data_home import data_home_set
 from patterns.datasets import MEASURED_SAMPLE_PREFIX
 
 TARGET_WALL_S = 180.0
@@ -71,20 +69,6 @@ def simulated_scans(n_scans: int, seed: int) -> list[Any]:
         uid = str(uuid.UUID(bytes=rng.bytes(16), version=4))
         scans.append(LabelledScan(uid, two_theta, counts, sample.label, now + i * 1e-3, sample.name))
     return scans
-
-
-@contextmanager
-def _data_home(home: str | Path) -> Iterator[None]:
-    """``XRD_AGENT_HOME`` set to ``home`` inside the block, restored after."""
-    previous = os.environ.get(HOME_ENV)
-    os.environ[HOME_ENV] = str(home)
-    try:
-        yield
-    finally:
-        if previous is None:
-            os.environ.pop(HOME_ENV, None)
-        else:
-            os.environ[HOME_ENV] = previous
 
 
 def _run_metadata(scan: Any, scan_id: int) -> dict[str, Any]:
@@ -163,7 +147,7 @@ def catalog_read_cost(n_runs: int) -> tuple[float, float]:
     from storage.labels import label_run
     from storage.scans import labelled_scans
 
-    with tempfile.TemporaryDirectory() as home, _data_home(home):
+    with tempfile.TemporaryDirectory() as home, data_home_set(home):
         catalog = open_catalog()
         RE = RunEngine({})
         subscribe_writer(RE, catalog, batch_size=1000)
@@ -237,7 +221,7 @@ def run(quick: bool, out: Path) -> dict[str, Any]:
         else {"members": DEFAULT_MEMBERS, "base_per_class": DEFAULT_BASE_PER_CLASS}
     )
     load_before = os.getloadavg()
-    with tempfile.TemporaryDirectory() as tmp, _data_home(Path(tmp) / "home"):
+    with tempfile.TemporaryDirectory() as tmp, data_home_set(Path(tmp) / "home"):
         registry = Path(tmp) / "models"
         champion = _champion(registry)
         tic = time.perf_counter()

@@ -9,6 +9,8 @@ import another for it (storage, models, flows and plans all resolve paths under 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 HOME_ENV = "XRD_AGENT_HOME"
@@ -35,3 +37,18 @@ def xrd_agent_home(create: bool = False) -> Path:
     if create:
         home.mkdir(parents=True, exist_ok=True)
     return home
+
+
+@contextmanager
+def data_home_set(home: str | Path) -> Iterator[None]:
+    """``XRD_AGENT_HOME`` set to `home` inside the block, restored after (benchmarks that must not
+    touch the user's catalog or registry)."""
+    previous = os.environ.get(HOME_ENV)
+    os.environ[HOME_ENV] = str(home)
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(HOME_ENV, None)
+        else:
+            os.environ[HOME_ENV] = previous

@@ -100,7 +100,8 @@ def _set_report(outcomes: list[ScanOutcome]) -> dict[str, Any]:
     strategies, chosen_delta = _headline(curve)
     return {"strategies": strategies, "slope_target_delta_time_matched": chosen_delta, "curves": curve,
             "pareto_fronts": {s: loop_curves.pareto_front(p) for s, p in curve.items()},
-            "targets": loop_curves.targets(curve), "per_sample": [asdict(o) for o in outcomes]}
+            "targets": loop_curves.targets(curve), "early_stops": loop_curves.early_stops(outcomes),
+            "per_sample": [asdict(o) for o in outcomes]}
 
 
 def _percentiles(values: list[float]) -> dict[str, Any]:

@@ -36,6 +36,22 @@ def curves(outcomes: list[ScanOutcome]) -> dict[str, list[dict[str, float]]]:
     return {s: sorted(points, key=lambda p: (p["acq_time_s"], -p["accuracy"])) for s, points in result.items()}
 
 
+def early_stops(outcomes: list[ScanOutcome]) -> list[dict[str, float]]:
+    """Does ``risk`` mean what it says? Per risk: the scans the agent stopped early and how many of
+    those answers were wrong (the knob promises an error rate of at most ``risk`` among them)."""
+    grouped: dict[float, list[ScanOutcome]] = defaultdict(list)
+    for outcome in outcomes:
+        if outcome.strategy == "agent":
+            grouped[outcome.knob].append(outcome)
+    rows = []
+    for risk in sorted(grouped):
+        stopped = [o for o in grouped[risk] if o.stopped_early]
+        wrong = sum(not o.correct for o in stopped)
+        rows.append({"risk": risk, "scans": len(grouped[risk]), "stopped_early": len(stopped), "wrong": wrong,
+                     "error_rate": wrong / len(stopped) if stopped else None})
+    return rows
+
+
 def pareto_front(points: list[dict[str, float]]) -> list[dict[str, float]]:
     """The points of one curve that no other point beats on both axes, by increasing time."""
     front, best = [], -np.inf

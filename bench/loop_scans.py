@@ -63,6 +63,8 @@ class ScanOutcome:
     points: int
     wall_s: float
     fold: int
+    stopped_early: bool = False
+    """The agent settled before the end of the range (its answer is the settled one)."""
 
 
 def classify(classifier: Any, two_theta, counts) -> tuple[str, float]:
@@ -201,8 +203,10 @@ class Scanner:
             else:
                 n = result.trail_points[k]
                 stop = result.trail[k]
-                outcomes.append(self._outcome(job, "agent", risk, (stop.label, stop.confidence), measure.times_s[n - 1],
-                                              n, wall * n / n_full))
+                outcome = self._outcome(job, "agent", risk, (stop.label, stop.confidence), measure.times_s[n - 1], n,
+                                        wall * n / n_full)
+                outcome.stopped_early = True
+                outcomes.append(outcome)
         return outcomes
 
     def check_early_stop(self, job: Job, risk: float) -> tuple[int, str]:

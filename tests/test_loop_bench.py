@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from bench.loop import _headline
-from bench.loop_curves import accuracy_at, curves, pareto_front, plot, targets
+from bench.loop_curves import accuracy_at, curves, early_stops, pareto_front, plot, targets
 from bench.loop_scans import UNIFORM_STEPS, Scanner, ScanOutcome
 from bench.loop_sets import Job
 
@@ -52,6 +52,17 @@ def test_curves_fronts_and_the_acceptance_lines() -> None:
     assert not slower["agent_reaches_uniform_0_04_minus_0_01_within_15pct"]
     assert not slower["agent_at_least_uniform_0_16_at_its_time"]  # 0.25 at 250 s < 0.75
     assert not slower["agent_at_least_slope_at_its_times"]  # 0.25 at 200 s < 0.5
+
+
+def test_early_stops_give_the_error_rate_the_risk_promises_to_bound() -> None:
+    rows = [_outcome("agent", 0.2, correct, 100.0) for correct in (True, True, True, False, True)]
+    for row, early in zip(rows, (True, True, True, True, False)):
+        row.stopped_early = early
+    rows += [_outcome("agent", 0.02, True, 300.0) for _ in range(2)] + [_outcome("uniform", 0.16, False, 250.0)]
+    assert early_stops(rows) == [
+        {"risk": 0.02, "scans": 2, "stopped_early": 0, "wrong": 0, "error_rate": None},
+        {"risk": 0.2, "scans": 5, "stopped_early": 4, "wrong": 1, "error_rate": 0.25},  # the full-path scan is not counted
+    ]
 
 
 def test_headline_time_matches_the_slope_baseline_without_labels(tmp_path) -> None:

@@ -24,8 +24,9 @@ from agent.policy import PolicyConfig, next_action
 from agent.settling import PredictionSummary, SettlingEvidence, settling_evidence
 from models.grid import GRID, GRID_STEP
 
-Measure = Callable[[float], float]
-"""Counts measured at a position, degrees 2-theta."""
+Measure = Callable[..., float]
+"""Counts measured at a position, degrees 2-theta (``measure(x)``; with `replay`'s ``dwell_of``,
+``measure(x, dwell)``: counts of that dwell, in seconds, scaled to the detector's own dwell)."""
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,8 @@ class Replay:
         return self.decisions[-1].reason.startswith("settled")
 
 
-def replay(measure: Measure, classifier, config: PolicyConfig) -> Replay:
+def replay(measure: Measure, classifier, config: PolicyConfig,
+           dwell_of: Callable[[Decision], float] | None = None) -> Replay:
     """Run the closed loop with `measure` as the instrument.
 
     Parameters
@@ -69,6 +71,10 @@ def replay(measure: Measure, classifier, config: PolicyConfig) -> Replay:
         ``predict(two_theta, counts)``.
     config : PolicyConfig
         The policy's thresholds and range.
+    dwell_of : callable, optional
+        ``dwell_of(decision) -> seconds``: count each of the decision's positions for that long
+        (``measure(x, dwell)``, counts scaled to the detector's own dwell). Not built into the
+        plan: `bench.loop_tuning` uses it to measure what a shorter dwell over background would buy.
 
     Returns
     -------
@@ -81,9 +87,10 @@ def replay(measure: Measure, classifier, config: PolicyConfig) -> Replay:
     decision_ms: list[float] = []
     history: list[PredictionSummary] = []
     positions: tuple[float, ...] = ()
+    dwell = None
     while True:
         for x in positions:
-            scan.add(x, float(measure(x)))
+            scan.add(x, float(measure(x) if dwell is None else measure(x, dwell)))
         began = time.perf_counter()
         prediction = None
         two_theta, counts = scan.sorted()
@@ -99,6 +106,7 @@ def replay(measure: Measure, classifier, config: PolicyConfig) -> Replay:
         if decision.action is ActionKind.STOP:
             return Replay(decisions, trail, trail_points, scan, decision_ms)
         positions = decision.positions
+        dwell = None if dwell_of is None else dwell_of(decision)
 
 
 def replay_recording(values: np.ndarray, mask: np.ndarray, classifier, config: PolicyConfig) -> Replay:

@@ -38,3 +38,9 @@ def test_a_small_tuning_run_writes_the_curves_and_its_choice(tmp_path) -> None:
         assert written["full_path"][step]["points"] >= 55.0 / float(step)
     assert written["full_path"]["0.32"]["acq_time_s"] < written["full_path"]["0.16"]["acq_time_s"]
     assert out.with_suffix(".png").stat().st_size > 0
+    chosen = f"{written['chosen_coarse_step']:g}"
+    shorter = written["curves"][f"agent coarse {chosen}, background dwell 0.25 s"]
+    full = {p["knob"]: p for p in written["curves"][f"agent coarse {chosen}"]}
+    for point in shorter:  # the same positions counted shorter over background: less time, the same points
+        assert point["acq_time_s"] < full[point["knob"]]["acq_time_s"] or point["points"] != full[point["knob"]]["points"]
+    assert set(written["accuracy_within_15pct_of_uniform_0_04_time"]) == set(written["curves"])

@@ -76,13 +76,10 @@ counts as coarse.
 DEFAULT_COARSE_STEP = 0.16
 """The step over background, degrees.
 
-The peaks are measured at the fine step whatever the coarse step (rules 2-4), so the coarse step
-only has to land on every peak's flank; a coarser one saves time until it steps over weak narrow
-peaks. Chosen on the prototype films with the shipped model, never on a set the loop benchmark
-reports (`bench.loop_tuning`, bench/results/loop_tuning.json, 86 films: each prototype as the
-default film and a weak one), by the rule stated there (the coarsest step whose full-path accuracy
-is within 0.01 of a uniform 0.04-degree scan's): 0.16 (full path 0.709, the uniform 0.04 scan's
-accuracy, in 35 % of its time); 0.32 gave 0.698 in 25 % (one weak film short), 0.48 0.523.
+Peaks are measured at the fine step whatever this is (rules 2-4), so it only has to land on every
+peak's flank. Chosen by `bench.loop_tuning`'s rule on the prototype films, default and weak, never
+on a set the loop benchmark reports (bench/results/loop_tuning.json): 0.16 (full path as accurate
+as a uniform 0.04 scan in 35 % of its time); 0.32 steps over weak narrow peaks.
 """
 
 
@@ -206,12 +203,8 @@ class PolicyConfig:
         return cls(**{key: value for key, value in record.items() if key in known})
 
 
-def unsettled_reason(
-    scan: PartialScan,
-    prediction: PredictionLike | None,
-    history: Sequence[PredictionSummary],
-    config: PolicyConfig,
-) -> str | None:
+def unsettled_reason(scan: PartialScan, prediction: PredictionLike | None, history: Sequence[PredictionSummary],
+                     config: PolicyConfig) -> str | None:
     """None when the class is settled (rule 1), else why not (`agent.settling.why_not_settled`).
 
     Parameters
@@ -233,24 +226,14 @@ def unsettled_reason(
                            stable_span=config.stable_span)
 
 
-def is_settled(
-    scan: PartialScan,
-    prediction: PredictionLike | None,
-    history: Sequence[PredictionSummary],
-    config: PolicyConfig,
-) -> bool:
+def is_settled(scan: PartialScan, prediction: PredictionLike | None, history: Sequence[PredictionSummary],
+               config: PolicyConfig) -> bool:
     """Whether the class is settled (rule 1 of the module docstring; arguments as `unsettled_reason`)."""
     return unsettled_reason(scan, prediction, history, config) is None
 
 
-def above_background(
-    positions: np.ndarray,
-    counts: np.ndarray,
-    index: int,
-    config: PolicyConfig,
-    sigma: float | None = None,
-    relative: float | None = None,
-) -> bool:
+def above_background(positions: np.ndarray, counts: np.ndarray, index: int, config: PolicyConfig,
+                     sigma: float | None = None, relative: float | None = None) -> bool:
     """Whether the point at `index` of a sorted scan stands above its local background.
 
     The background is the median of the points in the ``background_window`` degrees before it (the

@@ -39,6 +39,7 @@ import numpy as np
 
 from agent.settling import DEFAULT_RISK
 from bench import loop_curves
+from bench.loop_collector import percentiles
 from bench.loop_remote import measure_remote_roundtrip
 from bench.loop_scans import (
     QUICK_SLOPE_TARGET_DELTAS,
@@ -104,24 +105,17 @@ def _set_report(outcomes: list[ScanOutcome]) -> dict[str, Any]:
             "per_sample": [asdict(o) for o in outcomes]}
 
 
-def _percentiles(values: list[float]) -> dict[str, Any]:
-    array = np.asarray(values, dtype=float)
-    if not array.size:
-        return {"median": None, "p99": None, "n": 0}
-    return {"median": float(np.median(array)), "p99": float(np.percentile(array, 99)), "n": int(array.size)}
-
-
 def _timing(scanner: Scanner) -> dict[str, Any]:
     """Decision latency against the RunEngine's own step, measured in this run."""
     import torch
 
-    latency = {**_percentiles(scanner.latencies_ms), "device": "cpu", "torch_threads": torch.get_num_threads(),
+    latency = {**percentiles(scanner.latencies_ms), "device": "cpu", "torch_threads": torch.get_num_threads(),
                "where": "in-process agent inside the RunEngine (the early-stop check scans)"}
-    step = _percentiles(scanner.step_ms)
+    step = percentiles(scanner.step_ms)
     agent_s, acq_s = (np.asarray(v) for v in zip(*scanner.agent_seconds)) if scanner.agent_seconds else ([], [])
     return {
         "decision_latency_ms": latency,
-        "replay_decision_ms": {**_percentiles(scanner.replay_decision_ms), "where": "the same decisions without a RunEngine"},
+        "replay_decision_ms": {**percentiles(scanner.replay_decision_ms), "where": "the same decisions without a RunEngine"},
         "runengine_step_ms": {**step, "plan": "bluesky.plans.scan, 1376 steps, simulated devices (no waiting)"},
         "agent_overhead": {
             "fraction_of_acquisition_time_mean": float(np.mean(agent_s / acq_s)) if len(acq_s) else None,
@@ -239,8 +233,6 @@ def run(quick: bool = False, out: Path | None = None, *, seed: int = 0, max_samp
             remote_result = measure_remote_roundtrip([str(j.sample) for j in measured[:1 if quick else REMOTE_SCANS]], seed)
             result["remote_roundtrip_ms"] = remote_result
             if remote_result.get("in_process"):
-                import torch
-
                 result["decision_latency_ms"] = {
                     **remote_result["in_process"], "device": "cpu", "torch_threads": torch.get_num_threads(),
                     "where": "in-process agent inside the RunEngine: the shipped model's source, the remote's scans"}

@@ -8,6 +8,14 @@ from typing import Any
 import numpy as np
 
 
+def percentiles(values: Any) -> dict[str, Any]:
+    """``{"median", "p99", "n"}`` of timings (None for an empty list)."""
+    array = np.asarray(values, dtype=float)
+    if not array.size:
+        return {"median": None, "p99": None, "n": 0}
+    return {"median": float(np.median(array)), "p99": float(np.percentile(array, 99)), "n": int(array.size)}
+
+
 class PrimaryCollector:
     """Keeps the (position, counts) points of the primary stream of the latest run.
 
@@ -40,6 +48,10 @@ class PrimaryCollector:
                 self.counts.append(float(doc["data"][self.counts_field]))
             elif doc["descriptor"] in self.decision_descriptors:
                 self.decisions.append(doc["data"])
+
+    def model_decision_ms(self) -> list[float]:
+        """Latency of each decision of the latest run that ran the model (it has a label), milliseconds."""
+        return [float(d["decision_latency_ms"]) for d in self.decisions if d["decision_label"]]
 
     def step_ms(self) -> np.ndarray:
         """Wall time between consecutive primary events of the latest run, milliseconds."""

@@ -12,9 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from bench.loop_collector import PrimaryCollector
+from bench.loop_collector import PrimaryCollector, percentiles
 from patterns.data_home import HOME_ENV, data_home_set
 
 
@@ -36,14 +34,9 @@ def _scan_all(RE: Any, agent: Any, samples: Sequence[str], seed: int) -> tuple[l
         token = RE.subscribe(collector)
         RE(adaptive_scan([beamline.detector], beamline.motor, agent=agent))
         RE.unsubscribe(token)
-        latencies += [float(d["decision_latency_ms"]) for d in collector.decisions if d["decision_label"]]
+        latencies += collector.model_decision_ms()
         fallbacks += sum(int(d["decision_fallback"]) for d in collector.decisions)
     return latencies, fallbacks
-
-
-def _percentiles(values: Sequence[float]) -> dict[str, Any]:
-    array = np.asarray(values, dtype=float)
-    return {"median": float(np.median(array)), "p99": float(np.percentile(array, 99)), "n": int(array.size)}
 
 
 def measure_remote_roundtrip(samples: Sequence[str], seed: int, task: str = "space_group") -> dict[str, Any]:
@@ -103,5 +96,5 @@ def measure_remote_roundtrip(samples: Sequence[str], seed: int, task: str = "spa
         with data_home_set(home):
             source = agent_model_source(BeamlineConfig(task=task, model_path=model_dir))
             local, _ = _scan_all(RE, LocalAgent(source(), model_source=source), samples, seed)
-    return {**_percentiles(roundtrips), "fallback_decisions": fallbacks, "scans": len(samples), "model": "shipped",
-            "in_process": {**_percentiles(local), "where": "the same model source and scans, LocalAgent inside the RunEngine"}}
+    return {**percentiles(roundtrips), "fallback_decisions": fallbacks, "scans": len(samples), "model": "shipped",
+            "in_process": {**percentiles(local), "where": "the same model source and scans, LocalAgent inside the RunEngine"}}

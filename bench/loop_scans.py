@@ -232,5 +232,5 @@ class Scanner:
 
         self._run(job, lambda d, m: adaptive_scan(d, m, agent=LocalAgent(TopTwoCams(job.classifier)),
                                                   start=self.start, stop=self.stop, risk=risk))
-        self.latencies_ms.extend(float(d["decision_latency_ms"]) for d in self.collector.decisions if d["decision_label"])
+        self.latencies_ms.extend(self.collector.model_decision_ms())
         return len(self.collector.two_theta), classify(job.classifier, self.collector.two_theta, self.collector.counts)[0]

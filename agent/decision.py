@@ -89,6 +89,9 @@ class Decision:
         policy), milliseconds. For a remote agent the plan overwrites it with the round trip.
     fallback : bool
         True when the plan decided without the agent (timeout, dead agent, agent error).
+    dwell_fraction : float
+        Count each of `positions` for this fraction of the run's dwell, 0-1 (1: the run's dwell;
+        less for coarse steps over background, `agent.policy.PolicyConfig.background_dwell`).
     """
 
     action: ActionKind
@@ -105,6 +108,7 @@ class Decision:
     model_version: str = ""
     latency_ms: float = math.nan
     fallback: bool = False
+    dwell_fraction: float = 1.0
 
     def __post_init__(self) -> None:
         if not isinstance(self.action, ActionKind):
@@ -117,6 +121,8 @@ class Decision:
         if self.action is not ActionKind.STOP and not positions:
             raise ValueError(f"a {self.action.value} decision needs at least one position")
         object.__setattr__(self, "positions", positions)
+        if not (math.isfinite(self.dwell_fraction) and 0 < self.dwell_fraction <= 1):
+            raise ValueError(f"a decision's dwell fraction must be in (0, 1], got {self.dwell_fraction}")
         if len(self.probabilities) != len(self.classes):
             raise ValueError(
                 f"{len(self.probabilities)} probabilities for {len(self.classes)} classes"
@@ -157,6 +163,7 @@ class Decision:
                 model_version=str(record.get("model_version", "")),
                 latency_ms=float(record.get("latency_ms", math.nan)),
                 fallback=bool(record.get("fallback", False)),
+                dwell_fraction=float(record.get("dwell_fraction", 1.0)),
             )
         except (KeyError, TypeError) as exc:
             raise ValueError(f"malformed decision record: {exc!r}") from exc

@@ -8,7 +8,10 @@ a run: it reads the motor and detector field names the plan wrote into the start
 ``"primary"`` stream (the plan's own ``"decisions"`` stream is provenance, not data). A reading
 that is not a count -- non-finite, negative, or at or above ``start["adaptive"]["saturation_counts"]``
 -- is *flagged*: counted and listed (`PartialScanBuilder.flagged`), never added to the scan the
-model sees; the scan goes on.
+model sees; the scan goes on. When the run varies its dwell per point (the start document names
+``start["adaptive"]["dwell_field"]``, read with every point, and ``["dwell_s"]``, the run's dwell),
+each point's counts are rescaled to the run's dwell (`patterns.exposure`) and its exposure kept for
+the peak test's Poisson variance.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ import math
 from typing import Any
 
 import numpy as np
+
+from patterns.exposure import exposure
 
 PRIMARY_STREAM = "primary"
 """Name of the event stream that holds the measured points."""
@@ -54,11 +59,12 @@ class PartialScan:
         self.stop = float(stop)
         self._two_theta = np.empty(max(capacity, 8), dtype=np.float64)
         self._counts = np.empty(max(capacity, 8), dtype=np.float64)
+        self._exposure = np.empty(max(capacity, 8), dtype=np.float64)
         self._n = 0
-        self._sorted: tuple[np.ndarray, np.ndarray] | None = None
+        self._sorted: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         self._frontier = -math.inf
 
-    def add(self, two_theta: float, counts: float) -> None:
+    def add(self, two_theta: float, counts: float, exposure: float = 1.0) -> None:
         """Append one measured point.
 
         Parameters
@@ -66,14 +72,19 @@ class PartialScan:
         two_theta : float
             Motor position, degrees.
         counts : float
-            Detector counts at that position (finite, >= 0).
+            Detector counts at that position on the run's dwell (finite, >= 0).
+        exposure : float
+            The point's counting time as a fraction of the run's dwell (> 0; 1 unless the point
+            was counted shorter or longer, its `counts` then rescaled: `patterns.exposure`).
 
         Raises
         ------
         ValueError
-            On a non-finite position or non-finite/negative counts.
+            On a non-finite position, non-finite/negative counts or a non-positive exposure.
         """
-        two_theta, counts = float(two_theta), float(counts)
+        two_theta, counts, exposure = float(two_theta), float(counts), float(exposure)
+        if not (math.isfinite(exposure) and exposure > 0):
+            raise ValueError(f"exposure must be a positive fraction of the run's dwell, got {exposure} at {two_theta} deg")
         if not math.isfinite(two_theta):
             raise ValueError(f"measured position must be finite, got {two_theta}")
         if not math.isfinite(counts) or counts < 0:
@@ -81,8 +92,10 @@ class PartialScan:
         if self._n == self._two_theta.size:
             self._two_theta = np.resize(self._two_theta, 2 * self._n)
             self._counts = np.resize(self._counts, 2 * self._n)
+            self._exposure = np.resize(self._exposure, 2 * self._n)
         self._two_theta[self._n] = two_theta
         self._counts[self._n] = counts
+        self._exposure[self._n] = exposure
         self._n += 1
         self._sorted = None
         self._frontier = max(self._frontier, two_theta)
@@ -108,9 +121,17 @@ class PartialScan:
 
     def sorted(self) -> tuple[np.ndarray, np.ndarray]:
         """Positions (degrees) and counts sorted by angle; cached until the next `add`."""
+        return self._sorted_view()[:2]
+
+    def sorted_exposure(self) -> np.ndarray:
+        """Each point's exposure (fraction of the run's dwell) in the order of `sorted`."""
+        return self._sorted_view()[2]
+
+    def _sorted_view(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         if self._sorted is None:
             order = np.argsort(self._two_theta[: self._n], kind="stable")
-            self._sorted = (self._two_theta[: self._n][order], self._counts[: self._n][order])
+            self._sorted = (self._two_theta[: self._n][order], self._counts[: self._n][order],
+                            self._exposure[: self._n][order])
         return self._sorted
 
     @property
@@ -168,6 +189,9 @@ class PartialScanBuilder:
             self.scan = PartialScan(float(adaptive["policy"]["start"]), float(adaptive["policy"]["stop"]))
         except (KeyError, TypeError) as exc:
             raise ValueError(f"adaptive metadata lacks {exc.args[0]!r}") from exc
+        # a run that varies its dwell per point reads each point's dwell with it (patterns.exposure)
+        self.dwell_field = adaptive.get("dwell_field") or None
+        self.run_dwell = float(adaptive["dwell_s"]) if self.dwell_field else math.nan
         saturation = adaptive.get("saturation_counts")
         self.saturation = None if saturation is None else float(saturation)
         self.flagged: list[tuple[float, float]] = []  # (position deg, counts) of readings kept from the model
@@ -179,7 +203,7 @@ class PartialScanBuilder:
         """Note a descriptor; only the primary stream's descriptors feed the scan."""
         if doc.get("name") == PRIMARY_STREAM:
             keys = doc.get("data_keys", {})
-            missing = {self.motor_field, self.counts_field} - set(keys)
+            missing = {self.motor_field, self.counts_field, *([self.dwell_field] if self.dwell_field else [])} - set(keys)
             if missing:
                 raise ValueError(f"primary stream of run {self.run_uid} lacks data keys {sorted(missing)}")
             self._primary_descriptors.add(doc["uid"])
@@ -189,19 +213,24 @@ class PartialScanBuilder:
         """Primary points seen, flagged ones included (the plan's count of measured points)."""
         return self.scan.n_points + len(self.flagged)
 
-    def _add(self, two_theta: Any, counts: Any) -> None:
+    def _add(self, two_theta: Any, counts: Any, dwell: Any = None) -> None:
         two_theta, counts = float(two_theta), float(counts)
+        # saturation is a property of the detector's raw counts: checked before any rescaling
         if not math.isfinite(counts) or counts < 0 or (self.saturation is not None and counts >= self.saturation):
             self.flagged.append((two_theta, counts))
             return
-        self.scan.add(two_theta, counts)
+        if dwell is None:
+            self.scan.add(two_theta, counts)
+            return
+        fraction = float(exposure(float(dwell), self.run_dwell))
+        self.scan.add(two_theta, counts / fraction, fraction)
 
     def event(self, doc: dict[str, Any]) -> bool:
         """Add the point of a primary event; returns whether the event was a measured point."""
         if doc.get("descriptor") not in self._primary_descriptors:
             return False
         data = doc["data"]
-        self._add(data[self.motor_field], data[self.counts_field])
+        self._add(data[self.motor_field], data[self.counts_field], data[self.dwell_field] if self.dwell_field else None)
         return True
 
     def event_page(self, doc: dict[str, Any]) -> int:
@@ -210,6 +239,7 @@ class PartialScanBuilder:
             return 0
         positions = doc["data"][self.motor_field]
         counts = doc["data"][self.counts_field]
-        for two_theta, value in zip(positions, counts, strict=True):
-            self._add(two_theta, value)
+        dwells = doc["data"][self.dwell_field] if self.dwell_field else [None] * len(positions)
+        for two_theta, value, dwell in zip(positions, counts, dwells, strict=True):
+            self._add(two_theta, value, dwell)
         return len(positions)

@@ -25,8 +25,9 @@ from agent.settling import PredictionSummary, SettlingEvidence, settling_evidenc
 from models.grid import GRID, GRID_STEP
 
 Measure = Callable[..., float]
-"""Counts measured at a position, degrees 2-theta (``measure(x)``; with `replay`'s ``dwell_of``,
-``measure(x, dwell)``: counts of that dwell, in seconds, scaled to the detector's own dwell)."""
+"""Counts measured at a position, degrees 2-theta: ``measure(x)`` for the run's dwell, and
+``measure(x, exposure)`` for a point the policy counts shorter (`Decision.dwell_fraction`, a
+fraction of the run's dwell), its counts rescaled to the run's dwell (`patterns.exposure`)."""
 
 
 @dataclass(frozen=True)
@@ -59,22 +60,18 @@ class Replay:
         return self.decisions[-1].reason.startswith("settled")
 
 
-def replay(measure: Measure, classifier, config: PolicyConfig,
-           dwell_of: Callable[[Decision], float] | None = None) -> Replay:
+def replay(measure: Measure, classifier, config: PolicyConfig) -> Replay:
     """Run the closed loop with `measure` as the instrument.
 
     Parameters
     ----------
     measure : callable
-        ``measure(two_theta) -> counts``, called once per position the policy names, in order.
+        ``measure(two_theta) -> counts``, called once per position the policy names, in order;
+        ``measure(two_theta, exposure)`` where the decision counts shorter (`Measure`).
     classifier : Classifier-like
         ``predict(two_theta, counts)``.
     config : PolicyConfig
         The policy's thresholds and range.
-    dwell_of : callable, optional
-        ``dwell_of(decision) -> seconds``: count each of the decision's positions for that long
-        (``measure(x, dwell)``, counts scaled to the detector's own dwell). Not built into the
-        plan: `bench.loop_tuning` uses it to measure what a shorter dwell over background would buy.
 
     Returns
     -------
@@ -87,10 +84,10 @@ def replay(measure: Measure, classifier, config: PolicyConfig,
     decision_ms: list[float] = []
     history: list[PredictionSummary] = []
     positions: tuple[float, ...] = ()
-    dwell = None
+    exposure = 1.0
     while True:
         for x in positions:
-            scan.add(x, float(measure(x) if dwell is None else measure(x, dwell)))
+            scan.add(x, float(measure(x) if exposure == 1.0 else measure(x, exposure)), exposure)
         began = time.perf_counter()
         prediction = None
         two_theta, counts = scan.sorted()
@@ -105,8 +102,7 @@ def replay(measure: Measure, classifier, config: PolicyConfig,
             decision_ms.append(1e3 * (time.perf_counter() - began))
         if decision.action is ActionKind.STOP:
             return Replay(decisions, trail, trail_points, scan, decision_ms)
-        positions = decision.positions
-        dwell = None if dwell_of is None else dwell_of(decision)
+        positions, exposure = decision.positions, decision.dwell_fraction
 
 
 def replay_recording(values: np.ndarray, mask: np.ndarray, classifier, config: PolicyConfig) -> Replay:
@@ -122,7 +118,8 @@ def replay_recording(values: np.ndarray, mask: np.ndarray, classifier, config: P
     classifier : Classifier-like
         ``predict(two_theta, counts)``.
     config : PolicyConfig
-        The policy's thresholds; its range, narrowed, must start on the grid.
+        The policy's thresholds; its range, narrowed, must start on the grid. Every point is read
+        as recorded (a recording cannot be recounted shorter: ``background_dwell`` is set to 1).
 
     Returns
     -------
@@ -144,4 +141,5 @@ def replay_recording(values: np.ndarray, mask: np.ndarray, classifier, config: P
             raise ValueError(f"replay: the recording has no point at {x} deg")
         return float(values[index])
 
-    return replay(read, classifier, PolicyConfig.from_dict({**config.to_dict(), "start": start, "stop": stop}))
+    return replay(read, classifier, PolicyConfig.from_dict({**config.to_dict(), "start": start, "stop": stop,
+                                                            "background_dwell": 1.0}))

@@ -7,6 +7,9 @@ from typing import Any
 
 import numpy as np
 
+from patterns.exposure import at_run_dwell
+from storage.run_fields import dwell_of_points
+
 
 def percentiles(values: Any) -> dict[str, Any]:
     """``{"median", "p99", "n"}`` of timings (None for an empty list)."""
@@ -17,7 +20,8 @@ def percentiles(values: Any) -> dict[str, Any]:
 
 
 class PrimaryCollector:
-    """Keeps the (position, counts) points of the primary stream of the latest run.
+    """Keeps the (position, counts) points of the primary stream of the latest run (counts on the
+    run's dwell when the run varied it per point: `storage.run_fields.dwell_of_points`).
 
     Also the wall time (``time.perf_counter``, s) at which each primary event arrived, so the
     median step of a plain ``bp.scan`` (move, trigger, read, documents) can be measured.
@@ -31,21 +35,28 @@ class PrimaryCollector:
         self.event_wall_s: list[float] = []
         self.decisions: list[dict[str, Any]] = []
         self.decision_descriptors: set[str] = set()
+        self.start: dict[str, Any] = {}
+        self.dwell: tuple[str, float] | None = None
 
     def __call__(self, name: str, doc: dict[str, Any]) -> None:
         if name == "start":
+            self.start, self.dwell = doc, None
             self.primary.clear(), self.decision_descriptors.clear()
             self.two_theta, self.counts, self.decisions, self.event_wall_s = [], [], [], []
         elif name == "descriptor":
             if doc.get("name") == "primary":
                 self.primary.add(doc["uid"])
+                self.dwell = dwell_of_points(self.start, list(doc.get("data_keys") or {}))
             elif doc.get("name") == "decisions":
                 self.decision_descriptors.add(doc["uid"])
         elif name == "event":
             if doc["descriptor"] in self.primary:
                 self.event_wall_s.append(time.perf_counter())
                 self.two_theta.append(float(doc["data"][self.motor_field]))
-                self.counts.append(float(doc["data"][self.counts_field]))
+                counts = float(doc["data"][self.counts_field])
+                if self.dwell is not None:
+                    counts = float(at_run_dwell(counts, doc["data"][self.dwell[0]], self.dwell[1]))
+                self.counts.append(counts)
             elif doc["descriptor"] in self.decision_descriptors:
                 self.decisions.append(doc["data"])
 

@@ -37,6 +37,7 @@ from agent.policy import PolicyConfig
 from agent.settling import confidence_for_risk, first_settled
 from bench.loop_collector import PrimaryCollector
 from bench.loop_sets import Job
+from patterns.exposure import at_run_dwell
 
 SCAN_START, SCAN_STOP, FINE = 5.0, 60.0, 0.04
 UNIFORM_STEPS: tuple[float, ...] = (0.04, 0.08, 0.16, 0.24, 0.32)
@@ -94,19 +95,20 @@ class DeviceMeasure:
         self.beamline, self.began = beamline, beamline.clock.time()
         self.times_s: list[float] = []
 
-    def __call__(self, two_theta: float, dwell: float | None = None) -> float:
-        """Counts at `two_theta`; with `dwell` (s), counted for that long and scaled to the detector's dwell."""
+    def __call__(self, two_theta: float, exposure: float = 1.0) -> float:
+        """Counts at `two_theta`, counted for `exposure` of the detector's dwell and rescaled to it
+        (as the plan counts and every reader rescales: `patterns.exposure`)."""
         detector = self.beamline.detector
         base = float(detector.dwell.get())
-        if dwell is not None:
-            detector.dwell.put(float(dwell))
+        if exposure != 1.0:
+            detector.dwell.put(base * exposure)
         self.beamline.motor.set(float(two_theta)).wait()
         detector.trigger().wait()
         self.times_s.append(self.beamline.clock.time() - self.began)
         counts = float(detector.counts.get())
-        if dwell is not None:
+        if exposure != 1.0:
             detector.dwell.put(base)
-            counts *= base / float(dwell)
+            counts = float(at_run_dwell(counts, base * exposure, base))
         return counts
 
 
@@ -188,22 +190,17 @@ class Scanner:
         predicted = classify(job.classifier, self.collector.two_theta, self.collector.counts)
         return self._outcome(job, "slope_adaptive", delta, predicted, acq, len(self.collector.two_theta), wall)
 
-    def agent(self, job: Job, risks: tuple[float, ...], background_dwell: float | None = None,
-              **policy: float) -> list[ScanOutcome]:
+    def agent(self, job: Job, risks: tuple[float, ...], **policy: float) -> list[ScanOutcome]:
         """The agent at every risk of `risks`, from one full-path scan (module docstring); `policy`
-        overrides `agent.policy.PolicyConfig` fields other than the risk (e.g. ``coarse_step``);
-        `background_dwell` (s) counts the coarse steps for that long (`bench.loop_tuning`; not in the plan)."""
-        from agent.decision import ActionKind
+        overrides `agent.policy.PolicyConfig` fields other than the risk (e.g. ``coarse_step``,
+        ``background_dwell``)."""
         from agent.replay import replay
         from agent.top_two import TopTwoCams
 
         config = PolicyConfig(start=self.start, stop=self.stop, early_stop=False, **policy)
         measure = self._measure(job)
-        base = float(measure.beamline.detector.dwell.get())
-        dwell_of = None if background_dwell is None else (
-            lambda decision: background_dwell if decision.action is ActionKind.COARSE else base)
         began = time.perf_counter()
-        result = replay(measure, TopTwoCams(job.classifier), config, dwell_of)
+        result = replay(measure, TopTwoCams(job.classifier), config)
         wall = time.perf_counter() - began
         self.replay_decision_ms.extend(result.decision_ms)
         acq, n_full = measure.times_s[-1], result.scan.n_points

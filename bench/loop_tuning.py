@@ -11,13 +11,14 @@ scanned here; `tests/test_loop_tuning.py` checks that the tuning structures are 
 unseen materials.
 
 Every film is scanned by the uniform steps of the loop benchmark and by the agent at each candidate
-coarse step (`CANDIDATE_STEPS`; fine step 0.04 over peaks), with the risks of the loop benchmark
-plus ``risk=0`` (never settles: the full path). The rule (:func:`choose_coarse_step`): the
-coarsest step whose full-path accuracy is at least a uniform 0.04-degree scan's minus 0.01, the
-same margin the loop issue asks of the agent; `agent.policy.DEFAULT_COARSE_STEP` holds the result.
-At the chosen step the agent is also scanned with shorter dwells over background
-(`BACKGROUND_DWELLS_S`), and every curve's best accuracy within 15 % of the uniform 0.04-degree
-scan's time is listed (the loop issue's line).
+coarse step (`CANDIDATE_STEPS`; fine step 0.04 over peaks; every point counted for the full dwell),
+with the risks of the loop benchmark plus ``risk=0`` (never settles: the full path). The rule
+(:func:`choose_setting`): the coarsest step whose full-path accuracy is at least a uniform
+0.04-degree scan's minus 0.01, the same margin the loop issue asks of the agent;
+`agent.policy.DEFAULT_COARSE_STEP` holds the result. At the chosen step the agent is then scanned
+with coarse steps over background counted for a fraction of the dwell (`BACKGROUND_DWELLS`), and
+the same rule picks the shortest (`agent.policy.DEFAULT_BACKGROUND_DWELL`). Every curve's best
+accuracy within 15 % of the uniform 0.04-degree scan's time is listed (the loop issue's line).
 """
 
 from __future__ import annotations
@@ -36,12 +37,8 @@ from bench.loop_sets import TASK, UNSEEN_TEXTURE, Job
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 CANDIDATE_STEPS: tuple[float, ...] = (0.16, 0.24, 0.32, 0.48)
 """Coarse steps tried, degrees (whole multiples of the 0.04-degree fine step)."""
-BACKGROUND_DWELLS_S: tuple[float, ...] = (0.5, 0.25)
-"""Shorter dwells over background tried at the chosen step, seconds (the beamline's own: 1 s).
-
-Not a setting of the plan yet (the documents, the agent and the readers of stored runs would have
-to carry and divide by each point's dwell): measured here with `agent.replay.replay`'s ``dwell_of``
-(counts scaled to 1 s), to see what time spent where the information is would buy."""
+BACKGROUND_DWELLS: tuple[float, ...] = (1.0, 0.5, 0.25, 0.125)
+"""Fractions of the dwell tried for coarse steps over background at the chosen step (1: the first sweep)."""
 FULL_PATH_RISK = 0.0
 """A risk at which nothing settles: the agent's full path, scanned to the end of the range."""
 MARGIN = loop_curves.ACCURACY_MARGIN
@@ -70,25 +67,31 @@ def tuning_jobs(classifier: Any, seed: int, max_samples: int | None = None) -> l
     return jobs
 
 
-def choose_coarse_step(full_path: dict[float, float], fine_accuracy: float, margin: float = MARGIN) -> float:
-    """The coarsest step whose full-path accuracy is at least `fine_accuracy` - `margin`.
+def choose_setting(full_path: dict[float, float], fine_accuracy: float, margin: float = MARGIN,
+                   cheapest: Callable[[list[float]], float] = max) -> float:
+    """The cheapest setting whose full-path accuracy is at least `fine_accuracy` - `margin`.
 
     Parameters
     ----------
     full_path : dict
-        ``{coarse step (degrees): accuracy of the agent's full path}``.
+        ``{setting: accuracy of the agent's full path}`` (coarse step, degrees; or background
+        dwell, fraction of the dwell).
+    cheapest : callable
+        Which of the settings that qualify is cheapest: ``max`` for a coarse step (default),
+        ``min`` for a dwell.
     fine_accuracy : float
         Accuracy of the uniform 0.04-degree scan on the same films.
     margin : float
-        Accuracy the coarser step may give up.
+        Accuracy the cheaper setting may give up.
 
     Returns
     -------
     float
-        The chosen step; the finest candidate when none qualifies.
+        The chosen setting; the most expensive candidate when none qualifies.
     """
-    good = [step for step, accuracy in full_path.items() if accuracy >= fine_accuracy - margin]
-    return max(good) if good else min(full_path)
+    good = [setting for setting, accuracy in full_path.items() if accuracy >= fine_accuracy - margin]
+    most_expensive = min if cheapest is max else max
+    return cheapest(good) if good else most_expensive(full_path)
 
 
 def run(quick: bool = False, out: Path | None = None, *, seed: int = 0, max_samples: int | None = None,
@@ -131,7 +134,7 @@ def run(quick: bool = False, out: Path | None = None, *, seed: int = 0, max_samp
     for index, job in enumerate(jobs):
         outcomes += scanner.uniform(job)
         for step in steps:
-            for outcome in scanner.agent(job, (FULL_PATH_RISK, *RISKS), coarse_step=step):
+            for outcome in scanner.agent(job, (FULL_PATH_RISK, *RISKS), coarse_step=step, background_dwell=1.0):
                 outcome.strategy = f"agent coarse {step:g}"
                 outcomes.append(outcome)
         if (index + 1) % 10 == 0 or index + 1 == len(jobs):
@@ -139,15 +142,18 @@ def run(quick: bool = False, out: Path | None = None, *, seed: int = 0, max_samp
     curve = loop_curves.curves(outcomes)
     fine = next(p for p in curve["uniform"] if p["knob"] == 0.04)
     full_path = {step: next(p for p in curve[f"agent coarse {step:g}"] if p["knob"] == FULL_PATH_RISK) for step in steps}
-    chosen = choose_coarse_step({s: p["accuracy"] for s, p in full_path.items()}, fine["accuracy"])
+    chosen = choose_setting({s: p["accuracy"] for s, p in full_path.items()}, fine["accuracy"])
     for index, job in enumerate(jobs):  # the chosen step with shorter dwells over background
-        for dwell in BACKGROUND_DWELLS_S:
+        for dwell in BACKGROUND_DWELLS[1:]:
             for outcome in scanner.agent(job, (FULL_PATH_RISK, *RISKS), background_dwell=dwell, coarse_step=chosen):
-                outcome.strategy = f"agent coarse {chosen:g}, background dwell {dwell:g} s"
+                outcome.strategy = _dwell_strategy(chosen, dwell)
                 outcomes.append(outcome)
         if (index + 1) % 10 == 0 or index + 1 == len(jobs):
             log(f"  background dwell: {index + 1}/{len(jobs)} films ({time.perf_counter() - began:.0f} s)")
     curve = loop_curves.curves(outcomes)
+    dwell_path = {d: next(p for p in curve[f"agent coarse {chosen:g}" if d == 1.0 else _dwell_strategy(chosen, d)]
+                          if p["knob"] == FULL_PATH_RISK) for d in BACKGROUND_DWELLS}
+    chosen_dwell = choose_setting({d: p["accuracy"] for d, p in dwell_path.items()}, fine["accuracy"], cheapest=min)
     budget = loop_curves.FINE_TIME_FRACTION * fine["acq_time_s"]
     at_budget = {strategy: loop_curves.accuracy_at(points, budget) for strategy, points in curve.items()}
     by_film = {}  # the same two lines on the default and on the weak films alone
@@ -165,7 +171,11 @@ def run(quick: bool = False, out: Path | None = None, *, seed: int = 0, max_samp
         "by_film": by_film,
         "accuracy_within_15pct_of_uniform_0_04_time": {k: (v if v > -1 else None) for k, v in at_budget.items()},
         "chosen_coarse_step": chosen,
-        "rule": f"the coarsest step whose full-path accuracy >= uniform 0.04 accuracy - {MARGIN}",
+        "full_path_background_dwell": {f"{d:g}": {**p, "acq_time_fraction": p["acq_time_s"] / fine["acq_time_s"]}
+                                       for d, p in dwell_path.items()},
+        "chosen_background_dwell": chosen_dwell,
+        "rule": f"the coarsest step, then the shortest background dwell (fraction of the dwell), whose full-path "
+                f"accuracy >= uniform 0.04 accuracy - {MARGIN}",
         "curves": curve,
         "config": {"quick": quick, "seed": seed, "steps": list(steps), "risks": [FULL_PATH_RISK, *RISKS],
                    "git_commit": _git_commit(), "bench_wall_s": time.perf_counter() - began},
@@ -174,5 +184,9 @@ def run(quick: bool = False, out: Path | None = None, *, seed: int = 0, max_samp
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
     loop_curves.plot({"prototype films (tuning set)": curve}, out.with_suffix(".png"))
-    log(f"loop tuning: chosen coarse step {chosen:g} deg; wrote {out}")
+    log(f"loop tuning: chosen coarse step {chosen:g} deg, background dwell {chosen_dwell:g} of the dwell; wrote {out}")
     return result
+
+
+def _dwell_strategy(step: float, dwell: float) -> str:
+    return f"agent coarse {step:g}, background dwell {dwell:g}"

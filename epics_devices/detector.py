@@ -7,8 +7,8 @@ counts. The PV names come from the beamline configuration, so the same class dri
 simulated IOC (``det:Acquire``, ``det:AcquireTime``, ``det:Counts``) and a scaler record
 (``.CNT``, ``.TP``, ``.S2``).
 
-Readings (device named ``det``): ``det_counts`` (hinted). Configuration: ``det_dwell`` (s,
-the exposure-time PV; ``adaptive_scan(dwell=...)`` sets it).
+Readings (device named ``det``): ``det_counts`` (hinted) and ``det_dwell`` (s, the exposure-time
+PV, read with every point: ``adaptive_scan`` counts background steps shorter and sets it per point).
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ class CountingDetector(Device):
     """
 
     acquire = FCpt(EpicsSignal, "{prefix}{_acquire_suffix}", put_complete=True, kind="omitted")
-    dwell = FCpt(EpicsSignal, "{prefix}{_exposure_time_suffix}", kind="config")
+    dwell = FCpt(EpicsSignal, "{prefix}{_exposure_time_suffix}", kind="normal")
     counts = FCpt(EpicsSignalRO, "{prefix}{_counts_suffix}", kind="hinted")
 
     def __init__(self, prefix: str, *, name: str, acquire_suffix: str = "Acquire",

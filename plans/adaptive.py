@@ -103,7 +103,12 @@ def adaptive_scan(
         Steps where the pattern is flat / inside peaks, for back-step fills and after a fallback,
         degrees (0 < `fine_step` < `coarse_step`).
     dwell : float, optional
-        Counting time per point, seconds, set on the detector's ``dwell`` signal; None keeps it.
+        The run's counting time per point, seconds, set on the detector's ``dwell`` signal; None
+        keeps it. Coarse steps over background are counted for the policy's ``background_dwell``
+        fraction of it (``policy={"background_dwell": 1.0}``: every point the same); the dwell
+        signal is read with every point (``start["adaptive"]["dwell_field"]``) and restored at
+        the end of the run, and every reader rescales counts to the run's dwell
+        (`patterns.exposure`).
     risk : float
         The one knob: the calibrated probability of a wrong answer accepted when the scan stops
         early (0-1; default 0.02, "stop only when P(wrong) < 2 %"). It sets the confidence the label
@@ -161,7 +166,8 @@ def adaptive_scan(
     loop = DecisionLoop(agent, config, timeout, on_agent_failure)
     used_dwell = float(detectors[0].dwell.get()) if hasattr(detectors[0], "dwell") else None  # what counts, not what was asked
     run_md = _start_metadata(detectors, motor, config, loop.agent_info,
-                             {"dwell": used_dwell, "timeout": timeout, "counts_field": counts_field,
+                             {"dwell": used_dwell, "dwell_field": _dwell_field(detectors[0]),
+                              "timeout": timeout, "counts_field": counts_field,
                               "motor_field": motor_field, "on_agent_failure": on_agent_failure,
                               "saturation": saturation})
     run_md.update(md or {})
@@ -191,17 +197,26 @@ def _measured_run(detectors: list[Any], motor: Any, motor_field: str, agent: Any
     """
     config = loop.config
     counts_field, saturation = run_md["adaptive"]["counts_field"], run_md["adaptive"]["saturation_counts"]
+    run_dwell = run_md["adaptive"]["dwell_s"]
+    dwell = detectors[0].dwell if run_md["adaptive"]["dwell_field"] else None
     recorder = make_decision_record(run_md["adaptive"]["classes"])
     run_uid = RunUid()
     callbacks = [run_uid, *([agent.document_callback] if agent.document_callback else [])]
 
     def measure_until_settled():
         positions: tuple[float, ...] = (config.start,)
+        counting = run_dwell
+        fraction = 1.0
         while positions:
             for position in positions:
                 yield from bps.checkpoint()
-                yield from bps.mv(motor, position)
-                reading = yield from bps.trigger_and_read([*detectors, motor])
+                wanted = run_dwell * fraction if dwell is not None else None
+                if wanted is not None and wanted != counting:
+                    yield from bps.mv(motor, position, dwell, wanted)
+                    counting = wanted
+                else:
+                    yield from bps.mv(motor, position)
+                reading = yield from bps.trigger_and_read([*detectors, motor])  # the detector's read holds its dwell
                 loop.progress.add(reading[motor_field]["value"], reading[counts_field]["value"], saturation)
             decision = loop.next_decision(run_uid.value)
             while decision is None:  # on_agent_failure="pause": wait for RE.resume(), then ask again
@@ -211,7 +226,7 @@ def _measured_run(detectors: list[Any], motor: Any, motor_field: str, agent: Any
             loop.record_answer(decision)
             recorder.record(decision, loop.roundtrip_ms, loop)
             yield from bps.trigger_and_read([recorder], name=DECISIONS_STREAM)
-            positions = decision.positions  # empty for STOP
+            positions, fraction = decision.positions, decision.dwell_fraction  # no positions: STOP
 
     def close_with_outcome():
         # bluesky's stop document takes exit_status and reason only: the outcome goes into reason
@@ -223,12 +238,16 @@ def _measured_run(detectors: list[Any], motor: Any, motor_field: str, agent: Any
         else:
             yield from bps.close_run(exit_status="fail", reason=str(error))
 
+    def restore_dwell():  # a later scan counts as long as the user set, whatever the last point's dwell
+        if dwell is not None:
+            yield from bps.mv(dwell, run_dwell)
+
     @bpp.stage_decorator([*detectors, motor])
     @bpp.subs_decorator({"all": callbacks})
     def the_run():
         uid = yield from bps.open_run(md=run_md)
-        yield from bpp.contingency_wrapper(measure_until_settled(), except_plan=close_on_error,
-                                           else_plan=close_with_outcome)
+        yield from bpp.contingency_wrapper(bpp.finalize_wrapper(measure_until_settled(), restore_dwell()),
+                                           except_plan=close_on_error, else_plan=close_with_outcome)
         return uid
 
     return (yield from the_run())
@@ -266,6 +285,16 @@ def _check_setup(detectors: list[Any], motor: Any, config: PolicyConfig, timeout
     return _first_hint(detectors[0], "detector"), _first_hint(motor, "motor")
 
 
+def _dwell_field(detector: Any) -> str | None:
+    """The data key of the detector's dwell when the detector reads it with every point, else None
+    (then the plan counts every point for the run's dwell: a per-point dwell nobody records would
+    be a silent misread)."""
+    signal = getattr(detector, "dwell", None)
+    if signal is None or signal.name not in detector.describe():
+        return None
+    return str(signal.name)
+
+
 def _start_metadata(detectors: list[Any], motor: Any, config: PolicyConfig, agent_info: dict[str, Any],
                     settings: dict[str, Any]) -> dict[str, Any]:
     """The start document: plan arguments once (``plan_args``), the policy and fields under ``adaptive``.
@@ -295,6 +324,8 @@ def _start_metadata(detectors: list[Any], motor: Any, config: PolicyConfig, agen
             "agent": {k: v for k, v in agent_info.items() if isinstance(v, (str, int, float, bool))},
             "timeout_s": settings["timeout"],
             "saturation_counts": settings["saturation"],
+            "dwell_s": settings["dwell"],
+            "dwell_field": settings["dwell_field"],
         },
     }
     sample = getattr(detectors[0], "sample", None)

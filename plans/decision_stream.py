@@ -32,6 +32,7 @@ class DecisionRecord(Device):
     action = Cpt(Signal, value="", kind="hinted", doc="coarse / fine / backstep / stop")
     next_position = Cpt(Signal, value=math.nan, kind="normal", doc="first next position, degrees (NaN on stop)")
     n_next = Cpt(Signal, value=0, kind="normal", doc="number of next positions")
+    dwell_fraction = Cpt(Signal, value=1.0, kind="normal", doc="fraction of the run's dwell the next positions are counted for")
     reason = Cpt(Signal, value="", kind="normal", doc="why this action")
     label = Cpt(Signal, value="", kind="hinted", doc="predicted class")
     confidence = Cpt(Signal, value=math.nan, kind="hinted", doc="calibrated probability of label")
@@ -68,6 +69,7 @@ class DecisionRecord(Device):
             self.action: decision.action.value,
             self.next_position: float(first),
             self.n_next: len(decision.positions),
+            self.dwell_fraction: float(decision.dwell_fraction),
             self.reason: decision.reason,
             self.label: decision.label,
             self.confidence: float(decision.confidence),

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from agent.policy import COARSE_GAP_STEPS
+from agent.policy_config import COARSE_GAP_STEPS
 from plans.run_record import RunRecord
 
 STEP_COLOURS = {"fine": "tab:blue", "coarse": "tab:orange"}

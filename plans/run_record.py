@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from agent.partial_scan import PRIMARY_STREAM
+from patterns.exposure import at_run_dwell
 from plans.decision_stream import DECISIONS_STREAM, probability_columns
 
 DECISION_PREFIX = "decision_"
@@ -32,7 +33,8 @@ class RunRecord:
     two_theta : np.ndarray
         Measured positions in measurement order, degrees.
     counts : np.ndarray
-        Detector counts at those positions.
+        Detector counts at those positions, on the run's dwell (rescaled from each point's own
+        dwell when the run varied it: ``start["adaptive"]["dwell_field"]``, `patterns.exposure`).
     decisions : dict of str to np.ndarray
         The ``decisions`` stream, one array per field (without the ``decision_`` prefix), in order,
         plus ``"probabilities"``: float [n_decisions, n_classes] assembled from the per-class fields.
@@ -103,7 +105,10 @@ class RunCollector:
                 motor = adaptive.get("motor_field") or _first_motor(self.records[run_uid].start)
                 detector = adaptive.get("counts_field")
                 positions.append(float(doc["data"][motor]))
-                counts.append(float(doc["data"][detector]) if detector else math.nan)
+                value = float(doc["data"][detector]) if detector else math.nan
+                if adaptive.get("dwell_field"):
+                    value = float(at_run_dwell(value, doc["data"][adaptive["dwell_field"]], adaptive["dwell_s"]))
+                counts.append(value)
             elif stream == DECISIONS_STREAM:
                 columns = self._decisions[run_uid]
                 for key, value in doc["data"].items():
@@ -147,12 +152,13 @@ def record_from_tiled(run: Any) -> RunRecord:
     if PRIMARY_STREAM not in run:
         raise ValueError(f"run {start.get('uid')} has no primary stream")
     primary = run[PRIMARY_STREAM].read()
-    record = RunRecord(
-        start=start,
-        stop=stop,
-        two_theta=np.asarray(primary[adaptive["motor_field"]], dtype=np.float64),
-        counts=np.asarray(primary[adaptive["counts_field"]], dtype=np.float64),
-    )
+    counts = np.asarray(primary[adaptive["counts_field"]], dtype=np.float64)
+    if adaptive.get("dwell_field"):
+        if adaptive["dwell_field"] not in primary:
+            raise ValueError(f"run {start.get('uid')}: its points' dwell {adaptive['dwell_field']!r} is not stored")
+        counts = at_run_dwell(counts, np.asarray(primary[adaptive["dwell_field"]], dtype=np.float64), adaptive["dwell_s"])
+    record = RunRecord(start=start, stop=stop,
+                       two_theta=np.asarray(primary[adaptive["motor_field"]], dtype=np.float64), counts=counts)
     if DECISIONS_STREAM in run:
         decisions = run[DECISIONS_STREAM].read()
         record.decisions = with_probability_matrix({

@@ -72,3 +72,27 @@ def sample_of(start: Mapping[str, Any], configuration: Mapping[str, Any] | None 
             if key.endswith("_sample") and isinstance(value, str) and value:
                 return value
     return None
+
+
+def dwell_of_points(start: Mapping[str, Any], data_vars: list[str]) -> tuple[str, float] | None:
+    """The per-point dwell field and the run's dwell (s) of a run that varies its dwell, else None.
+
+    An adaptive scan names them in ``start["adaptive"]["dwell_field"]`` / ``["dwell_s"]``; its
+    counts are then rescaled to the run's dwell by every reader (`patterns.exposure.at_run_dwell`).
+
+    Raises
+    ------
+    ValueError
+        The run names a dwell field its stream does not hold, or no run dwell (reading such a run
+        without the dwell would be a silent misread).
+    """
+    adaptive = start.get("adaptive")
+    name = adaptive.get("dwell_field") if isinstance(adaptive, Mapping) else None
+    if not name:
+        return None
+    if name not in data_vars:
+        raise ValueError(f"run {start.get('uid')}: its points' dwell {name!r} is not among the fields {data_vars}")
+    try:
+        return str(name), float(adaptive["dwell_s"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"run {start.get('uid')}: names a per-point dwell but no run dwell (adaptive.dwell_s)") from exc

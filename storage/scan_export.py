@@ -6,7 +6,7 @@ run's scan, when the run closes, to an export kept in the same catalog, beside `
 
 ``exports/scan_points``
     one row per measured point: ``run`` (int64, :func:`run_key` of the uid), ``seq`` (int64,
-    measurement order), ``two_theta`` (float64, degrees), ``intensity`` (float64, counts);
+    measurement order), ``two_theta`` (float64, degrees), ``intensity`` (float64, counts on the run's dwell: `patterns.exposure`);
 ``exports/scan_runs``
     one row per exported run: ``run``, ``uid``, ``sample`` ("" when none), ``points`` (int64).
 
@@ -26,7 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from storage.run_fields import detector_field, motor_field, sample_of
+from patterns.exposure import at_run_dwell
+from storage.run_fields import detector_field, dwell_of_points, motor_field, sample_of
 
 logger = logging.getLogger("xrd_agent.storage")
 
@@ -162,6 +163,7 @@ class ScanExportWriter:
         self._start: Mapping[str, Any] | None = None
         self._primary: str | None = None
         self._fields: tuple[str, str] | None = None
+        self._dwell: tuple[str, float] | None = None  # (field, run dwell s) of a run that varies it
         self._sample: str | None = None
         self._points: dict[int, tuple[float, float]] = {}
 
@@ -184,17 +186,24 @@ class ScanExportWriter:
             fields = list(doc.get("data_keys") or {})
             x = motor_field(self._start)
             self._fields = (x, detector_field(self._start, doc, fields)) if x in fields else None
+            self._dwell = dwell_of_points(self._start, fields)
             self._sample = sample_of(self._start, doc.get("configuration"))
         elif name == "event" and doc.get("descriptor") == self._primary and self._fields is not None:
-            x, y = self._fields
             # a re-measured point keeps its first reading, as the spooled writer does
-            self._points.setdefault(int(doc["seq_num"]), (float(doc["data"][x]), float(doc["data"][y])))
+            self._points.setdefault(int(doc["seq_num"]), self._point(doc["data"]))
         elif name == "event_page" and doc.get("descriptor") == self._primary and self._fields is not None:
-            x, y = self._fields
-            for seq, xv, yv in zip(doc["seq_num"], doc["data"][x], doc["data"][y]):
-                self._points.setdefault(int(seq), (float(xv), float(yv)))
+            for k, seq in enumerate(doc["seq_num"]):
+                self._points.setdefault(int(seq), self._point({key: column[k] for key, column in doc["data"].items()}))
         elif name == "stop":
             self._export(str(self._start["uid"]))
+
+    def _point(self, data: Mapping[str, Any]) -> tuple[float, float]:
+        """(2-theta, counts on the run's dwell) of one event's data."""
+        x, y = self._fields
+        counts = float(data[y])
+        if self._dwell is not None:
+            counts = float(at_run_dwell(counts, float(data[self._dwell[0]]), self._dwell[1]))
+        return float(data[x]), counts
 
     def _export(self, uid: str) -> None:
         self._start = None

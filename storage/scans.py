@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 
 from storage.labels import LABEL_KEY, search_runs
-from storage.run_fields import detector_field, motor_field, sample_of
+from patterns.exposure import at_run_dwell
+from storage.run_fields import detector_field, dwell_of_points, motor_field, sample_of
 
 logger = logging.getLogger("xrd_agent.storage")
 
@@ -71,7 +72,14 @@ def scan_arrays(run: Any, stream: Any = None) -> tuple[np.ndarray, np.ndarray]:
 
     Reads the stream's event table in one request when the run was written by
     TiledWriter (several times faster than assembling the xarray Dataset); other
-    layouts go through ``primary.read()``.
+    layouts go through ``primary.read()``. A run that varied its dwell per point has its counts
+    rescaled to the run's dwell (`storage.run_fields.dwell_of_points`, `patterns.exposure`).
+
+    Raises
+    ------
+    ValueError
+        No primary stream, no motor or detector field, mismatched columns, or a per-point dwell
+        the run names but does not hold.
     """
     start = run.metadata["start"]
     if stream is None:
@@ -91,7 +99,8 @@ def scan_arrays(run: Any, stream: Any = None) -> tuple[np.ndarray, np.ndarray]:
         if x_name in columns:
             # The whole table in one request is faster here than a column selection.
             frame = table.read()
-            return np.asarray(frame[x_name], dtype=np.float64), np.asarray(frame[y_name], dtype=np.float64)
+            return _at_run_dwell(start, frame, columns, np.asarray(frame[x_name], dtype=np.float64),
+                                 np.asarray(frame[y_name], dtype=np.float64))
     data = stream.read()
     data_vars = list(data.data_vars)
     y_name = detector_field(start, stream.metadata, data_vars)
@@ -99,7 +108,15 @@ def scan_arrays(run: Any, stream: Any = None) -> tuple[np.ndarray, np.ndarray]:
     y = np.asarray(data[y_name], dtype=np.float64)
     if x.shape != y.shape or x.ndim != 1:
         raise ValueError(f"run {start.get('uid')}: {x_name} and {y_name} are not matching 1D columns")
-    return x, y
+    return _at_run_dwell(start, data, data_vars, x, y)
+
+
+def _at_run_dwell(start: Any, table: Any, columns: list[str], x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(x, y) with y rescaled to the run's dwell when the run varied it per point."""
+    dwell = dwell_of_points(start, columns)
+    if dwell is None:
+        return x, y
+    return x, at_run_dwell(y, np.asarray(table[dwell[0]], dtype=np.float64), dwell[1])
 
 
 def _cached_arrays(cache_dir: Path | None, uid: str) -> tuple[np.ndarray, np.ndarray, str | None] | None:

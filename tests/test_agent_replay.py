@@ -19,7 +19,7 @@ def test_a_scan_from_zero_is_classified_only_from_points_on_the_models_range() -
     config = PolicyConfig(start=0.0, stop=7.0)
     peaks = (5.6, 6.3)  # two peaks just inside the model's 5-60 deg range
 
-    def measure(two_theta: float) -> float:
+    def measure(two_theta: float, exposure: float = 1.0) -> float:  # noiseless: the same on any dwell
         return 200.0 + sum(5000.0 * np.exp(-0.5 * ((two_theta - p) / 0.05) ** 2) for p in peaks)
 
     result = replay(measure, classifier, config)

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from agent.policy import DEFAULT_COARSE_STEP
+from agent.policy import DEFAULT_BACKGROUND_DWELL, DEFAULT_COARSE_STEP
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "docs" / "beamline.example.toml"
@@ -337,7 +337,7 @@ def test_bluesky_scan_over_channel_access_sees_the_peak(beamline):
     assert abs(positions[np.argmax(counts)] - peak) <= 0.1  # the 0.1 deg grid's nearest point
     descriptor = next(d for n, d in documents if n == "descriptor")
     assert descriptor["data_keys"]["det_counts"]["source"] == f"PV:{PREFIX}det:Counts"
-    assert descriptor["configuration"]["det"]["data"]["det_dwell"] == 1.0
+    assert {row["data"]["det_dwell"] for row in rows} == {1.0}  # the exposure-time PV, read with each point
     assert next(d for n, d in documents if n == "stop")["exit_status"] == "success"
 
 
@@ -383,8 +383,10 @@ def test_adaptive_scan_runs_unchanged_over_channel_access(beamline):
     decisions = events(documents, DECISIONS_STREAM)
     assert decisions and not any(row["data"]["decision_fallback"] for row in decisions)
     assert decisions[-1]["data"]["decision_label"] in classifier.classes
-    descriptor = next(d for n, d in documents if n == "descriptor" and d["name"] == "primary")
-    assert descriptor["configuration"]["det"]["data"]["det_dwell"] == 0.5  # set over CA by the plan
+    # set over CA by the plan, point by point: the run's 0.5 s, background steps a fraction of it
+    dwells = {row["data"]["det_dwell"] for row in events(documents)}
+    assert dwells == {0.5, 0.5 * DEFAULT_BACKGROUND_DWELL}
+    assert beamline.detector.dwell.get() == 0.5  # restored at the end of the run
     print(f"adaptive_scan over CA: {positions.size} points, {len(decisions)} decisions in {wall:.1f} s wall")
 
 

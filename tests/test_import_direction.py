@@ -25,7 +25,7 @@ ALLOWED: dict[str, frozenset[str]] = {
     "models": frozenset({"patterns"}),
     "training": frozenset({"models", "crystals", "patterns"}),
     "evaluation": frozenset({"training", "models", "sim_devices", "crystals", "patterns"}),
-    "agent": frozenset({"models"}),
+    "agent": frozenset({"models", "patterns"}),
     "storage": frozenset({"patterns"}),
     "plans": frozenset({"agent", "sim_devices", "epics_devices", "models", "storage", "patterns"}),
     "flows": frozenset({"training", "models", "storage", "patterns"}),

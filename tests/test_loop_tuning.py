@@ -1,4 +1,4 @@
-"""The coarse-step tuning: its rule, its set kept apart from the reported sets, and a run end to end."""
+"""The coarse-step and background-dwell tuning: its rule, its set kept apart from the reported sets, and a run end to end."""
 
 from __future__ import annotations
 
@@ -6,14 +6,21 @@ import json
 
 import pytest
 
-from bench.loop_tuning import choose_coarse_step, run, tuning_jobs
+from bench.loop_tuning import choose_setting, run, tuning_jobs
 
 
 def test_the_coarsest_step_within_the_margin_of_the_fine_scan_is_chosen() -> None:
     full_path = {0.16: 0.72, 0.24: 0.70, 0.32: 0.69, 0.48: 0.58}
-    assert choose_coarse_step(full_path, fine_accuracy=0.70) == 0.32
-    assert choose_coarse_step(full_path, fine_accuracy=0.71) == 0.24  # 0.32 now gives up more than 0.01
-    assert choose_coarse_step({0.16: 0.5, 0.32: 0.4}, fine_accuracy=0.9) == 0.16  # none qualifies: the finest
+    assert choose_setting(full_path, fine_accuracy=0.70) == 0.32
+    assert choose_setting(full_path, fine_accuracy=0.71) == 0.24  # 0.32 now gives up more than 0.01
+    assert choose_setting({0.16: 0.5, 0.32: 0.4}, fine_accuracy=0.9) == 0.16  # none qualifies: the finest
+
+
+def test_the_shortest_background_dwell_within_the_margin_is_chosen() -> None:
+    full_path = {1.0: 0.70, 0.5: 0.71, 0.25: 0.695, 0.125: 0.66}
+    assert choose_setting(full_path, fine_accuracy=0.70, cheapest=min) == 0.25
+    assert choose_setting(full_path, fine_accuracy=0.72, cheapest=min) == 0.5
+    assert choose_setting({1.0: 0.5, 0.25: 0.4}, fine_accuracy=0.9, cheapest=min) == 1.0  # none qualifies: the full dwell
 
 
 def test_the_tuning_films_are_no_structure_the_loop_benchmark_reports() -> None:
@@ -39,7 +46,9 @@ def test_a_small_tuning_run_writes_the_curves_and_its_choice(tmp_path) -> None:
     assert written["full_path"]["0.32"]["acq_time_s"] < written["full_path"]["0.16"]["acq_time_s"]
     assert out.with_suffix(".png").stat().st_size > 0
     chosen = f"{written['chosen_coarse_step']:g}"
-    shorter = written["curves"][f"agent coarse {chosen}, background dwell 0.25 s"]
+    assert written["chosen_background_dwell"] in (1.0, 0.5, 0.25, 0.125)
+    assert set(written["full_path_background_dwell"]) == {"1", "0.5", "0.25", "0.125"}
+    shorter = written["curves"][f"agent coarse {chosen}, background dwell 0.25"]
     full = {p["knob"]: p for p in written["curves"][f"agent coarse {chosen}"]}
     for point in shorter:  # the same positions counted shorter over background: less time, the same points
         assert point["acq_time_s"] < full[point["knob"]]["acq_time_s"] or point["points"] != full[point["knob"]]["points"]

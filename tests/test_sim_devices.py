@@ -139,10 +139,10 @@ def test_noise_none_records_the_expectation_and_seed_reproduces() -> None:
         bl.detector.noise.put("gaussian")
 
 
-def test_detector_configuration_records_sample_dwell_acceptance_and_noise() -> None:
+def test_detector_configuration_records_sample_acceptance_and_noise_and_each_reading_its_dwell() -> None:
     bl = make_beamline(sample="CsPbBr3-textured", dwell=0.5, acceptance=0.02)
     config = {k: v["value"] for k, v in bl.detector.read_configuration().items()}
-    assert config["det_dwell"] == 0.5 and config["det_acceptance"] == 0.02
+    assert bl.detector.read()["det_dwell"]["value"] == 0.5 and config["det_acceptance"] == 0.02
     assert config["det_noise"] == "poisson" and config["det_sample"] == "CsPbBr3-textured"
     info = json.loads(config["det_sample_info"])
     assert info["label"] == "Pm-3m" and info["film"]["march_r"] == 0.5

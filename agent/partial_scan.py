@@ -10,8 +10,7 @@ that is not a count -- non-finite, negative, or at or above ``start["adaptive"][
 -- is *flagged*: counted and listed (`PartialScanBuilder.flagged`), never added to the scan the
 model sees; the scan goes on. When the run varies its dwell per point (the start document names
 ``start["adaptive"]["dwell_field"]``, read with every point, and ``["dwell_s"]``, the run's dwell),
-each point's counts are rescaled to the run's dwell (`patterns.exposure`) and its exposure kept for
-the peak test's Poisson variance.
+each point's counts are rescaled to the run's dwell (`patterns.exposure`).
 """
 
 from __future__ import annotations
@@ -21,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from patterns.exposure import exposure
+from patterns.exposure import at_run_dwell
 
 PRIMARY_STREAM = "primary"
 """Name of the event stream that holds the measured points."""
@@ -59,12 +58,11 @@ class PartialScan:
         self.stop = float(stop)
         self._two_theta = np.empty(max(capacity, 8), dtype=np.float64)
         self._counts = np.empty(max(capacity, 8), dtype=np.float64)
-        self._exposure = np.empty(max(capacity, 8), dtype=np.float64)
         self._n = 0
-        self._sorted: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._sorted: tuple[np.ndarray, np.ndarray] | None = None
         self._frontier = -math.inf
 
-    def add(self, two_theta: float, counts: float, exposure: float = 1.0) -> None:
+    def add(self, two_theta: float, counts: float) -> None:
         """Append one measured point.
 
         Parameters
@@ -72,19 +70,14 @@ class PartialScan:
         two_theta : float
             Motor position, degrees.
         counts : float
-            Detector counts at that position on the run's dwell (finite, >= 0).
-        exposure : float
-            The point's counting time as a fraction of the run's dwell (> 0; 1 unless the point
-            was counted shorter or longer, its `counts` then rescaled: `patterns.exposure`).
+            Detector counts at that position, on the run's dwell (`patterns.exposure`; finite, >= 0).
 
         Raises
         ------
         ValueError
-            On a non-finite position, non-finite/negative counts or a non-positive exposure.
+            On a non-finite position or non-finite/negative counts.
         """
-        two_theta, counts, exposure = float(two_theta), float(counts), float(exposure)
-        if not (math.isfinite(exposure) and exposure > 0):
-            raise ValueError(f"exposure must be a positive fraction of the run's dwell, got {exposure} at {two_theta} deg")
+        two_theta, counts = float(two_theta), float(counts)
         if not math.isfinite(two_theta):
             raise ValueError(f"measured position must be finite, got {two_theta}")
         if not math.isfinite(counts) or counts < 0:
@@ -92,10 +85,8 @@ class PartialScan:
         if self._n == self._two_theta.size:
             self._two_theta = np.resize(self._two_theta, 2 * self._n)
             self._counts = np.resize(self._counts, 2 * self._n)
-            self._exposure = np.resize(self._exposure, 2 * self._n)
         self._two_theta[self._n] = two_theta
         self._counts[self._n] = counts
-        self._exposure[self._n] = exposure
         self._n += 1
         self._sorted = None
         self._frontier = max(self._frontier, two_theta)
@@ -121,17 +112,9 @@ class PartialScan:
 
     def sorted(self) -> tuple[np.ndarray, np.ndarray]:
         """Positions (degrees) and counts sorted by angle; cached until the next `add`."""
-        return self._sorted_view()[:2]
-
-    def sorted_exposure(self) -> np.ndarray:
-        """Each point's exposure (fraction of the run's dwell) in the order of `sorted`."""
-        return self._sorted_view()[2]
-
-    def _sorted_view(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         if self._sorted is None:
             order = np.argsort(self._two_theta[: self._n], kind="stable")
-            self._sorted = (self._two_theta[: self._n][order], self._counts[: self._n][order],
-                            self._exposure[: self._n][order])
+            self._sorted = (self._two_theta[: self._n][order], self._counts[: self._n][order])
         return self._sorted
 
     @property
@@ -222,8 +205,7 @@ class PartialScanBuilder:
         if dwell is None:
             self.scan.add(two_theta, counts)
             return
-        fraction = float(exposure(float(dwell), self.run_dwell))
-        self.scan.add(two_theta, counts / fraction, fraction)
+        self.scan.add(two_theta, float(at_run_dwell(counts, float(dwell), self.run_dwell)))
 
     def event(self, doc: dict[str, Any]) -> bool:
         """Add the point of a primary event; returns whether the event was a measured point."""

@@ -27,8 +27,8 @@ The rules, in the order they are checked after each point:
    nowhere else -- a CAM alone, without any signal, would send the scan back over flat background).
 4. **Inside a peak -> fine step; else -> coarse step,** counted for ``background_dwell`` of the
    run's dwell (`Decision.dwell_fraction`): a step over background only has to find the next
-   peak's flank, and every peak and fill is counted for the full dwell. The peak tests use each
-   point's own counting statistics (`above_background`).
+   peak's flank, and every peak and fill is counted for the full dwell. The peak tests read counts
+   rescaled to the run's dwell (`above_background`).
 5. **End of range -> stop**, with the reason the class never settled.
 
 Rules 2-5 never read ``risk``: the points measured before a stop are the same at every setting. Every
@@ -95,16 +95,18 @@ def is_settled(scan: PartialScan, prediction: PredictionLike | None, history: Se
 
 
 def above_background(positions: np.ndarray, counts: np.ndarray, index: int, config: PolicyConfig,
-                     sigma: float | None = None, relative: float | None = None,
-                     exposure: np.ndarray | None = None) -> bool:
+                     sigma: float | None = None, relative: float | None = None) -> bool:
     """Whether the point at `index` of a sorted scan stands above its local background.
 
     The background is the median of the points in the ``background_window`` degrees before it (the
     point itself excluded), so a rising flank does not raise its own reference. The point must
-    exceed it by `sigma` Poisson standard deviations and by `relative` of it (defaults: the
-    config's ``peak_sigma`` and ``peak_relative``). The standard deviation is the point's own: a
-    point counted for a fraction ``e`` of the run's dwell (`exposure`, sorted as `positions`;
-    None: all 1) and rescaled to it has variance ``background / e`` (`patterns.exposure`).
+    exceed it by `sigma` Poisson standard deviations of a full-dwell count and by `relative` of it
+    (defaults: the config's ``peak_sigma`` and ``peak_relative``). Counts are on the run's dwell
+    (`patterns.exposure`), so the bar is on the count rate: a point counted for a fraction of the
+    dwell must show the same rescaled excess as a full count, so a peak the full-dwell scan would
+    refine is still refined. Its noisier count clears the bar by chance more often, which costs
+    one fill at the fine step; a bar scaled to its own noise missed weak peaks instead (measured:
+    `bench.loop_tuning`, README).
     """
     sigma = config.peak_sigma if sigma is None else sigma
     relative = config.peak_relative if relative is None else relative
@@ -115,8 +117,7 @@ def above_background(positions: np.ndarray, counts: np.ndarray, index: int, conf
         return False
     background = float(statistics.median(window.tolist()))  # the same median, ~10x faster than np.median on a few dozen points
     excess = counts[index] - background
-    variance = max(background, 1.0) / (1.0 if exposure is None else float(exposure[index]))
-    return bool(excess > sigma * math.sqrt(variance) and excess > relative * background)
+    return bool(excess > sigma * math.sqrt(max(background, 1.0)) and excess > relative * background)
 
 
 def _fill_positions(lo: float, hi: float, scan: PartialScan, config: PolicyConfig) -> tuple[float, ...]:
@@ -148,12 +149,11 @@ def _cam_backstep(scan: PartialScan, prediction: PredictionLike, grid: np.ndarra
     """Rule 3's fill: the newest coarse interval within ``backstep_window`` that ends on a weak
     feature and lies where the evidence map is high (the map is built only when such an interval exists)."""
     positions, counts = scan.sorted()
-    exposure = scan.sorted_exposure()
     lo_index = int(np.searchsorted(positions, scan.frontier - config.backstep_window))
     weak = [k for k in range(front, max(lo_index, 1) - 1, -1)
             if positions[k] - positions[k - 1] > config.coarse_gap
-            and any(above_background(positions, counts, j, config, sigma=config.cam_peak_sigma, relative=0.0,
-                                     exposure=exposure) for j in (k - 1, k))]
+            and any(above_background(positions, counts, j, config, sigma=config.cam_peak_sigma, relative=0.0)
+                    for j in (k - 1, k))]
     if not weak:
         return ()
     # read second_cam only now: agent.top_two computes it on first access (a second CAM costs a forward pass)
@@ -204,7 +204,6 @@ def next_action(
         return Decision(ActionKind.COARSE, (config.start,), "first point", **evidence)
 
     positions, counts = scan.sorted()
-    exposure = scan.sorted_exposure()
     # the CAM is 0 where the grid's mask says unmeasured (masked once, in the model): used as is
     cam = None if prediction is None or grid is None else np.asarray(prediction.cam, dtype=np.float64)
     if cam is not None:
@@ -224,7 +223,7 @@ def next_action(
 
     # Rule 2: the last interval was crossed at the coarse step and one of its ends is on a peak.
     if front >= 1 and positions[front] - positions[front - 1] > coarse_gap:
-        if any(above_background(positions, counts, k, config, exposure=exposure) for k in (front, front - 1)):
+        if above_background(positions, counts, front, config) or above_background(positions, counts, front - 1, config):
             fill = _fill_positions(positions[front - 1], positions[front], scan, config)
             if fill:
                 return decision(ActionKind.BACKSTEP, fill, "peak crossed at coarse step")
@@ -242,7 +241,7 @@ def next_action(
         why = (unsettled_reason(scan, prediction, history, config) if config.early_stop
                else "early_stop off")
         return decision(ActionKind.STOP, (), f"range complete; never settled: {why}")
-    on_peak = front >= 1 and above_background(positions, counts, front, config, exposure=exposure)
+    on_peak = front >= 1 and above_background(positions, counts, front, config)
     next_position = (round(min(scan.frontier + (config.fine_step if on_peak else config.coarse_step), config.stop), 6),)
     if on_peak:
         return decision(ActionKind.FINE, next_position, "on a peak")

@@ -87,7 +87,7 @@ def replay(measure: Measure, classifier, config: PolicyConfig) -> Replay:
     exposure = 1.0
     while True:
         for x in positions:
-            scan.add(x, float(measure(x) if exposure == 1.0 else measure(x, exposure)), exposure)
+            scan.add(x, float(measure(x) if exposure == 1.0 else measure(x, exposure)))
         began = time.perf_counter()
         prediction = None
         two_theta, counts = scan.sorted()

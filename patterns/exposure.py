@@ -8,9 +8,9 @@ Every reader of such a run rescales the counts to what the run's dwell would hav
     counts_at_run_dwell = counts * run_dwell / point_dwell,
 
 the usual normalisation to counting time (a count rate times one reference time), so a pattern
-read back has one intensity scale whatever the point's dwell. A rescaled point keeps its own
-counting statistics: its Poisson variance is ``counts_at_run_dwell * run_dwell / point_dwell``
-(:func:`exposure`'s inverse times the counts), which the agent's peak test uses.
+read back has one intensity scale whatever the point's dwell. A rescaled point is noisier than a
+full count (Poisson variance ``counts_at_run_dwell / exposure``); the agent's peak test puts its
+bar on the rescaled counts on purpose (`agent.policy.above_background`).
 """
 
 from __future__ import annotations

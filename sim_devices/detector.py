@@ -8,7 +8,7 @@ its own random generator (``noise="poisson"``; ``"none"`` records the expectatio
 ``sim_time``.
 
 Readings (data keys for a device named ``det``): ``det_counts`` (hinted, integer counts; a
-float expectation with ``noise="none"``), ``det_dwell`` (s, the counting time of that point: a
+float expectation with ``noise="none"``), ``det_dwell`` (hinted, s, the counting time of that point: a
 scan may change it from point to point, so it is read with each, as a scaler's count time is) and
 ``det_sim_time`` (s). Configuration, recorded in every descriptor of every run: ``det_acceptance`` (deg),
 ``det_readout_time`` (s), ``det_noise``, ``det_sample`` (library name) and
@@ -91,7 +91,7 @@ class PointDetector(Device):
 
     counts = Cpt(_InternalSignal, value=0, kind="hinted")
     sim_time = Cpt(_InternalSignal, value=0.0, kind="normal")
-    dwell = Cpt(_PositiveSignal, value=DEFAULT_DWELL_S, units="s", kind="normal")
+    dwell = Cpt(_PositiveSignal, value=DEFAULT_DWELL_S, units="s", kind="hinted")  # in the LiveTable: why counts dip
     acceptance = Cpt(_PositiveSignal, value=DEFAULT_ACCEPTANCE_DEG, units="deg", kind="config")
     readout_time = Cpt(_PositiveSignal, value=0.0, allow_zero=True, units="s", kind="config")
     noise = Cpt(_NoiseSignal, value="poisson", kind="config")

@@ -41,7 +41,7 @@ def test_full_scan_reports_instrument_time_and_every_point(run_engine: tuple) ->
     assert config["det_sample"] == "CsPbBr3" and {e["data"]["det_dwell"] for e in events} == {1.0}
     assert config["det_acceptance"] == 0.04 and config["det_noise"] == "poisson"
     assert descriptor["data_keys"]["tth"]["units"] == "deg"
-    assert descriptor["hints"]["det"]["fields"] == ["det_counts"]
+    assert descriptor["hints"]["det"]["fields"] == ["det_counts", "det_dwell"]  # counts first: the field readers take
     stop = next(doc for name, doc in documents if name == "stop")
     assert stop["exit_status"] == "success" and stop["num_events"]["primary"] == 1376
 

@@ -36,9 +36,10 @@ class CountingDetector(Device):
         Passed to `ophyd.Device`.
     """
 
+    # counts first: a plan and every reader take the first hinted field as the counts
+    counts = FCpt(EpicsSignalRO, "{prefix}{_counts_suffix}", kind="hinted")
     acquire = FCpt(EpicsSignal, "{prefix}{_acquire_suffix}", put_complete=True, kind="omitted")
     dwell = FCpt(EpicsSignal, "{prefix}{_exposure_time_suffix}", kind="hinted")  # in the LiveTable: why counts dip
-    counts = FCpt(EpicsSignalRO, "{prefix}{_counts_suffix}", kind="hinted")
 
     def __init__(self, prefix: str, *, name: str, acquire_suffix: str = "Acquire",
                  exposure_time_suffix: str = "AcquireTime", counts_suffix: str = "Counts",

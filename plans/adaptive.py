@@ -258,10 +258,11 @@ class ScanRangeError(ValueError):
 
 
 def _first_hint(device: Any, role: str) -> str:
-    """The first hinted field of a device (the data key the scan reads)."""
+    """The first hinted field of a device (the data key the scan reads), never its dwell."""
+    dwell = getattr(getattr(device, "dwell", None), "name", None)
     try:
-        return str(device.hints["fields"][0])
-    except (AttributeError, KeyError, IndexError, TypeError) as exc:
+        return str(next(field for field in device.hints["fields"] if field != dwell))
+    except (AttributeError, KeyError, StopIteration, TypeError) as exc:
         raise ValueError(f"{role} {getattr(device, 'name', device)!r} has no hinted field to read") from exc
 
 

@@ -89,7 +89,7 @@ class PointDetector(Device):
         Passed to `ophyd.Device`.
     """
 
-    counts = Cpt(_InternalSignal, value=0, kind="hinted")
+    counts = Cpt(_InternalSignal, value=0, kind="hinted")  # first: a plan and every reader take the first hinted field as the counts
     sim_time = Cpt(_InternalSignal, value=0.0, kind="normal")
     dwell = Cpt(_PositiveSignal, value=DEFAULT_DWELL_S, units="s", kind="hinted")  # in the LiveTable: why counts dip
     acceptance = Cpt(_PositiveSignal, value=DEFAULT_ACCEPTANCE_DEG, units="deg", kind="config")

@@ -48,10 +48,12 @@ def detector_field(start: Mapping[str, Any], descriptor: Mapping[str, Any], data
         No detector field is among ``data_vars``.
     """
     hints = descriptor.get("hints") or {}
+    adaptive = start.get("adaptive")
+    dwell = adaptive.get("dwell_field") if isinstance(adaptive, Mapping) else None  # hinted too, never the counts
     for detector in start.get("detectors") or []:
         fields = (hints.get(detector) or {}).get("fields") or []
         for name in fields:
-            if name in data_vars:
+            if name in data_vars and name != dwell and not str(name).endswith("_dwell"):
                 return str(name)
     for detector in start.get("detectors") or []:
         if detector in data_vars:

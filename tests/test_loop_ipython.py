@@ -36,7 +36,7 @@ def test_a_session_prints_the_live_table_and_a_summary_line_and_scan_ids_continu
     assert "Try: RE(adaptive_scan())" in first
     # the LiveTable: a header row naming the motor and the detector, then numbered rows
     header = [line for line in first.splitlines() if re.match(r"^\|\s+seq_num\s+\|", line)]
-    assert header and "tth" in header[0] and "det_counts" in header[0], first[-3000:]
+    assert header and "tth" in header[0] and "det_counts" in header[0] and "det_dwell" in header[0], first[-3000:]
     assert len([line for line in first.splitlines() if re.match(r"^\|\s+\d+\s+\|", line)]) >= 20
     summary = SUMMARY.search(first)
     assert summary, first[-3000:]

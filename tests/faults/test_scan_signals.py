@@ -25,7 +25,7 @@ from storage.spool import read_spool_file, spool_dir
 from tests.faults.thread_signals import signal_worker_thread
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-ROW = re.compile(r"^\|\s+(\d+) \|\s+[\d:.]+ \|\s+[-\d.]+ \|\s+[-\d.]+ \|$")  # seq_num | time | tth | det_counts
+ROW = re.compile(r"^\|\s+(\d+) \|\s+[\d:.]+ \|\s+[-\d.]+ \|\s+[-\d.]+ \|\s+[-\d.]+ \|$")  # seq_num | time | tth | det_counts | det_dwell
 SIGNAL_AT_POINT = 40
 
 

@@ -48,6 +48,13 @@ SEED_OFFSET = 20_000
 """Noise seeds of the tuning films start here (the loop benchmark's sets use 0... and 10,000...)."""
 
 
+def tuning_structures() -> list[str]:
+    """Names of the tuning set's structures: every cited prototype of the seven classes, sorted."""
+    from crystals.prototypes import FILM_TEXTURE, PROTOTYPES
+
+    return sorted(n for n, p in PROTOTYPES.items() if p.space_group in FILM_TEXTURE)
+
+
 def tuning_jobs(classifier: Any, seed: int, max_samples: int | None = None) -> list[Job]:
     """Two films (default, weak) per prototype structure of the seven classes, with `classifier`;
     `max_samples` caps the structures."""
@@ -55,7 +62,7 @@ def tuning_jobs(classifier: Any, seed: int, max_samples: int | None = None) -> l
     from evaluation.beamline_films import TEXTURE_MARCH_R, film_sample
     from sim_devices.samples import ThinFilm
 
-    names = sorted(n for n, p in PROTOTYPES.items() if p.space_group in FILM_TEXTURE)
+    names = tuning_structures()
     films = {"": ThinFilm(), " weak": ThinFilm(peak_area=ThinFilm().peak_area * WEAK_PEAK_AREA_FACTOR)}
     jobs = []
     for name in names[:max_samples] if max_samples is not None else names:

@@ -102,6 +102,7 @@ def test_a_detector_fault_mid_scan_closes_the_run_with_a_stop_document(agent: Lo
     def failing_trigger():
         calls["n"] += 1
         if calls["n"] > 25:
+            calls["dwell at the fault"] = detector.dwell.get()
             raise RuntimeError("detector lost its high voltage")
         return original_trigger()
 
@@ -115,6 +116,8 @@ def test_a_detector_fault_mid_scan_closes_the_run_with_a_stop_document(agent: Lo
     assert record.stop["exit_status"] == "fail"
     assert "high voltage" in record.stop["reason"]
     assert record.n_points == 25
+    # the fault came on a background step counted shorter; the next scan counts as the user set
+    assert calls["dwell at the fault"] < 1.0 and detector.dwell.get() == 1.0
 
 
 def test_an_agent_error_falls_back_to_fine_steps_and_notes_it(classifier) -> None:

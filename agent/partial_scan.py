@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from patterns.exposure import at_run_dwell
+from patterns.exposure import at_run_dwell, dwell_of_points
 
 PRIMARY_STREAM = "primary"
 """Name of the event stream that holds the measured points."""
@@ -172,9 +172,8 @@ class PartialScanBuilder:
             self.scan = PartialScan(float(adaptive["policy"]["start"]), float(adaptive["policy"]["stop"]))
         except (KeyError, TypeError) as exc:
             raise ValueError(f"adaptive metadata lacks {exc.args[0]!r}") from exc
-        # a run that varies its dwell per point reads each point's dwell with it (patterns.exposure)
-        self.dwell_field = adaptive.get("dwell_field") or None
-        self.run_dwell = float(adaptive["dwell_s"]) if self.dwell_field else math.nan
+        self._start = start_doc
+        self.dwell: tuple[str, float] | None = None  # (field, run dwell s) of a run that varies its dwell
         saturation = adaptive.get("saturation_counts")
         self.saturation = None if saturation is None else float(saturation)
         self.flagged: list[tuple[float, float]] = []  # (position deg, counts) of readings kept from the model
@@ -186,9 +185,10 @@ class PartialScanBuilder:
         """Note a descriptor; only the primary stream's descriptors feed the scan."""
         if doc.get("name") == PRIMARY_STREAM:
             keys = doc.get("data_keys", {})
-            missing = {self.motor_field, self.counts_field, *([self.dwell_field] if self.dwell_field else [])} - set(keys)
+            missing = {self.motor_field, self.counts_field} - set(keys)
             if missing:
                 raise ValueError(f"primary stream of run {self.run_uid} lacks data keys {sorted(missing)}")
+            self.dwell = dwell_of_points(self._start, list(keys))  # refuses a named dwell the stream lacks
             self._primary_descriptors.add(doc["uid"])
 
     @property
@@ -205,14 +205,14 @@ class PartialScanBuilder:
         if dwell is None:
             self.scan.add(two_theta, counts)
             return
-        self.scan.add(two_theta, float(at_run_dwell(counts, float(dwell), self.run_dwell)))
+        self.scan.add(two_theta, float(at_run_dwell(counts, float(dwell), self.dwell[1])))
 
     def event(self, doc: dict[str, Any]) -> bool:
         """Add the point of a primary event; returns whether the event was a measured point."""
         if doc.get("descriptor") not in self._primary_descriptors:
             return False
         data = doc["data"]
-        self._add(data[self.motor_field], data[self.counts_field], data[self.dwell_field] if self.dwell_field else None)
+        self._add(data[self.motor_field], data[self.counts_field], data[self.dwell[0]] if self.dwell else None)
         return True
 
     def event_page(self, doc: dict[str, Any]) -> int:
@@ -221,7 +221,7 @@ class PartialScanBuilder:
             return 0
         positions = doc["data"][self.motor_field]
         counts = doc["data"][self.counts_field]
-        dwells = doc["data"][self.dwell_field] if self.dwell_field else [None] * len(positions)
+        dwells = doc["data"][self.dwell[0]] if self.dwell else [None] * len(positions)
         for two_theta, value, dwell in zip(positions, counts, dwells, strict=True):
             self._add(two_theta, value, dwell)
         return len(positions)

@@ -209,8 +209,8 @@ def next_action(
     if cam is not None:
         evidence["cam"] = summarise_cam(cam, grid)
 
-    def decision(kind: ActionKind, where: tuple[float, ...], reason: str) -> Decision:
-        return Decision(kind, where, reason, **evidence)
+    def decision(kind: ActionKind, where: tuple[float, ...], reason: str, dwell_fraction: float = 1.0) -> Decision:
+        return Decision(kind, where, reason, dwell_fraction=dwell_fraction, **evidence)
 
     if config.early_stop and is_settled(scan, prediction, history, config):
         return decision(ActionKind.STOP, (), (
@@ -245,7 +245,7 @@ def next_action(
     next_position = (round(min(scan.frontier + (config.fine_step if on_peak else config.coarse_step), config.stop), 6),)
     if on_peak:
         return decision(ActionKind.FINE, next_position, "on a peak")
-    return Decision(ActionKind.COARSE, next_position, "background", dwell_fraction=config.background_dwell, **evidence)
+    return decision(ActionKind.COARSE, next_position, "background", config.background_dwell)
 
 
 def fallback_decision(scan: PartialScan, config: PolicyConfig, reason: str) -> Decision:

@@ -7,8 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from patterns.exposure import at_run_dwell
-from storage.run_fields import dwell_of_points
+from patterns.exposure import at_run_dwell, dwell_of_points
 
 
 def percentiles(values: Any) -> dict[str, Any]:
@@ -21,7 +20,7 @@ def percentiles(values: Any) -> dict[str, Any]:
 
 class PrimaryCollector:
     """Keeps the (position, counts) points of the primary stream of the latest run (counts on the
-    run's dwell when the run varied it per point: `storage.run_fields.dwell_of_points`).
+    run's dwell when the run varied it per point: `patterns.exposure.dwell_of_points`).
 
     Also the wall time (``time.perf_counter``, s) at which each primary event arrived, so the
     median step of a plain ``bp.scan`` (move, trigger, read, documents) can be measured.

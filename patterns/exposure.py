@@ -15,6 +15,9 @@ bar on the rescaled counts on purpose (`agent.policy.above_background`).
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
+from typing import Any
+
 import numpy as np
 from numpy.typing import ArrayLike
 
@@ -73,3 +76,28 @@ def at_run_dwell(counts: ArrayLike, point_dwell: ArrayLike, run_dwell: float) ->
         As :func:`exposure`.
     """
     return np.asarray(counts, dtype=np.float64) / exposure(point_dwell, run_dwell)
+
+
+def dwell_of_points(start: Mapping[str, Any], data_vars: Collection[str]) -> tuple[str, float] | None:
+    """The per-point dwell field and the run's dwell (s) of a run that varies its dwell, else None.
+
+    An adaptive scan names them in ``start["adaptive"]["dwell_field"]`` / ``["dwell_s"]``; its
+    counts are then rescaled to the run's dwell by every reader (:func:`at_run_dwell`).
+    `data_vars` are the fields the stream (or one event's ``data``) holds.
+
+    Raises
+    ------
+    ValueError
+        The run names a dwell field its stream does not hold, or no run dwell (reading such a run
+        without the dwell would be a silent misread).
+    """
+    adaptive = start.get("adaptive")
+    name = adaptive.get("dwell_field") if isinstance(adaptive, Mapping) else None
+    if not name:
+        return None
+    if name not in data_vars:
+        raise ValueError(f"run {start.get('uid')}: its points' dwell {name!r} is not among the fields {data_vars}")
+    try:
+        return str(name), float(adaptive["dwell_s"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"run {start.get('uid')}: names a per-point dwell but no run dwell (adaptive.dwell_s)") from exc

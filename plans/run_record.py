@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from agent.partial_scan import PRIMARY_STREAM
-from patterns.exposure import at_run_dwell
+from patterns.exposure import at_run_dwell, dwell_of_points
 from plans.decision_stream import DECISIONS_STREAM, probability_columns
 
 DECISION_PREFIX = "decision_"
@@ -106,8 +106,9 @@ class RunCollector:
                 detector = adaptive.get("counts_field")
                 positions.append(float(doc["data"][motor]))
                 value = float(doc["data"][detector]) if detector else math.nan
-                if adaptive.get("dwell_field"):
-                    value = float(at_run_dwell(value, doc["data"][adaptive["dwell_field"]], adaptive["dwell_s"]))
+                dwell = dwell_of_points(self.records[run_uid].start, doc["data"])
+                if dwell is not None:
+                    value = float(at_run_dwell(value, doc["data"][dwell[0]], dwell[1]))
                 counts.append(value)
             elif stream == DECISIONS_STREAM:
                 columns = self._decisions[run_uid]
@@ -153,10 +154,9 @@ def record_from_tiled(run: Any) -> RunRecord:
         raise ValueError(f"run {start.get('uid')} has no primary stream")
     primary = run[PRIMARY_STREAM].read()
     counts = np.asarray(primary[adaptive["counts_field"]], dtype=np.float64)
-    if adaptive.get("dwell_field"):
-        if adaptive["dwell_field"] not in primary:
-            raise ValueError(f"run {start.get('uid')}: its points' dwell {adaptive['dwell_field']!r} is not stored")
-        counts = at_run_dwell(counts, np.asarray(primary[adaptive["dwell_field"]], dtype=np.float64), adaptive["dwell_s"])
+    dwell = dwell_of_points(start, list(primary.data_vars))
+    if dwell is not None:
+        counts = at_run_dwell(counts, np.asarray(primary[dwell[0]], dtype=np.float64), dwell[1])
     record = RunRecord(start=start, stop=stop,
                        two_theta=np.asarray(primary[adaptive["motor_field"]], dtype=np.float64), counts=counts)
     if DECISIONS_STREAM in run:

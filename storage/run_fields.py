@@ -31,7 +31,9 @@ def motor_field(start: Mapping[str, Any]) -> str:
 
 
 def detector_field(start: Mapping[str, Any], descriptor: Mapping[str, Any], data_vars: list[str]) -> str:
-    """The counts field: the first hinted field of a start-document detector that the stream has.
+    """The counts field: the one the run states (an adaptive scan's ``start["adaptive"]["counts_field"]``),
+    else the first hinted field of a start-document detector that the stream has (the detectors
+    here hint their counts first, their dwell after).
 
     Parameters
     ----------
@@ -47,13 +49,15 @@ def detector_field(start: Mapping[str, Any], descriptor: Mapping[str, Any], data
     ValueError
         No detector field is among ``data_vars``.
     """
-    hints = descriptor.get("hints") or {}
     adaptive = start.get("adaptive")
-    dwell = adaptive.get("dwell_field") if isinstance(adaptive, Mapping) else None  # hinted too, never the counts
+    stated = adaptive.get("counts_field") if isinstance(adaptive, Mapping) else None
+    if stated in data_vars:
+        return str(stated)
+    hints = descriptor.get("hints") or {}
     for detector in start.get("detectors") or []:
         fields = (hints.get(detector) or {}).get("fields") or []
         for name in fields:
-            if name in data_vars and name != dwell and not str(name).endswith("_dwell"):
+            if name in data_vars:
                 return str(name)
     for detector in start.get("detectors") or []:
         if detector in data_vars:
@@ -75,26 +79,3 @@ def sample_of(start: Mapping[str, Any], configuration: Mapping[str, Any] | None 
                 return value
     return None
 
-
-def dwell_of_points(start: Mapping[str, Any], data_vars: list[str]) -> tuple[str, float] | None:
-    """The per-point dwell field and the run's dwell (s) of a run that varies its dwell, else None.
-
-    An adaptive scan names them in ``start["adaptive"]["dwell_field"]`` / ``["dwell_s"]``; its
-    counts are then rescaled to the run's dwell by every reader (`patterns.exposure.at_run_dwell`).
-
-    Raises
-    ------
-    ValueError
-        The run names a dwell field its stream does not hold, or no run dwell (reading such a run
-        without the dwell would be a silent misread).
-    """
-    adaptive = start.get("adaptive")
-    name = adaptive.get("dwell_field") if isinstance(adaptive, Mapping) else None
-    if not name:
-        return None
-    if name not in data_vars:
-        raise ValueError(f"run {start.get('uid')}: its points' dwell {name!r} is not among the fields {data_vars}")
-    try:
-        return str(name), float(adaptive["dwell_s"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ValueError(f"run {start.get('uid')}: names a per-point dwell but no run dwell (adaptive.dwell_s)") from exc

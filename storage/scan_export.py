@@ -26,8 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from patterns.exposure import at_run_dwell
-from storage.run_fields import detector_field, dwell_of_points, motor_field, sample_of
+from patterns.exposure import at_run_dwell, dwell_of_points
+from storage.run_fields import detector_field, motor_field, sample_of
 
 logger = logging.getLogger("xrd_agent.storage")
 
@@ -190,20 +190,22 @@ class ScanExportWriter:
             self._sample = sample_of(self._start, doc.get("configuration"))
         elif name == "event" and doc.get("descriptor") == self._primary and self._fields is not None:
             # a re-measured point keeps its first reading, as the spooled writer does
-            self._points.setdefault(int(doc["seq_num"]), self._point(doc["data"]))
+            data = doc["data"]
+            self._points.setdefault(int(doc["seq_num"]), self._point(
+                data[self._fields[0]], data[self._fields[1]], data[self._dwell[0]] if self._dwell else None))
         elif name == "event_page" and doc.get("descriptor") == self._primary and self._fields is not None:
-            for k, seq in enumerate(doc["seq_num"]):
-                self._points.setdefault(int(seq), self._point({key: column[k] for key, column in doc["data"].items()}))
+            data = doc["data"]
+            dwells = data[self._dwell[0]] if self._dwell else [None] * len(doc["seq_num"])
+            for seq, x, y, dwell in zip(doc["seq_num"], data[self._fields[0]], data[self._fields[1]], dwells):
+                self._points.setdefault(int(seq), self._point(x, y, dwell))
         elif name == "stop":
             self._export(str(self._start["uid"]))
 
-    def _point(self, data: Mapping[str, Any]) -> tuple[float, float]:
-        """(2-theta, counts on the run's dwell) of one event's data."""
-        x, y = self._fields
-        counts = float(data[y])
-        if self._dwell is not None:
-            counts = float(at_run_dwell(counts, float(data[self._dwell[0]]), self._dwell[1]))
-        return float(data[x]), counts
+    def _point(self, x: Any, counts: Any, dwell: Any) -> tuple[float, float]:
+        """(2-theta, counts on the run's dwell) of one point; `dwell` None when the run keeps one dwell."""
+        if dwell is None:
+            return float(x), float(counts)
+        return float(x), float(at_run_dwell(float(counts), float(dwell), self._dwell[1]))
 
     def _export(self, uid: str) -> None:
         self._start = None

@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 
 from storage.labels import LABEL_KEY, search_runs
-from patterns.exposure import at_run_dwell
-from storage.run_fields import detector_field, dwell_of_points, motor_field, sample_of
+from patterns.exposure import at_run_dwell, dwell_of_points
+from storage.run_fields import detector_field, motor_field, sample_of
 
 logger = logging.getLogger("xrd_agent.storage")
 
@@ -73,7 +73,7 @@ def scan_arrays(run: Any, stream: Any = None) -> tuple[np.ndarray, np.ndarray]:
     Reads the stream's event table in one request when the run was written by
     TiledWriter (several times faster than assembling the xarray Dataset); other
     layouts go through ``primary.read()``. A run that varied its dwell per point has its counts
-    rescaled to the run's dwell (`storage.run_fields.dwell_of_points`, `patterns.exposure`).
+    rescaled to the run's dwell (`patterns.exposure.dwell_of_points`, `patterns.exposure`).
 
     Raises
     ------

@@ -16,8 +16,7 @@ import pytest
 
 from agent.partial_scan import PartialScanBuilder
 from agent.policy import DEFAULT_BACKGROUND_DWELL
-from patterns.exposure import at_run_dwell, exposure
-from storage.run_fields import dwell_of_points
+from patterns.exposure import at_run_dwell, dwell_of_points, exposure
 
 RUN_DWELL_S = 2.0
 

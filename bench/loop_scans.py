@@ -194,6 +194,12 @@ class Scanner:
         """The agent at every risk of `risks`, from one full-path scan (module docstring); `policy`
         overrides `agent.policy.PolicyConfig` fields other than the risk (e.g. ``coarse_step``,
         ``background_dwell``)."""
+        path = self.agent_path(job, **policy)
+        return path.outcomes(risks, path.config.min_fraction, path.config.stable_span)
+
+    def agent_path(self, job: Job, **policy: float) -> AgentPath:
+        """The agent's full-path scan of `job` (``early_stop=False``), kept so that any risk and any
+        settling rule can be read from it (`AgentPath.outcomes`)."""
         from agent.replay import replay
         from agent.top_two import TopTwoCams
 
@@ -203,23 +209,8 @@ class Scanner:
         result = replay(measure, TopTwoCams(job.classifier), config)
         wall = time.perf_counter() - began
         self.replay_decision_ms.extend(result.decision_ms)
-        acq, n_full = measure.times_s[-1], result.scan.n_points
-        self.agent_seconds.append((sum(result.decision_ms) / 1e3, acq))
-        full = classify(job.classifier, *result.scan.sorted())
-        outcomes = []
-        for risk in risks:
-            k = first_settled(result.trail, confidence=confidence_for_risk(risk), min_fraction=config.min_fraction,
-                              stable_span=config.stable_span)
-            if k is None:
-                outcomes.append(self._outcome(job, "agent", risk, full, acq, n_full, wall))
-            else:
-                n = result.trail_points[k]
-                stop = result.trail[k]
-                outcome = self._outcome(job, "agent", risk, (stop.label, stop.confidence), measure.times_s[n - 1], n,
-                                        wall * n / n_full)
-                outcome.stopped_early = True
-                outcomes.append(outcome)
-        return outcomes
+        self.agent_seconds.append((sum(result.decision_ms) / 1e3, measure.times_s[-1]))
+        return AgentPath(self, job, config, result, measure.times_s, classify(job.classifier, *result.scan.sorted()), wall)
 
     def check_early_stop(self, job: Job, risk: float) -> tuple[int, str]:
         """The real plan in the RunEngine at `risk`, early stopping on: (points, final label)."""
@@ -231,3 +222,53 @@ class Scanner:
                                                   start=self.start, stop=self.stop, risk=risk))
         self.latencies_ms.extend(self.collector.model_decision_ms())
         return len(self.collector.two_theta), classify(job.classifier, self.collector.two_theta, self.collector.counts)[0]
+
+
+@dataclass
+class AgentPath:
+    """One full-path scan of the agent and what any settling rule would have stopped it at.
+
+    Attributes
+    ----------
+    scanner : Scanner
+        Where it was scanned (its outcome builder).
+    job : Job
+        The sample.
+    config : PolicyConfig
+        The policy it ran (``early_stop=False``).
+    result : agent.replay.Replay
+        Its decisions' settling evidence (``trail``) and points (``trail_points``).
+    times_s : list of float
+        Simulated acquisition seconds after each point.
+    full : tuple of (str, float)
+        The final scan's label and confidence.
+    wall_s : float
+        Wall time of the scan.
+    """
+
+    scanner: Scanner
+    job: Job
+    config: PolicyConfig
+    result: Any
+    times_s: list[float]
+    full: tuple[str, float]
+    wall_s: float
+
+    def outcomes(self, risks: tuple[float, ...], min_fraction: float, stable_span: float) -> list[ScanOutcome]:
+        """The scan that stops at the first decision settled at each risk (`agent.settling.first_settled`)
+        under the settling thresholds `min_fraction` and `stable_span` (degrees)."""
+        acq, n_full = self.times_s[-1], self.result.scan.n_points
+        outcomes = []
+        for risk in risks:
+            k = first_settled(self.result.trail, confidence=confidence_for_risk(risk), min_fraction=min_fraction,
+                              stable_span=stable_span)
+            if k is None:
+                outcomes.append(self.scanner._outcome(self.job, "agent", risk, self.full, acq, n_full, self.wall_s))
+            else:
+                n = self.result.trail_points[k]
+                stop = self.result.trail[k]
+                outcome = self.scanner._outcome(self.job, "agent", risk, (stop.label, stop.confidence),
+                                                self.times_s[n - 1], n, self.wall_s * n / n_full)
+                outcome.stopped_early = True
+                outcomes.append(outcome)
+        return outcomes

@@ -17,7 +17,11 @@ with the risks of the loop benchmark plus ``risk=0`` (never settles: the full pa
 0.04-degree scan's minus 0.01, the same margin the loop issue asks of the agent;
 `agent.policy.DEFAULT_COARSE_STEP` holds the result. At the chosen step the agent is then scanned
 with coarse steps over background counted for a fraction of the dwell (`BACKGROUND_DWELLS`), and
-the same rule picks the shortest (`agent.policy.DEFAULT_BACKGROUND_DWELL`). Every curve's best
+the same rule picks the shortest (`agent.policy.DEFAULT_BACKGROUND_DWELL`). Last, the settling
+rule's two evidence thresholds (``min_fraction``, ``stable_span``: `agent.settling`) are read from
+the same full paths at the chosen step and dwell (`SETTLING_GRID`, no new scans): the pair whose
+curve reaches the fine scan's accuracy minus 0.01 in the least time while no risk's wrong early
+stops are significantly more than the risk promises (:func:`choose_settling`). Every curve's best
 accuracy within 15 % of the uniform 0.04-degree scan's time is listed (the loop issue's line).
 """
 
@@ -31,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import loop_curves
-from bench.loop_scans import RISKS, Scanner, ScanOutcome
+from bench.loop_scans import RISKS, AgentPath, Scanner, ScanOutcome
 from bench.loop_sets import TASK, UNSEEN_TEXTURE, Job
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -39,6 +43,13 @@ CANDIDATE_STEPS: tuple[float, ...] = (0.16, 0.24, 0.32, 0.48)
 """Coarse steps tried, degrees (whole multiples of the 0.04-degree fine step)."""
 BACKGROUND_DWELLS: tuple[float, ...] = (1.0, 0.5, 0.25, 0.125)
 """Fractions of the dwell tried for coarse steps over background at the chosen step (1: the first sweep)."""
+SETTLING_GRID: tuple[tuple[float, float], ...] = tuple(
+    (fraction, span) for fraction in (0.1, 0.2, 0.25, 0.3, 0.35) for span in (1.0, 2.0, 3.0, 4.0, 6.0))
+"""``(min_fraction, stable_span)`` pairs tried for the settling rule at the chosen step and dwell
+(`agent.settling`; the shipped default is 0.35 and 4 degrees)."""
+PROMISE_ALPHA = 0.05
+"""A risk's promise is broken when its wrong early stops are this unlikely under an error rate of
+``risk`` (one-sided binomial test)."""
 FULL_PATH_RISK = 0.0
 """A risk at which nothing settles: the agent's full path, scanned to the end of the range."""
 MARGIN = loop_curves.ACCURACY_MARGIN
@@ -101,6 +112,71 @@ def choose_setting(full_path: dict[float, float], fine_accuracy: float, margin: 
     return cheapest(good) if good else most_expensive(full_path)
 
 
+def settling_sweep(paths: list[AgentPath], fine: dict[str, float],
+                   grid: tuple[tuple[float, float], ...] = SETTLING_GRID) -> list[dict[str, Any]]:
+    """Every settling setting of `grid` read from the same full-path scans (no new scans).
+
+    Parameters
+    ----------
+    paths : list of AgentPath
+        The agent's full paths at the chosen step and dwell, one per film.
+    fine : dict
+        The uniform 0.04-degree scan's curve point (``accuracy``, ``acq_time_s``).
+    grid : tuple of (float, float)
+        ``(min_fraction, stable_span)`` pairs.
+
+    Returns
+    -------
+    list of dict
+        Per pair: ``min_fraction``, ``stable_span``, ``time_fraction_to_reach`` (the least mean
+        acquisition time, as a fraction of the fine scan's, of a risk whose accuracy is at least the
+        fine scan's minus the margin; None when no risk reaches it), ``promise_kept`` (no risk's
+        wrong early stops significantly above ``risk``: :func:`promise_broken`), ``curve`` and
+        ``early_stops``.
+    """
+    rows = []
+    for min_fraction, stable_span in grid:
+        outcomes = [o for path in paths for o in path.outcomes(RISKS, min_fraction, stable_span)]
+        curve = loop_curves.curves(outcomes)["agent"]
+        reached = [p["acq_time_s"] for p in curve if p["accuracy"] >= fine["accuracy"] - MARGIN]
+        stops = loop_curves.early_stops(outcomes)
+        rows.append({"min_fraction": min_fraction, "stable_span": stable_span,
+                     "time_fraction_to_reach": min(reached) / fine["acq_time_s"] if reached else None,
+                     "promise_kept": not any(promise_broken(r["wrong"], r["stopped_early"], r["risk"]) for r in stops),
+                     "curve": curve, "early_stops": stops})
+    return rows
+
+
+def promise_broken(wrong: int, stopped: int, risk: float, alpha: float = PROMISE_ALPHA) -> bool:
+    """Whether `wrong` wrong answers among `stopped` early stops are significantly more than `risk`
+    promises: the one-sided binomial test's p-value below `alpha` (`scipy.stats.binomtest`)."""
+    from scipy.stats import binomtest
+
+    return stopped > 0 and binomtest(wrong, stopped, risk, alternative="greater").pvalue < alpha
+
+
+def choose_settling(rows: list[dict[str, Any]]) -> tuple[float, float]:
+    """The settling thresholds whose curve reaches the fine scan's accuracy (minus the margin) soonest,
+    among those that keep every risk's promise; ties go to the larger ``min_fraction``, then the
+    larger ``stable_span`` (more evidence before a stop). When none qualifies, the most cautious pair.
+
+    Parameters
+    ----------
+    rows : list of dict
+        :func:`settling_sweep` output.
+
+    Returns
+    -------
+    tuple of float
+        ``(min_fraction, stable_span)``.
+    """
+    good = [r for r in rows if r["promise_kept"] and r["time_fraction_to_reach"] is not None]
+    if not good:
+        return max((r["min_fraction"], r["stable_span"]) for r in rows)
+    best = min(good, key=lambda r: (round(r["time_fraction_to_reach"], 9), -r["min_fraction"], -r["stable_span"]))
+    return best["min_fraction"], best["stable_span"]
+
+
 def run(quick: bool = False, out: Path | None = None, *, seed: int = 0, max_samples: int | None = None,
         steps: tuple[float, ...] = CANDIDATE_STEPS, log: Callable[[str], None] | None = print) -> dict[str, Any]:
     """Scan the tuning films with every candidate step and write JSON (and a PNG beside it).
@@ -138,10 +214,13 @@ def run(quick: bool = False, out: Path | None = None, *, seed: int = 0, max_samp
     jobs = tuning_jobs(models.load_default(TASK), seed, 2 if quick else max_samples)
     scanner = Scanner()
     outcomes: list[ScanOutcome] = []
+    paths: dict[tuple[float, float], list[AgentPath]] = {}  # (step, dwell): full paths, for the settling sweep
     for index, job in enumerate(jobs):
         outcomes += scanner.uniform(job)
         for step in steps:
-            for outcome in scanner.agent(job, (FULL_PATH_RISK, *RISKS), coarse_step=step, background_dwell=1.0):
+            path = scanner.agent_path(job, coarse_step=step, background_dwell=1.0)
+            paths.setdefault((step, 1.0), []).append(path)
+            for outcome in path.outcomes((FULL_PATH_RISK, *RISKS), path.config.min_fraction, path.config.stable_span):
                 outcome.strategy = f"agent coarse {step:g}"
                 outcomes.append(outcome)
         if (index + 1) % 10 == 0 or index + 1 == len(jobs):
@@ -152,7 +231,9 @@ def run(quick: bool = False, out: Path | None = None, *, seed: int = 0, max_samp
     chosen = choose_setting({s: p["accuracy"] for s, p in full_path.items()}, fine["accuracy"])
     for index, job in enumerate(jobs):  # the chosen step with shorter dwells over background
         for dwell in BACKGROUND_DWELLS[1:]:
-            for outcome in scanner.agent(job, (FULL_PATH_RISK, *RISKS), background_dwell=dwell, coarse_step=chosen):
+            path = scanner.agent_path(job, background_dwell=dwell, coarse_step=chosen)
+            paths.setdefault((chosen, dwell), []).append(path)
+            for outcome in path.outcomes((FULL_PATH_RISK, *RISKS), path.config.min_fraction, path.config.stable_span):
                 outcome.strategy = _dwell_strategy(chosen, dwell)
                 outcomes.append(outcome)
         if (index + 1) % 10 == 0 or index + 1 == len(jobs):
@@ -161,6 +242,8 @@ def run(quick: bool = False, out: Path | None = None, *, seed: int = 0, max_samp
     dwell_path = {d: next(p for p in curve[f"agent coarse {chosen:g}" if d == 1.0 else _dwell_strategy(chosen, d)]
                           if p["knob"] == FULL_PATH_RISK) for d in BACKGROUND_DWELLS}
     chosen_dwell = choose_setting({d: p["accuracy"] for d, p in dwell_path.items()}, fine["accuracy"], cheapest=min)
+    settling = settling_sweep(paths[(chosen, chosen_dwell)], fine)
+    chosen_settling = choose_settling(settling)
     budget = loop_curves.FINE_TIME_FRACTION * fine["acq_time_s"]
     at_budget = {strategy: loop_curves.accuracy_at(points, budget) for strategy, points in curve.items()}
     by_film = {}  # the same two lines on the default and on the weak films alone
@@ -181,8 +264,11 @@ def run(quick: bool = False, out: Path | None = None, *, seed: int = 0, max_samp
         "full_path_background_dwell": {f"{d:g}": {**p, "acq_time_fraction": p["acq_time_s"] / fine["acq_time_s"]}
                                        for d, p in dwell_path.items()},
         "chosen_background_dwell": chosen_dwell,
+        "settling": settling,
+        "chosen_settling": {"min_fraction": chosen_settling[0], "stable_span": chosen_settling[1]},
         "rule": f"the coarsest step, then the shortest background dwell (fraction of the dwell), whose full-path "
-                f"accuracy >= uniform 0.04 accuracy - {MARGIN}",
+                f"accuracy >= uniform 0.04 accuracy - {MARGIN}; then the settling thresholds whose curve reaches "
+                f"that accuracy in the least time with every risk's promise kept (choose_settling)",
         "curves": curve,
         "config": {"quick": quick, "seed": seed, "steps": list(steps), "risks": [FULL_PATH_RISK, *RISKS],
                    "git_commit": _git_commit(), "bench_wall_s": time.perf_counter() - began},
@@ -191,7 +277,8 @@ def run(quick: bool = False, out: Path | None = None, *, seed: int = 0, max_samp
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
     loop_curves.plot({"prototype films (tuning set)": curve}, out.with_suffix(".png"))
-    log(f"loop tuning: chosen coarse step {chosen:g} deg, background dwell {chosen_dwell:g} of the dwell; wrote {out}")
+    log(f"loop tuning: chosen coarse step {chosen:g} deg, background dwell {chosen_dwell:g} of the dwell, "
+        f"min_fraction {chosen_settling[0]:g}, stable_span {chosen_settling[1]:g} deg; wrote {out}")
     return result
 
 

@@ -69,6 +69,9 @@ class ScanOutcome:
     fold: int
     stopped_early: bool = False
     """The agent settled before the end of the range (its answer is the settled one)."""
+    judged_against: str = "label"
+    """What ``correct`` compares with: the sample's ``label``, or for a file without one (a user's
+    scan) ``"uniform 0.04"``, the answer of the same model on the uniform 0.04-degree scan."""
 
 
 def classify(classifier: Any, two_theta, counts) -> tuple[str, float]:

@@ -3,9 +3,11 @@
 Every file is read into the model's axis (Cu K-alpha1 2theta; `patterns.read_pattern` converts
 other radiations, q and d), checked for a basis for an answer (`models.basis`), then classified.
 The output says which wavelength was used and where it came from, any conversion, the coverage of
-the model's range and the flags. ``--json`` prints one JSON object per file:
-``{"file", "task", "label", "probability", "top3", "coverage", "wavelength_A", "wavelength_source",
-"converted_from", "flags": [...], "refusal", "error"}``; with ``--task both`` the top level is the
+the model's range, the flags and what the reader did to the numbers (`reading_notes`: sorted,
+merged, lifted, per second, columns ignored, a tube named in the header). ``--json`` prints one
+JSON object per file: ``{"file", "task", "label", "probability", "top3", "coverage",
+"wavelength_A", "wavelength_source", "converted_from", "flags": [...], "refusal", "error",
+"reading": [...]}``; with ``--task both`` the top level is the
 space group and ``"dimensionality"`` holds the other head's ``label``, ``probability``, ``top3``.
 The exit status is 2 when any file was unreadable or refused.
 
@@ -79,7 +81,7 @@ def classify_file(file: Path, classifiers: list, args: argparse.Namespace) -> di
 
     result: dict[str, Any] = {"file": str(file), "task": args.task, "label": None, "probability": None,
                               "top3": None, "coverage": None, "wavelength_A": None, "wavelength_source": None,
-                              "converted_from": None, "flags": [], "refusal": None, "error": None}
+                              "converted_from": None, "flags": [], "refusal": None, "error": None, "reading": []}
     try:
         if getattr(args, "poni", None) is not None:
             from patterns.frames import read_frame
@@ -95,6 +97,7 @@ def classify_file(file: Path, classifiers: list, args: argparse.Namespace) -> di
         result["error"] = str(exc)
         return result
     meta = pattern.metadata
+    result["reading"] = reading_notes(meta)
     basis = assess_basis(pattern.two_theta, pattern.intensity, meta)
     result.update(coverage=round(basis.coverage, 4), wavelength_A=meta["wavelength_A"],
                   wavelength_source=source, converted_from=meta["converted_from"],
@@ -127,6 +130,41 @@ def classify_file(file: Path, classifiers: list, args: argparse.Namespace) -> di
     return result
 
 
+def reading_notes(meta: dict[str, Any]) -> list[str]:
+    """What the reader did to the file's numbers, in words (empty for a plain ascending 2theta-counts file).
+
+    Parameters
+    ----------
+    meta : dict
+        `patterns.read_pattern` metadata.
+    """
+    from patterns import ANODE_WAVELENGTHS_A
+
+    notes = []
+    if meta.get("order") == "descending":
+        notes.append("written high to low angle: sorted")
+    if meta.get("n_repeated_angles"):
+        notes.append(f"{meta['n_repeated_angles']} angles measured twice: merged (mean)")
+    if meta.get("n_negative"):
+        notes.append(f"{meta['n_negative']} negative intensities (background subtracted?): all lifted by "
+                     f"{meta['intensity_offset']:g}")
+    if meta.get("n_columns", 2) > 2:
+        notes.append(f"{meta['n_columns']} columns: the third on (e.g. sigma) ignored")
+    if meta.get("n_scans", 1) > 1:
+        notes.append(f"{meta['n_scans']} scans joined")
+    if meta.get("attenuated_points"):
+        notes.append(f"{meta['attenuated_points']} points multiplied by their attenuation factors")
+    if meta.get("intensity_unit") == "counts/s":  # XRDML, RAS, UXD: the readers divide by the counting time
+        time_s = meta.get("counting_time_s")
+        notes.append("counts per second (divided by " + (f"the {time_s:g} s counting time)" if time_s else
+                                                          "each point's counting time)"))
+    anode = meta.get("radiation_in_header")
+    if anode in ANODE_WAVELENGTHS_A and meta.get("wavelength_source") == "default" and anode != "Cu":
+        notes.append(f"the header names {anode}: if it was measured with {anode} K-alpha1 "
+                     f"({ANODE_WAVELENGTHS_A[anode]} A), give --anode {anode}")
+    return notes
+
+
 def _text_lines(result: dict[str, Any]) -> list[str]:
     """Tab-separated lines for one file: one per task, then the provenance of the reading."""
     answers = [(result["task"] if result["task"] != "both" else "space_group", result)]
@@ -149,6 +187,8 @@ def _provenance(result: dict[str, Any]) -> str:
         text += f"\tconverted from {result['converted_from']}"
     if result["flags"]:
         text += f"\tflags: {', '.join(result['flags'])}"
+    if result.get("reading"):
+        text += f"\tread: {'; '.join(result['reading'])}"
     return text
 
 

@@ -48,6 +48,9 @@ class DemoResult:
         The adaptive run's exit status.
     report : str
         Path of the report PNG.
+    stop_reason : str
+        Why the scan ended: the final decision's reason (``settled: ...`` for an early stop),
+        ``range complete`` when it reached the end.
     """
 
     sample: str
@@ -62,6 +65,7 @@ class DemoResult:
     uid: str
     exit_status: str
     report: str
+    stop_reason: str = ""
 
     @property
     def time_fraction(self) -> float:
@@ -74,9 +78,10 @@ class DemoResult:
     def line(self) -> str:
         """One printable line."""
         truth = f" (true {self.true_label})" if self.true_label else ""
+        ended = "settled early" if self.stop_reason.startswith("settled") else "full range"
         return (
-            f"{self.sample:40s} {self.label:>9s}{truth:16s} conf {self.confidence:.2f}  "
-            f"{self.points:4d} pts {self.acq_time_s:7.1f} s  vs uniform 0.04: {self.uniform_points} pts "
+            f"{self.sample:40s} {self.label:>9s}{truth:16s} P {self.confidence:.2f} (calibrated)  "
+            f"{self.points:4d} pts {self.acq_time_s:7.1f} s, {ended}  vs uniform 0.04: {self.uniform_points} pts "
             f"{self.uniform_time_s:7.1f} s  ({100 * self.time_fraction:.0f} %)  {self.report}"
         )
 
@@ -201,9 +206,11 @@ def _demo_sample(name: str, truth: str | None, seed: int, agent: Any, classifier
     report = render_report(record, out_dir / f"{name.replace('/', '_')}.png", classifier)
     uniform_points, uniform_time_s = uniform_scan_time(name, seed, start, stop, 0.04)
     final = record.final()
+    actions, reasons = record.decisions.get("action", []), record.decisions.get("reason", [])
+    stop_reason = str(reasons[-1]) if len(actions) and str(actions[-1]) == "stop" else "range complete"
     return DemoResult(
         sample=name, true_label=truth, label=final["label"], confidence=final["confidence"],
         points=record.n_points, acq_time_s=acq_time_s, uniform_points=uniform_points,
         uniform_time_s=uniform_time_s, wall_s=wall_s, uid=uid,
-        exit_status=str(record.stop.get("exit_status")), report=str(report),
+        exit_status=str(record.stop.get("exit_status")), report=str(report), stop_reason=stop_reason,
     )

@@ -79,9 +79,10 @@ def quiet_libraries() -> None:
 class AdaptiveRunSummary:
     """A callback printing one line when an adaptive run stops, read from the run's documents.
 
-    ``adaptive_scan 12 [8a98c8ce]: Pm-3m, confidence 0.985 (calibrated), 212 points, 287.4 s
-    simulated acquisition, stopped: settled: Pm-3m at confidence 0.985 (...), no fallback``: the
-    last answered class (`plans.run_record.RunRecord.final`) and its calibrated probability, the
+    ``adaptive_scan 12 [8a98c8ce] of auto-xrd/CsPbBr3_film: Pm-3m, confidence 0.985 (calibrated),
+    212 points, 287.4 s simulated acquisition, stopped: settled: Pm-3m at confidence 0.985 (...), no
+    fallback``: the sample (the start document's ``sample``, when the detector names one), the last
+    answered class (`plans.run_record.RunRecord.final`) and its calibrated probability, the
     primary-stream points, the acquisition time (the simulated clock's seconds when ``clock`` is given, else the wall time from the start to the stop document), the
     reason of the final ``stop`` decision (or the stop document's, when the run failed or was
     aborted) and the fallback decisions with the first one's reason. Runs of other plans (no
@@ -146,7 +147,9 @@ class AdaptiveRunSummary:
         else:
             fell_back = "no fallback"
         scan_id = record.start.get("scan_id", "?")
-        return (f"adaptive_scan {scan_id} [{record.uid[:8]}]: {answer}, {record.n_points} points, "
+        sample = record.start.get("sample")  # the detector's sample name, when it has one
+        of = f" of {sample}" if isinstance(sample, str) and sample else ""
+        return (f"adaptive_scan {scan_id} [{record.uid[:8]}]{of}: {answer}, {record.n_points} points, "
                 f"{self._acquisition(record)}, stopped: {why}, {fell_back}")
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bench.loop import _headline
+from bench.loop import _headline, judge_unlabelled, sample_lines
 from bench.loop_curves import accuracy_at, curves, early_stops, pareto_front, plot, targets
 from bench.loop_scans import UNIFORM_STEPS, Scanner, ScanOutcome
 from bench.loop_sets import Job
@@ -63,6 +63,26 @@ def test_early_stops_give_the_error_rate_the_risk_promises_to_bound() -> None:
         {"risk": 0.02, "scans": 2, "stopped_early": 0, "wrong": 0, "error_rate": None},
         {"risk": 0.2, "scans": 5, "stopped_early": 4, "wrong": 1, "error_rate": 0.25},  # the full-path scan is not counted
     ]
+
+
+def test_a_file_without_a_label_is_judged_against_the_fine_scans_answer() -> None:
+    def row(strategy, knob, predicted, time_s, early=False):
+        outcome = ScanOutcome(strategy, knob, "my.xy", None, predicted, 0.8, False, time_s, 100, 0.1, -1)
+        outcome.stopped_early = early
+        return outcome
+
+    rows = judge_unlabelled([row("uniform", 0.04, "Pm-3m", 1472.0), row("uniform", 0.16, "Fm-3m", 389.0),
+                             row("agent", 0.02, "Pm-3m", 360.0), row("agent", 0.5, "Pm-3m", 150.0, early=True)])
+    assert [(o.label, o.correct, o.judged_against) for o in rows] == [("Pm-3m", True, "uniform 0.04"),
+                                                                      ("Pm-3m", False, "uniform 0.04"),
+                                                                      ("Pm-3m", True, "uniform 0.04"),
+                                                                      ("Pm-3m", True, "uniform 0.04")]
+    lines = sample_lines(rows)
+    assert "  agent risk 0.02: Pm-3m (0.80) in 360 s, 100 points (24% of uniform 0.04), the fine scan's answer" in lines
+    assert any("risk 0.5" in line and "stopped early" in line for line in lines)
+    assert any("step 0.16 deg: Fm-3m" in line and "NOT the fine scan's answer" in line for line in lines)
+    labelled = judge_unlabelled([_outcome("uniform", 0.04, False, 1000.0)])  # a labelled sample keeps its label
+    assert (labelled[0].label, labelled[0].correct, labelled[0].judged_against) == ("a", False, "label")
 
 
 def test_headline_time_matches_the_slope_baseline_without_labels(tmp_path) -> None:

@@ -13,7 +13,7 @@ REPO = Path(__file__).resolve().parent.parent
 XRD_AGENT = REPO / ".venv" / "bin" / "xrd-agent"
 IPYTHON = REPO / ".venv" / "bin" / "ipython"
 SUMMARY = re.compile(
-    r"^adaptive_scan (\d+) \[[0-9a-f]{8}\]: (\S+, confidence 0\.\d{3} \(calibrated\)|no class), \d+ points, "
+    r"^adaptive_scan (\d+) \[[0-9a-f]{8}\](?: of .+?)?: (\S+, confidence 0\.\d{3} \(calibrated\)|no class), \d+ points, "
     r"[\d.]+ s simulated acquisition, stopped: .+, (no fallback|fallback on .+)$", re.MULTILINE)
 
 

@@ -150,6 +150,23 @@ def test_classify_text_output_names_the_wavelength_and_refusals(capsys) -> None:
     assert len(error_lines) == 1 and "14-two-points.xy" in error_lines[0] and "too_little_data" in error_lines[0]
 
 
+def test_classify_text_output_says_what_the_reader_did(capsys) -> None:
+    expected = {"00-reference.xy": None, "01-descending.xy": "written high to low angle: sorted",
+                "02-overlapping-ranges.xy": "100 angles measured twice: merged (mean)",
+                "03-background-subtracted.xy": "negative intensities (background subtracted?): all lifted by",
+                "12-with-sigma.xye": "3 columns: the third on (e.g. sigma) ignored",
+                "10-counting-times.xrdml": "counts per second (divided by each point's counting time)",
+                "09-attenuator.xrdml": "points multiplied by their attenuation factors",
+                "13-co-radiation.xy": "the header names Co: if it was measured with Co K-alpha1 (1.788965 A), give --anode Co"}
+    assert main(["classify", *(str(FIELD_CASES / name) for name in expected)]) == 0
+    lines = {line.split("\t")[0]: line for line in capsys.readouterr().out.splitlines() if "\twavelength=" in line}
+    for name, note in expected.items():
+        line = lines[str(FIELD_CASES / name)]
+        assert ("\tread: " not in line) if note is None else (note in line.split("\tread: ")[1]), line
+    main(["classify", "--anode", "Co", str(FIELD_CASES / "13-co-radiation.xy")])  # declared: nothing left to say
+    assert "read:" not in capsys.readouterr().out
+
+
 def test_task_both_reports_both_heads(capsys) -> None:
     _, results = run_json(capsys, str(FIELD_CASES / "00-reference.xy"), "--task", "both")
     result = results["00-reference.xy"]

@@ -23,7 +23,7 @@ from sim_devices import make_beamline
 REPO = Path(__file__).resolve().parent.parent
 
 SUMMARY = re.compile(
-    r"^adaptive_scan (?P<scan_id>\d+) \[[0-9a-f]{8}\]: (?P<answer>\S+, confidence (?P<conf>0\.\d{3}) \(calibrated\)"
+    r"^adaptive_scan (?P<scan_id>\d+) \[[0-9a-f]{8}\](?: of .+?)?: (?P<answer>\S+, confidence (?P<conf>0\.\d{3}) \(calibrated\)"
     r"|no class), (?P<points>\d+) points, (?P<seconds>[\d.]+) s simulated acquisition, stopped: (?P<why>.+), "
     r"(?P<fallback>no fallback|fallback on \d+ of \d+ decisions \(first: .+\))$"
 )
@@ -91,6 +91,7 @@ def test_an_adaptive_run_ends_with_one_summary_line_from_its_documents(classifie
     match = SUMMARY.match(summary.lines[0])
     assert match, summary.lines[0]
     assert match["scan_id"] == "2" and uid.startswith(summary.lines[0].split("[")[1][:8])
+    assert f"] of {beamline.detector.sample.get()}: " in summary.lines[0]  # which sample, from the start document
     assert float(match["seconds"]) == pytest.approx(beamline.clock.time() - began, abs=0.1)
     assert int(match["points"]) > 20 and match["fallback"] == "no fallback"
 

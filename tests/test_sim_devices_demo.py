@@ -55,6 +55,7 @@ def test_adaptive_demo_stores_its_run_and_prints_the_next_commands(
     output = capsys.readouterr().out
     assert code == 0
     assert "vs uniform 0.04: 251 pts" in output
+    assert "(calibrated)" in output and ("settled early" in output or "full range" in output)  # how it ended
     assert "xrd-agent label" in output and "xrd-agent flows run" in output and "prefect-ui" in output
     assert len(list(tmp_path.glob("*.png"))) == 1
     from storage.catalog import open_catalog

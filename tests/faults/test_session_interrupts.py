@@ -145,7 +145,7 @@ def test_ctrl_c_then_abort_closes_the_run_as_abort_with_every_printed_point(sess
     said = _said(aborted)
     # bluesky's one line, then the session's summary of the run it closed
     assert said[:1] == ["Aborting: running cleanup and marking exit_status as 'abort'..."], aborted
-    assert len(said) == 2 and re.match(r"adaptive_scan \d+ \[[0-9a-f]{8}\]: .+stopped: abort", said[1]), aborted
+    assert len(said) == 2 and re.match(r"adaptive_scan \d+ \[[0-9a-f]{8}\](?: of .+?)?: .+stopped: abort", said[1]), aborted
 
     run = _stored_run(home, UID.search(aborted).group(1), monkeypatch)
     stop = run.metadata["stop"]

@@ -93,10 +93,12 @@ def sample_lines(outcomes: list[ScanOutcome]) -> list[str]:
     """What a user's file gets from each strategy: answer, confidence, time, share of the fine scan's time."""
     fine = next((o for o in outcomes if o.strategy == "uniform" and o.knob == 0.04), None)
     lines = []
-    for o in sorted(outcomes, key=lambda o: (o.strategy, -o.acq_time_s)):
+    for o in sorted(outcomes, key=lambda o: (o.strategy, o.knob)):
         if o.strategy == "agent" and o.knob not in (DEFAULT_RISK, 0.1, 0.3, 0.5):
             continue  # the curve has every risk; these four tell the story
-        knob = {"uniform": f"step {o.knob:g} deg", "agent": f"risk {o.knob:g}", "slope_adaptive": f"target_delta {o.knob:g}"}
+        default = " (default)" if o.knob == DEFAULT_RISK else ""
+        knob = {"uniform": f"step {o.knob:g} deg", "agent": f"risk {o.knob:g}{default}",
+                "slope_adaptive": f"target_delta {o.knob:g}"}
         share = f" ({o.acq_time_s / fine.acq_time_s:.0%} of uniform 0.04)" if fine is not None else ""
         stop = ", stopped early" if o.stopped_early else ""
         same = "" if o.judged_against == "label" else (", the fine scan's answer" if o.correct else ", NOT the fine scan's answer")

@@ -78,7 +78,7 @@ def test_a_file_without_a_label_is_judged_against_the_fine_scans_answer() -> Non
                                                                       ("Pm-3m", True, "uniform 0.04"),
                                                                       ("Pm-3m", True, "uniform 0.04")]
     lines = sample_lines(rows)
-    assert "  agent risk 0.02: Pm-3m (0.80) in 360 s, 100 points (24% of uniform 0.04), the fine scan's answer" in lines
+    assert lines[0] == "  agent risk 0.02 (default): Pm-3m (0.80) in 360 s, 100 points (24% of uniform 0.04), the fine scan's answer"
     assert any("risk 0.5" in line and "stopped early" in line for line in lines)
     assert any("step 0.16 deg: Fm-3m" in line and "NOT the fine scan's answer" in line for line in lines)
     labelled = judge_unlabelled([_outcome("uniform", 0.04, False, 1000.0)])  # a labelled sample keeps its label

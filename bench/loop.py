@@ -19,6 +19,10 @@ subprocess (`bench.loop_remote`); ``load_average`` the machine's 1-minute load a
 the end. ``out_of_distribution`` replays the out-of-distribution set through the policy
 (`bench.loop_ood`).
 
+With ``sample=`` (a user's file, `bench.loop_sets.sample_jobs`) the one set is that file; a file
+without a label is judged against the uniform 0.04-degree scan's answer (`judge_unlabelled`), and
+each strategy's answer and time are printed (`sample_lines`).
+
 The top-level keys of earlier versions are kept and describe the measured set (``strategies``:
 uniform 0.04 and 0.16, the slope baseline time-matched to the agent at its default risk, and the
 agent at its default risk); ``sets`` holds both sets in full.
@@ -280,8 +284,9 @@ def run(quick: bool = False, out: Path | None = None, *, seed: int = 0, max_samp
     result["targets"] = _accept(result)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
-    titles = {"sample": f"{Path(sample).name if sample else ''} (accuracy: gives the uniform 0.04 scan's answer)"
-              if "uniform 0.04" in reports.get("sample", {}).get("judged_against", []) else "sample"}
-    loop_curves.plot({titles.get(name, name): report["curves"] for name, report in reports.items()}, out.with_suffix(".png"))
+    panels = {name: report["curves"] for name, report in reports.items()}
+    if sample is not None and "uniform 0.04" in reports["sample"]["judged_against"]:  # a file without a label
+        panels = {f"{Path(sample).name} (accuracy: gives the uniform 0.04 scan's answer)": panels["sample"]}
+    loop_curves.plot(panels, out.with_suffix(".png"))
     log(f"bench loop: wrote {out} and {out.with_suffix('.png')}")
     return result

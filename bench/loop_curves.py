@@ -121,7 +121,7 @@ def plot(sets: dict[str, dict[str, list[dict[str, float]]]], path: Path) -> Path
         ax.set_xlabel("mean simulated acquisition time per sample (s)")
         ax.set_ylabel("accuracy")
         ax.set_ylim(0, 1.02)
-        ax.set_title(f"{name}: knobs = step (deg), target_delta (counts), risk", fontsize=9)
+        ax.set_title(f"{name}\nknobs: step (deg), target_delta (counts), risk", fontsize=9)
         ax.legend(fontsize=7, loc="lower right")
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -83,6 +83,15 @@ def classify(classifier: Any, two_theta, counts) -> tuple[str, float]:
     return str(prediction.label), float(prediction.confidence)
 
 
+def outcome_of(job: Job, strategy: str, knob: float, predicted: tuple[str, float], acq: float, points: int,
+               wall: float) -> ScanOutcome:
+    """The `ScanOutcome` of one scan of `job`: `predicted` is its (label, confidence), `acq` its
+    simulated acquisition seconds, `wall` its wall seconds."""
+    label, confidence = predicted
+    return ScanOutcome(strategy, float(knob), job.name, job.label, label, confidence, label == job.label,
+                       float(acq), int(points), float(wall), job.fold)
+
+
 class DeviceMeasure:
     """Measure a position on a simulated beamline without a RunEngine: move, expose, read the counts.
 
@@ -150,12 +159,6 @@ class Scanner:
         self.RE(plan_of([beamline.detector], beamline.motor))
         return beamline.clock.time() - began_clock, time.perf_counter() - began_wall
 
-    def _outcome(self, job: Job, strategy: str, knob: float, predicted: tuple[str, float], acq: float,
-                 points: int, wall: float) -> ScanOutcome:
-        label, confidence = predicted
-        return ScanOutcome(strategy, float(knob), job.name, job.label, label, confidence, label == job.label,
-                           float(acq), int(points), float(wall), job.fold)
-
     def _measure(self, job: Job) -> DeviceMeasure:
         from sim_devices import make_beamline
 
@@ -183,7 +186,7 @@ class Scanner:
                 for position in x[::every]:
                     timing(position)
                 self._uniform_time[step] = timing.times_s[-1]
-            outcomes.append(self._outcome(job, "uniform", step, classify(job.classifier, x[::every], y[::every]),
+            outcomes.append(outcome_of(job, "uniform", step, classify(job.classifier, x[::every], y[::every]),
                                           self._uniform_time[step], x[::every].size, wall / every))
         return outcomes
 
@@ -194,7 +197,7 @@ class Scanner:
         acq, wall = self._run(job, lambda d, m: bp.adaptive_scan(
             d, "det_counts", m, self.start, self.stop, SLOPE_MIN_STEP, SLOPE_MAX_STEP, delta, True, SLOPE_THRESHOLD))
         predicted = classify(job.classifier, self.collector.two_theta, self.collector.counts)
-        return self._outcome(job, "slope_adaptive", delta, predicted, acq, len(self.collector.two_theta), wall)
+        return outcome_of(job, "slope_adaptive", delta, predicted, acq, len(self.collector.two_theta), wall)
 
     def agent(self, job: Job, risks: tuple[float, ...], **policy: float) -> list[ScanOutcome]:
         """The agent at every risk of `risks`, from one full-path scan (module docstring); `policy`
@@ -216,7 +219,7 @@ class Scanner:
         wall = time.perf_counter() - began
         self.replay_decision_ms.extend(result.decision_ms)
         self.agent_seconds.append((sum(result.decision_ms) / 1e3, measure.times_s[-1]))
-        return AgentPath(self, job, config, result, measure.times_s, classify(job.classifier, *result.scan.sorted()), wall)
+        return AgentPath(job, config, result, measure.times_s, classify(job.classifier, *result.scan.sorted()), wall)
 
     def check_early_stop(self, job: Job, risk: float) -> tuple[int, str]:
         """The real plan in the RunEngine at `risk`, early stopping on: (points, final label)."""
@@ -236,8 +239,6 @@ class AgentPath:
 
     Attributes
     ----------
-    scanner : Scanner
-        Where it was scanned (its outcome builder).
     job : Job
         The sample.
     config : PolicyConfig
@@ -252,7 +253,6 @@ class AgentPath:
         Wall time of the scan.
     """
 
-    scanner: Scanner
     job: Job
     config: PolicyConfig
     result: Any
@@ -269,11 +269,11 @@ class AgentPath:
             k = first_settled(self.result.trail, confidence=confidence_for_risk(risk), min_fraction=min_fraction,
                               stable_span=stable_span)
             if k is None:
-                outcomes.append(self.scanner._outcome(self.job, "agent", risk, self.full, acq, n_full, self.wall_s))
+                outcomes.append(outcome_of(self.job, "agent", risk, self.full, acq, n_full, self.wall_s))
             else:
                 n = self.result.trail_points[k]
                 stop = self.result.trail[k]
-                outcome = self.scanner._outcome(self.job, "agent", risk, (stop.label, stop.confidence),
+                outcome = outcome_of(self.job, "agent", risk, (stop.label, stop.confidence),
                                                 self.times_s[n - 1], n, self.wall_s * n / n_full)
                 outcome.stopped_early = True
                 outcomes.append(outcome)

@@ -233,7 +233,9 @@ def run_classify(args: argparse.Namespace) -> int:
             print("\n".join(_text_lines(result)))
         if problem is not None:
             failures += 1
-            print(f"xrd-agent classify: error: {problem}", file=sys.stderr)
+            # an unreadable file is an error; a readable one without a basis for an answer is not
+            kind = "error: " if result["error"] else ""
+            print(f"xrd-agent classify: {kind}{problem}", file=sys.stderr)
             if not args.json and result["wavelength_A"] is not None:
                 print(_provenance(result))
     return 2 if failures else 0

@@ -148,6 +148,9 @@ def test_classify_text_output_names_the_wavelength_and_refusals(capsys) -> None:
     assert "wavelength=0.709317 A (stated in the file)" in captured.out and "converted from" in captured.out
     error_lines = captured.err.strip().splitlines()
     assert len(error_lines) == 1 and "14-two-points.xy" in error_lines[0] and "too_little_data" in error_lines[0]
+    assert error_lines[0].startswith("xrd-agent classify: ") and "error:" not in error_lines[0]  # no answer is not an error
+    assert main(["classify", str(FIELD_CASES / "README.md")]) == 2
+    assert capsys.readouterr().err.startswith("xrd-agent classify: error: ")  # an unreadable file is
 
 
 def test_classify_text_output_says_what_the_reader_did(capsys) -> None:

@@ -149,7 +149,7 @@ def reading_notes(meta: dict[str, Any]) -> list[str]:
         notes.append(f"{meta['n_negative']} negative intensities (background subtracted?): all lifted by "
                      f"{meta['intensity_offset']:g}")
     if meta.get("n_columns", 2) > 2:
-        notes.append(f"{meta['n_columns']} columns: the third on (e.g. sigma) ignored")
+        notes.append(f"{meta['n_columns']} columns: all after the second (e.g. sigma) ignored")
     if meta.get("n_scans", 1) > 1:
         notes.append(f"{meta['n_scans']} scans joined")
     if meta.get("attenuated_points"):

@@ -78,7 +78,8 @@ class DemoResult:
     def line(self) -> str:
         """One printable line."""
         truth = f" (true {self.true_label})" if self.true_label else ""
-        ended = "settled early" if self.stop_reason.startswith("settled") else "full range"
+        ended = ("settled early" if self.stop_reason.startswith("settled") else "full range") \
+            if self.exit_status == "success" else f"run {self.exit_status}"
         return (
             f"{self.sample:40s} {self.label:>9s}{truth:16s} P {self.confidence:.2f} (calibrated)  "
             f"{self.points:4d} pts {self.acq_time_s:7.1f} s, {ended}  vs uniform 0.04: {self.uniform_points} pts "

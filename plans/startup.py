@@ -79,7 +79,7 @@ def quiet_libraries() -> None:
 class AdaptiveRunSummary:
     """A callback printing one line when an adaptive run stops, read from the run's documents.
 
-    ``adaptive_scan 12 [8a98c8ce] of auto-xrd/CsPbBr3_film: Pm-3m, confidence 0.985 (calibrated),
+    ``adaptive_scan 12 [8a98c8ce] of CsPbBr3: Pm-3m, confidence 0.985 (calibrated),
     212 points, 287.4 s simulated acquisition, stopped: settled: Pm-3m at confidence 0.985 (...), no
     fallback``: the sample (the start document's ``sample``, when the detector names one), the last
     answered class (`plans.run_record.RunRecord.final`) and its calibrated probability, the

@@ -157,7 +157,7 @@ def test_classify_text_output_says_what_the_reader_did(capsys) -> None:
     expected = {"00-reference.xy": None, "01-descending.xy": "written high to low angle: sorted",
                 "02-overlapping-ranges.xy": "100 angles measured twice: merged (mean)",
                 "03-background-subtracted.xy": "negative intensities (background subtracted?): all lifted by",
-                "12-with-sigma.xye": "3 columns: the third on (e.g. sigma) ignored",
+                "12-with-sigma.xye": "3 columns: all after the second (e.g. sigma) ignored",
                 "10-counting-times.xrdml": "counts per second (divided by each point's counting time)",
                 "09-attenuator.xrdml": "points multiplied by their attenuation factors",
                 "13-co-radiation.xy": "the header names Co: if it was measured with Co K-alpha1 (1.788965 A), give --anode Co"}

@@ -19,9 +19,10 @@ subprocess (`bench.loop_remote`); ``load_average`` the machine's 1-minute load a
 the end. ``out_of_distribution`` replays the out-of-distribution set through the policy
 (`bench.loop_ood`).
 
-With ``sample=`` (a user's file, `bench.loop_sets.sample_jobs`) the one set is that file; a file
-without a label is judged against the uniform 0.04-degree scan's answer (`judge_unlabelled`), and
-each strategy's answer and time are printed (`sample_lines`).
+With ``sample=`` (a user's file, `bench.loop_sets.sample_jobs`) the one set is that file, also
+scanned uniformly at the file's own step (``uniform_file_step``: what that scan costs on these
+devices); a file without a label is judged against the uniform 0.04-degree scan's answer
+(`judge_unlabelled`), and each strategy's answer and time are printed (`sample_lines`).
 
 The top-level keys of earlier versions are kept and describe the measured set (``strategies``:
 uniform 0.04 and 0.16, the slope baseline time-matched to the agent at its default risk, and the
@@ -55,7 +56,7 @@ from bench.loop_scans import (
     Scanner,
     ScanOutcome,
 )
-from bench.loop_sets import TASK, Job, held_out_folds, measured_jobs, sample_jobs, unseen_jobs
+from bench.loop_sets import TASK, Job, file_step, held_out_folds, measured_jobs, sample_jobs, unseen_jobs
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 DEFAULT_OUT = RESULTS_DIR / "loop.json"
@@ -96,14 +97,17 @@ def judge_unlabelled(outcomes: list[ScanOutcome]) -> list[ScanOutcome]:
 def sample_lines(outcomes: list[ScanOutcome]) -> list[str]:
     """What a user's file gets from each strategy: answer, confidence, time, share of the fine scan's time."""
     fine = next((o for o in outcomes if o.strategy == "uniform" and o.knob == 0.04), None)
+    own = next((o for o in outcomes if o.strategy == "uniform_file_step"), None)
     lines = []
     for o in sorted(outcomes, key=lambda o: (o.strategy, o.knob)):
         if o.strategy == "agent" and o.knob not in (DEFAULT_RISK, 0.1, 0.3, 0.5):
             continue  # the curve has every risk; these four tell the story
         default = " (default)" if o.knob == DEFAULT_RISK else ""
         knob = {"uniform": f"step {o.knob:g} deg", "agent": f"risk {o.knob:g}{default}",
-                "slope_adaptive": f"target_delta {o.knob:g}"}
-        share = f" ({o.acq_time_s / fine.acq_time_s:.0%} of uniform 0.04)" if fine is not None else ""
+                "slope_adaptive": f"target_delta {o.knob:g}", "uniform_file_step": f"{o.knob:g} deg"}
+        shares = [f"{o.acq_time_s / ref.acq_time_s:.0%} of {what}" for ref, what in
+                  ((fine, "uniform 0.04"), (own, "the file's step")) if ref is not None and ref is not o]
+        share = f" ({', '.join(shares)})" if shares else ""
         stop = ", stopped early" if o.stopped_early else ""
         same = "" if o.judged_against == "label" else (", the fine scan's answer" if o.correct else ", NOT the fine scan's answer")
         lines.append(f"  {o.strategy} {knob.get(o.strategy, o.knob)}: {o.predicted} ({o.confidence:.2f}) in "
@@ -242,7 +246,12 @@ def run(quick: bool = False, out: Path | None = None, *, seed: int = 0, max_samp
     first = next(iter(sets.values()))
     for job in first[:1 if quick else RUNENGINE_SCANS]:
         scanner.runengine_steps(job)
-    outcomes = {name: judge_unlabelled(_scan_set(scanner, jobs, deltas, log, name)) for name, jobs in sets.items()}
+    outcomes = {name: _scan_set(scanner, jobs, deltas, log, name) for name, jobs in sets.items()}
+    if sample is not None:  # and the user's own step, where the file has one
+        step = file_step(sample)
+        if step is not None and step > 0:
+            outcomes["sample"].append(scanner.file_step(sets["sample"][0], step))
+    outcomes = {name: judge_unlabelled(rows) for name, rows in outcomes.items()}
     if sample is not None:
         for line in sample_lines(outcomes["sample"]):
             log(line)

@@ -190,6 +190,16 @@ class Scanner:
                                           self._uniform_time[step], x[::every].size, wall / every))
         return outcomes
 
+    def file_step(self, job: Job, step: float) -> ScanOutcome:
+        """A uniform scan at `step` degrees (a user's file's own step) over the same range, dwell and
+        devices: "what the scan I did would cost here" (strategy ``uniform_file_step``)."""
+        x = np.linspace(self.start, self.stop, int(round((self.stop - self.start) / step)) + 1)
+        measure = self._measure(job)
+        began = time.perf_counter()
+        y = np.array([measure(position) for position in x])
+        return outcome_of(job, "uniform_file_step", step, classify(job.classifier, x, y), measure.times_s[-1], x.size,
+                          time.perf_counter() - began)
+
     def slope(self, job: Job, delta: float) -> ScanOutcome:
         """bluesky's slope-driven adaptive scan at ``target_delta`` `delta` (counts)."""
         import bluesky.plans as bp

@@ -136,3 +136,25 @@ def sample_jobs(path: str, classifier: Any, seed: int) -> list[Job]:
 
     sample = sample_from_file(path)
     return [Job(sample, sample.name, sample.label, seed, classifier, -1)]
+
+
+def file_step(path: str) -> float | None:
+    """The median step of a measured file inside the model's 5-60 degree range, degrees (rounded to
+    0.001); None for a CIF or a file with fewer than two points there.
+
+    Raises
+    ------
+    ValueError
+        A file the readers refuse (`patterns.read_pattern`).
+    """
+    import numpy as np
+
+    from models.grid import GRID_START, GRID_STOP
+    from patterns import read_pattern
+
+    if Path(path).suffix.lower() == ".cif":
+        return None
+    x = read_pattern(path).two_theta
+    x = x[(x >= GRID_START) & (x <= GRID_STOP)]
+    steps = np.diff(np.unique(x))
+    return round(float(np.median(steps)), 3) if steps.size else None

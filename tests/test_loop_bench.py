@@ -81,8 +81,22 @@ def test_a_file_without_a_label_is_judged_against_the_fine_scans_answer() -> Non
     assert lines[0] == "  agent risk 0.02 (default): Pm-3m (0.80) in 360 s, 100 points (24% of uniform 0.04), the fine scan's answer"
     assert any("risk 0.5" in line and "stopped early" in line for line in lines)
     assert any("step 0.16 deg: Fm-3m" in line and "NOT the fine scan's answer" in line for line in lines)
+    own = judge_unlabelled(rows + [row("uniform_file_step", 0.02, "Pm-3m", 2944.0)])
+    assert "  agent risk 0.02 (default): Pm-3m (0.80) in 360 s, 100 points (24% of uniform 0.04, 12% of the file's step), " \
+           "the fine scan's answer" in sample_lines(own)
     labelled = judge_unlabelled([_outcome("uniform", 0.04, False, 1000.0)])  # a labelled sample keeps its label
     assert (labelled[0].label, labelled[0].correct, labelled[0].judged_against) == ("a", False, "label")
+
+
+def test_a_files_own_step_is_its_median_step_on_the_models_range() -> None:
+    from pathlib import Path
+
+    from bench.loop_sets import file_step
+
+    cases = Path(__file__).parent / "data" / "field-cases"
+    assert file_step(str(cases / "00-reference.xy")) == 0.02
+    assert file_step(str(cases / "15-reflectivity.xy")) == 0.01  # its 5-6 degree tail: 0.01 steps
+    assert file_step("structure.cif") is None  # a CIF has no step (not read)
 
 
 def test_headline_time_matches_the_slope_baseline_without_labels(tmp_path) -> None:

@@ -248,9 +248,10 @@ def run(quick: bool = False, out: Path | None = None, *, seed: int = 0, max_samp
         scanner.runengine_steps(job)
     outcomes = {name: _scan_set(scanner, jobs, deltas, log, name) for name, jobs in sets.items()}
     if sample is not None:  # and the user's own step, where the file has one
-        step = file_step(sample)
+        job = sets["sample"][0]
+        step = file_step(job.sample)
         if step is not None and step > 0:
-            outcomes["sample"].append(scanner.file_step(sets["sample"][0], step))
+            outcomes["sample"].append(scanner.file_step(job, step))
     outcomes = {name: judge_unlabelled(rows) for name, rows in outcomes.items()}
     if sample is not None:
         for line in sample_lines(outcomes["sample"]):

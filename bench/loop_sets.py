@@ -138,23 +138,21 @@ def sample_jobs(path: str, classifier: Any, seed: int) -> list[Job]:
     return [Job(sample, sample.name, sample.label, seed, classifier, -1)]
 
 
-def file_step(path: str) -> float | None:
-    """The median step of a measured file inside the model's 5-60 degree range, degrees (rounded to
-    0.001); None for a CIF or a file with fewer than two points there.
+def file_step(sample: Any) -> float | None:
+    """The median step of a replayed measured file inside the model's 5-60 degree range, degrees
+    (rounded to 0.001); None for a simulated sample (a CIF) or fewer than two points there.
 
-    Raises
-    ------
-    ValueError
-        A file the readers refuse (`patterns.read_pattern`).
+    Parameters
+    ----------
+    sample : sim_devices.Sample
+        As `sample_jobs` builds it (a measured file keeps its angles as ``grid_deg``).
     """
     import numpy as np
 
     from models.grid import GRID_START, GRID_STOP
-    from patterns import read_pattern
 
-    if Path(path).suffix.lower() == ".cif":
+    if sample.kind != "measured":
         return None
-    x = read_pattern(path).two_theta
-    x = x[(x >= GRID_START) & (x <= GRID_STOP)]
-    steps = np.diff(np.unique(x))
+    x = sample.grid_deg[(sample.grid_deg >= GRID_START) & (sample.grid_deg <= GRID_STOP)]
+    steps = np.diff(x)
     return round(float(np.median(steps)), 3) if steps.size else None

@@ -49,8 +49,8 @@ class DemoResult:
     report : str
         Path of the report PNG.
     stop_reason : str
-        Why the scan ended: the final decision's reason (``settled: ...`` for an early stop),
-        ``range complete`` when it reached the end.
+        Why the scan ended (`plans.run_record.RunRecord.stop_reason`: ``settled: ...`` for an
+        early stop).
     """
 
     sample: str
@@ -207,11 +207,9 @@ def _demo_sample(name: str, truth: str | None, seed: int, agent: Any, classifier
     report = render_report(record, out_dir / f"{name.replace('/', '_')}.png", classifier)
     uniform_points, uniform_time_s = uniform_scan_time(name, seed, start, stop, 0.04)
     final = record.final()
-    actions, reasons = record.decisions.get("action", []), record.decisions.get("reason", [])
-    stop_reason = str(reasons[-1]) if len(actions) and str(actions[-1]) == "stop" else "range complete"
     return DemoResult(
         sample=name, true_label=truth, label=final["label"], confidence=final["confidence"],
         points=record.n_points, acq_time_s=acq_time_s, uniform_points=uniform_points,
         uniform_time_s=uniform_time_s, wall_s=wall_s, uid=uid,
-        exit_status=str(record.stop.get("exit_status")), report=str(report), stop_reason=stop_reason,
+        exit_status=str(record.stop.get("exit_status")), report=str(report), stop_reason=record.stop_reason(),
     )

@@ -74,6 +74,19 @@ class RunRecord:
                 return {"label": str(label), "confidence": float(confidence)}
         return {"label": "", "confidence": math.nan}
 
+    def stop_reason(self) -> str:
+        """Why the run ended: the stop document's exit status and reason when it did not succeed,
+        else the final ``stop`` decision's reason (``settled: ...`` for an early stop), else
+        ``"range complete"``."""
+        actions = self.decisions.get("action", [])
+        reasons = self.decisions.get("reason", [])
+        status = self.stop.get("exit_status", "?")
+        if status != "success":
+            return f"{status}: {self.stop.get('reason') or 'no reason given'}"
+        if len(actions) and str(actions[-1]) == "stop":
+            return str(reasons[-1]) or "stop"
+        return "range complete"
+
     def fallback_used(self) -> bool:
         fallback = self.decisions.get("fallback", np.array([]))
         return bool(np.any(np.asarray(fallback, dtype=bool)))
@@ -87,6 +100,7 @@ class RunCollector:
         self._streams: dict[str, tuple[str, str]] = {}  # descriptor uid -> (run uid, stream name)
         self._points: dict[str, tuple[list[float], list[float]]] = {}
         self._decisions: dict[str, dict[str, list[Any]]] = {}
+        self._dwell: dict[str, tuple[str, float] | None] = {}  # run uid -> its per-point dwell (field, run dwell s)
 
     def __call__(self, name: str, doc: dict[str, Any]) -> None:
         if name == "start":
@@ -95,6 +109,9 @@ class RunCollector:
             self._decisions[doc["uid"]] = {}
         elif name == "descriptor":
             self._streams[doc["uid"]] = (doc["run_start"], doc.get("name", ""))
+            if doc.get("name") == PRIMARY_STREAM and doc["run_start"] in self.records:  # looked up once per run
+                self._dwell[doc["run_start"]] = dwell_of_points(self.records[doc["run_start"]].start,
+                                                                list(doc.get("data_keys", {})))
         elif name == "event":
             run_uid, stream = self._streams.get(doc["descriptor"], ("", ""))
             if run_uid not in self.records:
@@ -106,7 +123,7 @@ class RunCollector:
                 detector = adaptive.get("counts_field")
                 positions.append(float(doc["data"][motor]))
                 value = float(doc["data"][detector]) if detector else math.nan
-                dwell = dwell_of_points(self.records[run_uid].start, doc["data"])
+                dwell = self._dwell.get(run_uid)
                 if dwell is not None:
                     value = float(at_run_dwell(value, doc["data"][dwell[0]], dwell[1]))
                 counts.append(value)
@@ -120,6 +137,7 @@ class RunCollector:
                 record = self.records[run_uid]
                 record.stop = doc
                 positions, counts = self._points.pop(run_uid)
+                self._dwell.pop(run_uid, None)
                 record.two_theta = np.asarray(positions, dtype=np.float64)
                 record.counts = np.asarray(counts, dtype=np.float64)
                 record.decisions = with_probability_matrix(

@@ -131,15 +131,8 @@ class AdaptiveRunSummary:
         final = record.final()
         answer = (f"{final['label']}, confidence {final['confidence']:.3f} (calibrated)" if final["label"]
                   else "no class")
-        actions = [str(a) for a in record.decisions.get("action", [])]
+        why = record.stop_reason()
         reasons = [str(r) for r in record.decisions.get("reason", [])]
-        status = record.stop.get("exit_status", "?")
-        if status != "success":
-            why = f"{status}: {record.stop.get('reason') or 'no reason given'}"
-        elif actions and actions[-1] == "stop":
-            why = reasons[-1] or "stop"
-        else:
-            why = "range complete"
         fallback = [bool(f) for f in record.decisions.get("fallback", [])]
         if any(fallback):
             first = reasons[fallback.index(True)]

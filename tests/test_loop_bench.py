@@ -92,11 +92,13 @@ def test_a_files_own_step_is_its_median_step_on_the_models_range() -> None:
     from pathlib import Path
 
     from bench.loop_sets import file_step
+    from sim_devices.samples import Sample, sample_from_file
 
     cases = Path(__file__).parent / "data" / "field-cases"
-    assert file_step(str(cases / "00-reference.xy")) == 0.02
-    assert file_step(str(cases / "15-reflectivity.xy")) == 0.01  # its 5-6 degree tail: 0.01 steps
-    assert file_step("structure.cif") is None  # a CIF has no step (not read)
+    assert file_step(sample_from_file(cases / "00-reference.xy")) == 0.02
+    assert file_step(sample_from_file(cases / "15-reflectivity.xy")) == 0.01  # its 5-6 degree tail: 0.01 steps
+    simulated = Sample("a CIF's film", None, "simulated", np.linspace(5, 60, 1376), np.ones(1376))
+    assert file_step(simulated) is None  # a structure has no step of its own
 
 
 def test_headline_time_matches_the_slope_baseline_without_labels(tmp_path) -> None:

@@ -41,6 +41,13 @@ def test_a_run_that_names_a_dwell_field_it_does_not_hold_is_refused() -> None:
     builder = PartialScanBuilder(start)
     with pytest.raises(ValueError, match="det_dwell"):
         builder.descriptor({"uid": "d1", "name": "primary", "data_keys": {"tth": {}, "det_counts": {}}})
+    from plans.run_record import RunCollector
+
+    collector = RunCollector()  # the session's reader refuses it at the same document
+    collector("start", start)
+    with pytest.raises(ValueError, match="det_dwell"):
+        collector("descriptor", {"uid": "d1", "run_start": "u1", "name": "primary",
+                                 "data_keys": {"tth": {}, "det_counts": {}}})
 
 
 @pytest.fixture(scope="module")

@@ -220,9 +220,7 @@ def run(quick: bool = False, out: Path | None = None, *, seed: int = 0, max_samp
         for step in steps:
             path = scanner.agent_path(job, coarse_step=step, background_dwell=1.0)
             paths.setdefault((step, 1.0), []).append(path)
-            for outcome in path.outcomes((FULL_PATH_RISK, *RISKS), path.config.min_fraction, path.config.stable_span):
-                outcome.strategy = f"agent coarse {step:g}"
-                outcomes.append(outcome)
+            outcomes += _named_outcomes(path, f"agent coarse {step:g}")
         if (index + 1) % 10 == 0 or index + 1 == len(jobs):
             log(f"  tuning: {index + 1}/{len(jobs)} films ({time.perf_counter() - began:.0f} s)")
     curve = loop_curves.curves(outcomes)
@@ -233,9 +231,7 @@ def run(quick: bool = False, out: Path | None = None, *, seed: int = 0, max_samp
         for dwell in BACKGROUND_DWELLS[1:]:
             path = scanner.agent_path(job, background_dwell=dwell, coarse_step=chosen)
             paths.setdefault((chosen, dwell), []).append(path)
-            for outcome in path.outcomes((FULL_PATH_RISK, *RISKS), path.config.min_fraction, path.config.stable_span):
-                outcome.strategy = _dwell_strategy(chosen, dwell)
-                outcomes.append(outcome)
+            outcomes += _named_outcomes(path, _dwell_strategy(chosen, dwell))
         if (index + 1) % 10 == 0 or index + 1 == len(jobs):
             log(f"  background dwell: {index + 1}/{len(jobs)} films ({time.perf_counter() - began:.0f} s)")
     curve = loop_curves.curves(outcomes)
@@ -280,6 +276,14 @@ def run(quick: bool = False, out: Path | None = None, *, seed: int = 0, max_samp
     log(f"loop tuning: chosen coarse step {chosen:g} deg, background dwell {chosen_dwell:g} of the dwell, "
         f"min_fraction {chosen_settling[0]:g}, stable_span {chosen_settling[1]:g} deg; wrote {out}")
     return result
+
+
+def _named_outcomes(path: AgentPath, strategy: str) -> list[ScanOutcome]:
+    """A full path's outcomes at the full path and every risk, under the settling rule it ran, named `strategy`."""
+    outcomes = path.outcomes((FULL_PATH_RISK, *RISKS), path.config.min_fraction, path.config.stable_span)
+    for outcome in outcomes:
+        outcome.strategy = strategy
+    return outcomes
 
 
 def _dwell_strategy(step: float, dwell: float) -> str:

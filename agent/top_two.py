@@ -2,10 +2,11 @@
 
 The policy's back-step rule (`agent.policy`, rule 3) refines a weak feature where the class
 activation maps of the two most probable classes disagree: that is where the evidence separating
-them lies. A `models.classifier.Classifier` prediction carries only the top class's map; a second
-map costs one more forward pass, so `TopTwoCams` wraps a classifier and returns predictions whose
-``second_cam`` is computed on first access -- in practice only when a coarse interval behind the
-frontier ends on a weak feature, a few times per scan.
+them lies. A `models.classifier.Classifier` prediction of the fused network carries every class's
+map from its one forward pass (`models.prediction.Prediction.cam_of`); for any other network a
+second map costs one more forward pass, so `TopTwoCams` returns predictions whose ``second_cam``
+is computed on first access -- in practice only when a coarse interval behind the frontier ends on
+a weak feature, a few times per scan.
 """
 
 from __future__ import annotations
@@ -66,6 +67,8 @@ class TopTwoCams:
     def predict(self, two_theta: np.ndarray, intensity: np.ndarray) -> TopTwoPrediction:
         """Classify a (partial) scan: angles in degrees, counts; as ``Classifier.predict``."""
         prediction = self.classifier.predict(two_theta, intensity)
+        if getattr(prediction, "class_cams", None) is not None:  # every class's map came with it: no second pass
+            return TopTwoPrediction(prediction, prediction.cam_of)
 
         def explain(class_index: int) -> np.ndarray:
             import torch

@@ -265,9 +265,11 @@ class Classifier:
         """Prediction for one preprocessed pattern [1, 2, 1376] (inference mode, validated input)."""
         x = x.to(self.device)
         fused = self._fused()
-        pooled = None
+        pooled = class_cams = None
         if fused is not None:
-            logits, pooled, top_cam = fused.logits_pooled_and_class_cam(x)
+            logits, pooled, all_cams = fused.logits_pooled_and_cams(x)
+            top_cam = all_cams[int(logits[0].mean(0).argmax())][None]
+            class_cams = all_cams.float().cpu().numpy()
         elif hasattr(self.network, "logits_and_top_cam"):
             logits, top_cam = self.network.logits_and_top_cam(x)
         else:
@@ -296,6 +298,7 @@ class Classifier:
             measured=mask,
             out_of_distribution=novel,
             novelty=novelty,
+            class_cams=class_cams,
         )
 
     @torch.inference_mode()

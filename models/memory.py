@@ -133,18 +133,28 @@ class EmbeddingMemory:
         to its class; one pseudo-count spread over all classes keeps every probability positive.
         """
         self._check_fitted()
-        similarity = unit_rows(embeddings) @ self.embeddings_.T  # [Q, N]
-        k = min(self.n_neighbours, similarity.shape[1])
-        nearest = np.argpartition(-similarity, k - 1, axis=1)[:, :k]
-        weights = np.exp(self.sharpness * (np.take_along_axis(similarity, nearest, axis=1) - 1.0))
-        votes = np.full((similarity.shape[0], self.n_classes), np.exp(-self.sharpness) / self.n_classes)
-        np.add.at(votes, (np.arange(similarity.shape[0])[:, None], self.labels_[nearest]), weights)
-        return votes / votes.sum(axis=1, keepdims=True)
+        return self._vote(unit_rows(embeddings))
 
     def novelty(self, embeddings: np.ndarray) -> np.ndarray:
         """``1 - cos`` to the k-th most similar reference embedding, float64 [Q], within [0, 2]."""
         self._check_fitted()
-        similarity = unit_rows(embeddings) @ self.reference_.T
+        return self._novelty(unit_rows(embeddings))
+
+    # the two scores on rows already scaled to unit length (adjust scales them once for both: the
+    # agent calls it at every decision, where numpy's per-call overhead is most of the time)
+    def _vote(self, unit: np.ndarray) -> np.ndarray:
+        similarity = unit @ self.embeddings_.T  # [Q, N]
+        q, k = similarity.shape[0], min(self.n_neighbours, similarity.shape[1])
+        nearest = np.argpartition(-similarity, k - 1, axis=1)[:, :k]
+        weights = np.exp(self.sharpness * (np.take_along_axis(similarity, nearest, axis=1) - 1.0))
+        # every neighbour's weight added to its class (one bincount over (row, class) cells)
+        cells = (np.arange(q)[:, None] * self.n_classes + self.labels_[nearest]).ravel()
+        votes = np.bincount(cells, weights.ravel().astype(np.float64), q * self.n_classes).reshape(q, self.n_classes)
+        votes += np.exp(-self.sharpness) / self.n_classes
+        return votes / votes.sum(axis=1, keepdims=True)
+
+    def _novelty(self, unit: np.ndarray) -> np.ndarray:
+        similarity = unit @ self.reference_.T
         k = min(self.n_neighbours, similarity.shape[1])
         kth = -np.partition(-similarity, k - 1, axis=1)[:, k - 1]
         return 1.0 - kth.astype(np.float64)
@@ -189,10 +199,12 @@ class EmbeddingMemory:
         out_of_distribution : np.ndarray
             bool [N], novelty above the threshold.
         """
-        combined = np.log(np.clip(np.asarray(probabilities, np.float64), 1e-300, None)) + self.weight * np.log(self.predict_proba(embeddings))
+        self._check_fitted()
+        unit = unit_rows(embeddings)
+        combined = np.log(np.clip(np.asarray(probabilities, np.float64), 1e-300, None)) + self.weight * np.log(self._vote(unit))
         combined = np.exp(combined - combined.max(axis=1, keepdims=True))
         combined /= combined.sum(axis=1, keepdims=True)
-        novelty = self.novelty(embeddings)
+        novelty = self._novelty(unit)
         if np.isfinite(self.threshold_) and self.threshold_ > 0:
             ramp = 1.0 / (1.0 + np.exp(-np.clip((novelty - self.threshold_) / (self.softness * self.threshold_), -50, 50)))
         else:

@@ -37,6 +37,10 @@ class Prediction:
         (:class:`models.memory.EmbeddingMemory`): its class is a guess, never a reason to stop.
     novelty : float
         ``1 - cos`` to the k-th nearest known embedding (NaN when the model has no memory).
+    class_cams : np.ndarray or None
+        float32 [n_classes, 1376]: every class's activation map from the same forward pass
+        (ensemble mean, unclipped, unscaled, 0 where unmeasured), read by :meth:`cam_of`; None
+        when the network does not give them in one pass.
     """
 
     probabilities: np.ndarray
@@ -48,6 +52,16 @@ class Prediction:
     measured: np.ndarray | None = None
     out_of_distribution: bool = False
     novelty: float = float("nan")
+    class_cams: np.ndarray | None = field(default=None, repr=False)
+
+    def cam_of(self, class_index: int) -> np.ndarray | None:
+        """float [1376] CAM of any class as ``cam`` is of ``label`` (clipped at 0, maximum 1, 0 where
+        unmeasured); None without ``class_cams``."""
+        if self.class_cams is None:
+            return None
+        cam = np.clip(self.class_cams[class_index], 0.0, None)
+        peak = cam.max()
+        return cam / peak if peak > 0 else cam
 
     def top(self, k: int = 3) -> list[tuple[str, float]]:
         """The ``k`` most probable classes with their probabilities, best first."""

@@ -336,6 +336,27 @@ class FusedXRDNet:
         maps = maps * (measured / self.n_members)
         return logits, pooled.transpose(0, 1).flatten(1), self._upsample(maps) * x[:, 1]
 
+    def logits_pooled_and_cams(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Logits [1, E, K], the head's input [1, E * W] and the member-mean CAM of every class [K, 1376],
+        for one preprocessed pattern [1, 2, 1376].
+
+        All K maps come from the same last feature map as the logits (one product with the head's
+        weights), so a second class's map costs no second forward pass. Row k equals
+        ``logits_pooled_and_class_cam(x, k)``'s map (unclipped).
+
+        Raises
+        ------
+        ValueError
+            If `x` holds more than one pattern.
+        """
+        if x.shape[0] != 1:
+            raise ValueError(f"logits_pooled_and_cams takes one pattern, got a batch of {x.shape[0]}")
+        main, tail, measured, last = self.last_layer(x)
+        pooled = self._pooled(main, tail, measured)
+        # rows of `last` are the 229 positions in order (one pattern): [E, 229, W] x [E, W, K], summed over members
+        maps = torch.bmm(last, self.t["head_wt"]).sum(0).T * (measured / self.n_members)  # [K, 229]
+        return self._logits(pooled), pooled.transpose(0, 1).flatten(1), self._upsample(maps) * x[:, 1]
+
     @staticmethod
     def _upsample(maps: torch.Tensor) -> torch.Tensor:
         """[B, 229] -> [B, 1376]: each position over its 6 grid points, the last 2 replicating."""

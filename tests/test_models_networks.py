@@ -145,6 +145,28 @@ def test_fused_path_matches_the_module_forward_and_cam(batch):
         assert torch.all(top_map[x[:, 1] == 0] == 0)
 
 
+@pytest.mark.parametrize("measured", ["partial", "whole"])
+def test_every_class_map_in_one_pass_matches_the_one_class_map(measured):
+    # the agent's second class's CAM comes from this one pass (no second forward pass): row k must be
+    # exactly what the one-class path gives for class k, partial scans and whole patterns alike
+    net = _trained_looking_xrdnet()
+    fused = FusedXRDNet.from_network(net)
+    x = _partial_inputs(1, seed=21)
+    if measured == "whole":
+        x[:, 1] = 1.0
+    with torch.inference_mode():
+        logits, pooled, maps = fused.logits_pooled_and_cams(x)
+        ref_logits, ref_pooled, _ = fused.logits_pooled_and_class_cam(x)
+        torch.testing.assert_close(logits, ref_logits)
+        torch.testing.assert_close(pooled, ref_pooled)
+        assert maps.shape == (7, GRID_SIZE)
+        for k in range(7):
+            torch.testing.assert_close(maps[k], fused.logits_and_class_cam(x, torch.tensor([k]))[1][0], atol=1e-5, rtol=1e-5)
+        assert not torch.allclose(maps[0], maps[1])  # the rows really are different classes' maps
+        with pytest.raises(ValueError, match="one pattern"):
+            fused.logits_pooled_and_cams(_partial_inputs(2, seed=3))
+
+
 def test_fused_path_is_not_a_copy_of_batch_statistics():
     # a network in training mode normalises with batch statistics: the fused (eval) form must differ
     # from it, i.e. the equality above really compares folded running statistics

@@ -82,3 +82,15 @@ def test_the_agents_model_source_remembers_labels_and_offers_the_second_cam(mode
     two_theta = np.arange(5.0, 60.0, 0.04)
     prediction = wrapped.predict(two_theta, 100.0 + 50.0 * np.exp(-((two_theta - 30.0) / 0.1) ** 2))
     assert prediction.second_cam.shape == prediction.cam.shape
+    # the second class's map comes from the prediction's own forward pass; it is the map a second
+    # pass (`Classifier.explain` for that class) gives
+    import torch
+
+    from models.grid import to_grid
+    from models.preprocess import preprocess_torch
+
+    values, mask = to_grid(two_theta, 100.0 + 50.0 * np.exp(-((two_theta - 30.0) / 0.1) ** 2))
+    features = preprocess_torch(torch.from_numpy(values[None]), torch.from_numpy(mask[None]))
+    second = int(np.argsort(prediction.probabilities)[-2])
+    np.testing.assert_allclose(prediction.second_cam, wrapped.classifier.explain(features, second)[0], atol=1e-5)
+    assert prediction.second_label == prediction.classes[second] != prediction.label

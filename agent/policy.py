@@ -156,7 +156,7 @@ def _cam_backstep(scan: PartialScan, prediction: PredictionLike, grid: np.ndarra
                     for j in (k - 1, k))]
     if not weak:
         return ()
-    # read second_cam only now: agent.top_two computes it on first access (a second CAM costs a forward pass)
+    # read second_cam only now: for a network without one-pass maps agent.top_two computes it on first access (a forward pass)
     where = evidence_map(np.asarray(prediction.cam, dtype=np.float64), getattr(prediction, "second_cam", None))
     top = float(np.max(where))
     if top <= 0:

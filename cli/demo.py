@@ -74,8 +74,10 @@ def run_closed_loop_demo(args: argparse.Namespace) -> int:
                                 start=args.start, stop=args.stop)
     total = sum(r.acq_time_s for r in results)
     uniform = sum(r.uniform_time_s for r in results)
+    known = [r.correct for r in results if r.correct is not None]
+    right = f"; {sum(known)} of {len(known)} answers right" if known else ""
     print(f"\nAll samples: {total:.0f} s of simulated acquisition against {uniform:.0f} s for uniform "
-          f"0.04 deg scans ({100 * total / uniform:.0f} %). Reports in {args.out}/.")
+          f"0.04 deg scans ({100 * total / uniform:.0f} %){right}. Reports in {args.out}/.")
     if catalog is not None:
         true_labels = [r.true_label for r in results if r.true_label]
         print()

@@ -108,15 +108,9 @@ def run(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return INTERRUPTED_EXIT
     record = collector.records[uid]
-    final = record.final()
-    print(
-        f"run {uid}: {config.sample} -> {final['label'] or '?'} (confidence {final['confidence']:.3f}), "
-        f"{record.n_points} points, {beamline.clock.time() - began:.1f} s simulated acquisition, "
-        f"exit {record.stop.get('exit_status')}" + (f" ({record.stop['reason']})" if record.stop.get("reason") else "")
-    )
-    if record.fallback_used():  # the plan decided alone for part of the run: say why (the decisions stream has it)
-        first = int(record.decisions["fallback"].astype(bool).argmax())
-        print(f"fallback: {record.decisions['reason'][first]}")
+    # the session's line (fallbacks and why included), then the full uid for scripts
+    print(record.summary_line(f"{beamline.clock.time() - began:.1f} s simulated acquisition"))
+    print(f"uid {uid}, exit {record.stop.get('exit_status')}")
     if args.report is not None:
         classifier = getattr(getattr(agent, "agent", None), "classifier", None)
         print(f"report: {render_report(record, args.report, classifier)}")

@@ -142,6 +142,19 @@ def _run_filter(args: argparse.Namespace) -> Callable[[Any], bool]:
     return lambda run: all(check(run) for check in checks)
 
 
+SAMPLE_WIDTH = 24
+"""Characters of the ``runs`` table's sample column."""
+
+
+def short_sample(name: str | None, width: int = SAMPLE_WIDTH) -> str:
+    """The sample as the ``runs`` table shows it: a file's or library entry's last path part (the
+    part that tells runs apart), its end kept when still too long ("..." in front)."""
+    if not name:
+        return "-"
+    tail = name.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1] or name
+    return tail if len(tail) <= width else "..." + tail[-(width - 3):]
+
+
 def _row(run: Any) -> str:
     when = datetime.fromtimestamp(run.time, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
     label = "-"
@@ -152,7 +165,7 @@ def _row(run: Any) -> str:
     confidence = "-" if run.confidence is None or math.isnan(run.confidence) else f"{run.confidence:.3f}"
     points = "-" if run.points is None else str(run.points)
     status = run.exit_status or "open"
-    return (f"{run.uid[:8]:8}  {scan:>5}  {when:19}  {(run.sample or '-')[:20]:20}  {predicted:9}  {confidence:>5}  "
+    return (f"{run.uid[:8]:8}  {scan:>5}  {when:19}  {short_sample(run.sample):{SAMPLE_WIDTH}}  {predicted:9}  {confidence:>5}  "
             f"{points:>6}  {status:7}  {label}")
 
 
@@ -170,7 +183,7 @@ def run_runs(args: argparse.Namespace) -> int:
     if not runs:
         print("no runs")
         return 0
-    print(f"{'uid':8}  {'scan':>5}  {'start (UTC)':19}  {'sample':20}  {'predicted':9}  {'conf':>5}  {'points':>6}  "
+    print(f"{'uid':8}  {'scan':>5}  {'start (UTC)':19}  {'sample':{SAMPLE_WIDTH}}  {'predicted':9}  {'conf':>5}  {'points':>6}  "
           f"{'exit':7}  label")
     for run in runs:
         print(_row(run))

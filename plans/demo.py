@@ -75,15 +75,21 @@ class DemoResult:
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "time_fraction": self.time_fraction}
 
+    @property
+    def correct(self) -> bool | None:
+        """Whether the answer is the known label (None when the sample has none)."""
+        return None if not self.true_label else self.label == self.true_label
+
     def line(self) -> str:
-        """One printable line."""
-        truth = f" (true {self.true_label})" if self.true_label else ""
-        ended = ("settled early" if self.stop_reason.startswith("settled") else "full range") \
-            if self.exit_status == "success" else f"run {self.exit_status}"
+        """Two printable lines: the answer (right or wrong against the known label) and the time;
+        then why the scan ended and where its report is."""
+        verdict = {True: "right", False: f"WRONG (true {self.true_label})", None: "no known label"}[self.correct]
         return (
-            f"{self.sample:40s} {self.label:>9s}{truth:16s} P {self.confidence:.2f} (calibrated)  "
-            f"{self.points:4d} pts {self.acq_time_s:7.1f} s, {ended}  vs uniform 0.04: {self.uniform_points} pts "
-            f"{self.uniform_time_s:7.1f} s  ({100 * self.time_fraction:.0f} %)  {self.report}"
+            f"{self.sample:32s} {self.label:9s} {verdict:24s} confidence {self.confidence:.2f} (calibrated)  "
+            f"{self.points:4d} pts {self.acq_time_s:7.1f} s = {100 * self.time_fraction:3.0f} % of uniform 0.04 "
+            f"({self.uniform_points} pts {self.uniform_time_s:.1f} s)\n"
+            f"    stopped: {self.stop_reason if self.exit_status == 'success' else 'run ' + self.stop_reason}; "
+            f"report {self.report}"
         )
 
 
@@ -151,9 +157,19 @@ def run_adaptive_demo(
     classifier = getattr(getattr(agent, "agent", None), "classifier", None)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    # runs stored in the user's catalog take the next scan IDs of the data directory, as the
+    # session's and `xrd-agent scan`'s do (`plans.run_metadata.make_run_engine`)
+    if catalog is not None:
+        from plans.run_metadata import make_run_engine
+
+        RE = make_run_engine()
+    else:
+        from bluesky import RunEngine
+
+        RE = RunEngine({})
     results = []
     for name in samples:
-        result = _demo_sample(name, truths[name], seed, agent, classifier, catalog, (start, stop), out_dir)
+        result = _demo_sample(name, truths[name], seed, agent, classifier, catalog, (start, stop), out_dir, RE)
         if print_lines:
             print(result.line(), flush=True)
         results.append(result)
@@ -161,8 +177,8 @@ def run_adaptive_demo(
 
 
 def _demo_sample(name: str, truth: str | None, seed: int, agent: Any, classifier: Any, catalog: Any | None,
-                 scan_range: tuple[float, float], out_dir: Path) -> DemoResult:
-    """Scan one sample with the agent on a fresh beamline and RunEngine, render its report, time the uniform scan.
+                 scan_range: tuple[float, float], out_dir: Path, RE: Any) -> DemoResult:
+    """Scan one sample with the agent on a fresh beamline, render its report, time the uniform scan.
 
     Parameters
     ----------
@@ -182,9 +198,9 @@ def _demo_sample(name: str, truth: str | None, seed: int, agent: Any, classifier
         Scan start and stop, degrees.
     out_dir : Path
         Where the report PNG goes.
+    RE : bluesky.RunEngine
+        The demo's RunEngine (its subscriptions are this sample's only while it runs).
     """
-    from bluesky import RunEngine
-
     from plans.adaptive import adaptive_scan
     from plans.report import render_report
     from plans.run_record import RunCollector
@@ -192,15 +208,18 @@ def _demo_sample(name: str, truth: str | None, seed: int, agent: Any, classifier
 
     start, stop = scan_range
     beamline = make_beamline(sample=name, seed=seed)
-    RE = RunEngine({})
     collector = RunCollector()
-    RE.subscribe(collector)
+    tokens = [RE.subscribe(collector)]
     if catalog is not None:
         from storage.catalog import subscribe_writer
 
-        subscribe_writer(RE, catalog)
+        tokens.append(subscribe_writer(RE, catalog))
     began_clock, began_wall = beamline.clock.time(), time.perf_counter()
-    (uid,) = RE(adaptive_scan([beamline.detector], beamline.motor, start=start, stop=stop, agent=agent))
+    try:
+        (uid,) = RE(adaptive_scan([beamline.detector], beamline.motor, start=start, stop=stop, agent=agent))
+    finally:
+        for token in tokens:
+            RE.unsubscribe(token)
     wall_s = time.perf_counter() - began_wall
     acq_time_s = beamline.clock.time() - began_clock
     record = collector.records[uid]

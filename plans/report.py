@@ -12,6 +12,8 @@ Four panels sharing the 2-theta axis:
 
 from __future__ import annotations
 
+import textwrap
+
 from pathlib import Path
 from typing import Any
 
@@ -127,8 +129,9 @@ def _draw_scan(ax: Any, record: RunRecord, fine_step: float) -> None:
         fontsize=9,
     )
     if record.stop.get("reason"):
-        ax.text(0.01, 0.97, str(record.stop["reason"])[:150], transform=ax.transAxes, fontsize=7,
-                va="top", color="tab:red")
+        # wrapped to the left half: the legend holds the upper right corner
+        ax.text(0.01, 0.97, textwrap.fill(str(record.stop["reason"])[:300], 90), transform=ax.transAxes, fontsize=7,
+                va="top", color="tab:red", bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "none", "pad": 1})
     ax.legend(fontsize=8, loc="upper right")
 
 

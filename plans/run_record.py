@@ -87,6 +87,24 @@ class RunRecord:
             return str(reasons[-1]) or "stop"
         return "range complete"
 
+    def summary_line(self, acquisition: str) -> str:
+        """One line for a finished adaptive run: scan ID and uid, sample, class and calibrated
+        confidence, points, `acquisition` (e.g. ``"375.9 s simulated acquisition"``), why it
+        stopped and whether the plan decided alone (the session and ``xrd-agent scan`` print it)."""
+        final = self.final()
+        answer = (f"{final['label']}, confidence {final['confidence']:.3f} (calibrated)" if final["label"]
+                  else "no class")
+        reasons = [str(r) for r in self.decisions.get("reason", [])]
+        fallback = [bool(f) for f in self.decisions.get("fallback", [])]
+        if any(fallback):
+            fell_back = f"fallback on {sum(fallback)} of {len(fallback)} decisions (first: {reasons[fallback.index(True)]})"
+        else:
+            fell_back = "no fallback"
+        sample = self.start.get("sample")  # the detector's sample name, when it has one
+        of = f" of {sample}" if isinstance(sample, str) and sample else ""
+        return (f"adaptive_scan {self.start.get('scan_id', '?')} [{self.uid[:8]}]{of}: {answer}, {self.n_points} points, "
+                f"{acquisition}, stopped: {self.stop_reason()}, {fell_back}")
+
     def fallback_used(self) -> bool:
         fallback = self.decisions.get("fallback", np.array([]))
         return bool(np.any(np.asarray(fallback, dtype=bool)))

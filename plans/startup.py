@@ -36,7 +36,7 @@ BANNER = "xrd-agent session: RE, adaptive_scan, bl, tth, det, catalog, bp, bps. 
 
 #: Exceptions that are the user's input being refused (a bad argument, a range beyond the motor's
 #: limits, an unknown uid, an unreachable PV): their message already says what is wrong.
-USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, KeyError, FileNotFoundError, ConnectionError, TypeError)
+USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, KeyError, FileNotFoundError, IsADirectoryError, ConnectionError, TypeError)
 #: TypeErrors that are a call with the wrong arguments (Python's own messages), not a bug inside.
 _ARGUMENT_ERROR = re.compile(r"unexpected keyword argument|required (positional|keyword-only) argument"
                              r"|positional arguments? but|multiple values for argument|invalid keyword argument")
@@ -128,22 +128,7 @@ class AdaptiveRunSummary:
 
     def summary_line(self, record: Any) -> str:
         """The line for a finished `plans.run_record.RunRecord`."""
-        final = record.final()
-        answer = (f"{final['label']}, confidence {final['confidence']:.3f} (calibrated)" if final["label"]
-                  else "no class")
-        why = record.stop_reason()
-        reasons = [str(r) for r in record.decisions.get("reason", [])]
-        fallback = [bool(f) for f in record.decisions.get("fallback", [])]
-        if any(fallback):
-            first = reasons[fallback.index(True)]
-            fell_back = f"fallback on {sum(fallback)} of {len(fallback)} decisions (first: {first})"
-        else:
-            fell_back = "no fallback"
-        scan_id = record.start.get("scan_id", "?")
-        sample = record.start.get("sample")  # the detector's sample name, when it has one
-        of = f" of {sample}" if isinstance(sample, str) and sample else ""
-        return (f"adaptive_scan {scan_id} [{record.uid[:8]}]{of}: {answer}, {record.n_points} points, "
-                f"{self._acquisition(record)}, stopped: {why}, {fell_back}")
+        return record.summary_line(self._acquisition(record))
 
 
 class DeferredCatalog:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -54,8 +55,12 @@ def test_adaptive_demo_stores_its_run_and_prints_the_next_commands(
                  "--out", str(tmp_path)])
     output = capsys.readouterr().out
     assert code == 0
-    assert "vs uniform 0.04: 251 pts" in output
-    assert "(calibrated)" in output and ("settled early" in output or "full range" in output)  # how it ended
+    assert "of uniform 0.04 (251 pts" in output
+    assert "(calibrated)" in output and ("stopped: settled" in output or "stopped: range complete" in output)  # how it ended
+    # the answer marked against the known label, and counted in the summary
+    marked = re.search(r"MASnI3\S* +(\S+) +(right|WRONG \(true I4/mcm\))", output)
+    assert marked and (marked.group(2) == "right") == (marked.group(1) == "I4/mcm")
+    assert f"{int(marked.group(2) == 'right')} of 1 answers right" in output
     assert "xrd-agent label" in output and "xrd-agent flows run" in output and "prefect-ui" in output
     assert len(list(tmp_path.glob("*.png"))) == 1
     from storage.catalog import open_catalog

@@ -128,6 +128,18 @@ def test_report_accepts_a_unique_prefix(home, runs) -> None:
         resolve_run(catalog, 99)
 
 
+def test_the_runs_table_tells_file_samples_apart() -> None:
+    # the column once showed a path's first 20 characters: every file sample looked the same
+    from cli.storage import SAMPLE_WIDTH, short_sample
+
+    assert short_sample("/data/beamtime/2026/field-cases/08-two-scans.xrdml") == "08-two-scans.xrdml"
+    assert short_sample("auto-xrd/MASnI3_2-Theta_Omega") == "MASnI3_2-Theta_Omega"
+    assert short_sample("CsPbBr3") == "CsPbBr3" and short_sample(None) == "-" and short_sample("") == "-"
+    long = short_sample("/scans/FAPbI3_annealed_150C_30min_gixrd_run7.xy")
+    assert len(long) == SAMPLE_WIDTH and long.startswith("...") and long.endswith("_gixrd_run7.xy")
+    assert short_sample("C:\\scans\\film.xy") == "film.xy"
+
+
 def test_runs_shows_class_confidence_points_status_and_filters(home, runs, capsys) -> None:
     code, out, _ = _cli("runs", capsys=capsys)
     header, *rows = out.splitlines()

@@ -87,8 +87,9 @@ class PolicyConfig:
         0-1 (`agent.settling`; default 0.02, "stop when P(wrong) < 2 %").
     confidence : float
         Calibrated probability the label needs to settle, 0-1: ``1 - risk``. Left at its default
-        (``1 - DEFAULT_RISK``) it follows `risk`; set to any other value it wins (then
-        ``risk = 1 - confidence``), so ``adaptive_scan(confidence=0.9)`` keeps working.
+        (``1 - DEFAULT_RISK``) it follows `risk`; set to any other value it wins over the default
+        risk (then ``risk = 1 - confidence``), so ``adaptive_scan(confidence=0.9)`` keeps working.
+        A `risk` and a `confidence` that disagree raise `ValueError`.
     min_fraction : float
         Fraction of the range the frontier must have passed before the class may settle, 0-1.
     stable_span : float
@@ -140,7 +141,10 @@ class PolicyConfig:
         elif not math.isclose(self.confidence, 1.0 - self.risk):
             if not 0 < self.confidence <= 1:
                 raise ValueError(f"confidence must be in (0, 1], got {self.confidence}")
-            object.__setattr__(self, "risk", 1.0 - self.confidence)  # an explicit confidence wins
+            if self.risk != DEFAULT_RISK:  # both given and they disagree: neither may silently win
+                raise ValueError(f"give risk or confidence, not both: risk {self.risk:g} means confidence "
+                                 f"{1.0 - self.risk:g}, but confidence {self.confidence:g} was given")
+            object.__setattr__(self, "risk", 1.0 - self.confidence)  # an explicit confidence wins over the default risk
         if not (math.isfinite(self.start) and math.isfinite(self.stop)) or self.stop <= self.start:
             raise ValueError(f"scan range must satisfy start < stop, got {self.start}..{self.stop} deg")
         if not 0 < self.fine_step < self.coarse_step:

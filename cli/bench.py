@@ -75,6 +75,8 @@ def run_command(args: argparse.Namespace) -> int:
     if args.sample is not None:
         if args.name != "loop":
             raise UserError("--sample applies to 'bench loop' only")
+        if Path(args.sample).is_dir():
+            raise UserError(f"--sample: {args.sample} is a directory; give one pattern or CIF file in it")
         if not Path(args.sample).is_file():
             raise UserError(f"--sample: no such file {args.sample}")
     if args.name != "all":

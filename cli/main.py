@@ -74,7 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (UserError, ValueError, FileNotFoundError, KeyError, ConnectionError) as exc:
+    except (UserError, ValueError, FileNotFoundError, IsADirectoryError, KeyError, ConnectionError) as exc:
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"xrd-agent {args.command}: error: {message}", file=sys.stderr)
         return 2

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from models.grid import GRID_START, GRID_STOP, coverage, measured_mask
-from patterns.radiation import ANODE_WAVELENGTHS_A
+from patterns.radiation import header_radiation_mismatch
 
 #: Fewer measured points than this inside the grid range: refused.
 MIN_POINTS_IN_RANGE: int = 20
@@ -43,8 +43,6 @@ MIN_COVERAGE: float = 0.2
 FULL_COVERAGE: float = 0.6
 #: Decades of intensity fall that, with most points below the grid, mark a reflectivity curve.
 REFLECTIVITY_DECADES: float = 3.0
-#: K-alpha1 wavelengths within this relative difference are the same radiation.
-_SAME_RADIATION_RTOL = 1e-3
 
 
 @dataclass(frozen=True)
@@ -96,7 +94,7 @@ def assess_basis(two_theta: np.ndarray, intensity: np.ndarray, metadata: dict[st
     flags: list[str] = []
     if refusal is None and fraction < FULL_COVERAGE:
         flags.append("partial_coverage")
-    if _radiation_mismatch(metadata or {}):
+    if header_radiation_mismatch(metadata or {}):
         flags.append("radiation_mismatch")
     return Basis(coverage=fraction, refusal=refusal, flags=flags)
 
@@ -134,10 +132,3 @@ def _decades_of_fall(intensity: np.ndarray) -> float:
         return 0.0
     return float(np.log10(head / max(tail, 1.0)))
 
-
-def _radiation_mismatch(metadata: dict[str, Any]) -> bool:
-    anode = metadata.get("radiation_in_header")
-    used = metadata.get("wavelength_A")
-    if anode not in ANODE_WAVELENGTHS_A or used is None:
-        return False
-    return not np.isclose(ANODE_WAVELENGTHS_A[anode], used, rtol=_SAME_RADIATION_RTOL)

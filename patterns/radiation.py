@@ -20,6 +20,7 @@ values that PANalytical and Rigaku software also write into their files.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -133,7 +134,7 @@ def resolve_radiation(
     if file_wavelength_A is not None:
         if user is not None and not np.isclose(user, file_wavelength_A, rtol=1e-3):
             raise ValueError(
-                f"the file states a wavelength of {file_wavelength_A:.6g} A but {user:.6g} A "
+                f"the file states a wavelength of {file_wavelength_A:.7g} A but {user:.7g} A "
                 f"was declared"
             )
         return Radiation(file_wavelength_A, "file", anode_name(file_wavelength_A))
@@ -202,6 +203,32 @@ def to_model_two_theta(x: np.ndarray, unit: str, wavelength_A: float) -> tuple[n
     sine = MODEL_WAVELENGTH_A / (2.0 * d)
     kept = (sine >= 0.0) & (sine <= 1.0)
     return np.degrees(2.0 * np.arcsin(sine[kept])), kept
+
+
+SAME_RADIATION_RTOL: float = 1e-3
+"""K-alpha1 wavelengths within this relative difference are the same radiation."""
+
+
+def header_radiation_mismatch(metadata: dict[str, Any]) -> str | None:
+    """The anode a file's header text names when the pattern was read with another wavelength.
+
+    Parameters
+    ----------
+    metadata : dict
+        A `patterns.Pattern`'s metadata: ``radiation_in_header`` (an anode named in the header's
+        free text, which the reader does not trust on its own) and ``wavelength_A`` (the one used).
+
+    Returns
+    -------
+    str or None
+        The named anode (e.g. ``"Co"``) when its K-alpha1 differs from the wavelength used (the
+        angles were probably converted from the wrong radiation), else None.
+    """
+    anode = metadata.get("radiation_in_header")
+    used = metadata.get("wavelength_A")
+    if anode not in ANODE_WAVELENGTHS_A or used is None:
+        return None
+    return None if np.isclose(ANODE_WAVELENGTHS_A[anode], used, rtol=SAME_RADIATION_RTOL) else str(anode)
 
 
 def is_model_wavelength(wavelength_A: float) -> bool:

@@ -85,9 +85,13 @@ def read_pattern(path: PathArg, *, wavelength_A: float | None = None, anode: str
         the first bad line and says why).
     FileNotFoundError
         If `path` does not exist.
+    IsADirectoryError
+        If `path` is a directory.
     """
     file = Path(path)
     suffix = file.suffix.lower()
+    if file.is_dir():  # a folder (even one named like a pattern file) is never read as one
+        raise IsADirectoryError(f"{file}: is a directory; give the pattern files in it (e.g. {file / '*.xy'})")
     if suffix in BINARY_FORMATS:
         raise ValueError(f"{file}: {BINARY_FORMATS[suffix]}")
     if suffix not in SUFFIXES:
@@ -113,8 +117,8 @@ def read_xy(path: PathArg, *, wavelength_A: float | None = None, anode: str | No
     -------
     Pattern
         Metadata adds ``format`` ("xy"), ``encoding``, ``n_columns`` (extra columns such as the
-        sigma of ``.xye`` are ignored), ``n_fixed_width_lines``, ``radiation_in_header`` (a tube
-        anode named in a comment, or None).
+        sigma of ``.xye`` are ignored), ``n_fixed_width_lines``, ``n_decimal_comma_lines``,
+        ``radiation_in_header`` (a tube anode named in a comment, or None).
 
     Raises
     ------
@@ -148,6 +152,7 @@ def read_text_columns(file: Path) -> RawScan:
         "encoding": encoding,
         "n_columns": table.n_columns,
         "n_fixed_width_lines": table.n_fixed_width_lines,
+        "n_decimal_comma_lines": table.n_decimal_comma_lines,
         "radiation_in_header": anode_mentioned(table.header),
     }
     where = [f"line {n}" for n in table.line_numbers]

@@ -355,16 +355,31 @@ def sample_from_file(path: str | Path) -> Sample:
     ------
     FileNotFoundError
         If `path` does not exist.
+    IsADirectoryError
+        If `path` is a directory.
     ValueError
-        A file the readers refuse, or a CIF pymatgen cannot read (the message names the file).
+        A file the readers refuse, a file whose header names another radiation than the one its
+        angles would be replayed as (`patterns.radiation.header_radiation_mismatch`; the message
+        says how to convert it), or a CIF pymatgen cannot read (the message names the file).
     """
     from patterns import read_pattern
+    from patterns.radiation import header_radiation_mismatch
 
     file = Path(path).expanduser()
+    if file.is_dir():
+        raise IsADirectoryError(f"sample file {file} is a directory; give one pattern or CIF file in it")
     if not file.is_file():
         raise FileNotFoundError(f"sample file {file} does not exist")
     if file.suffix.lower() != ".cif":
         pattern = read_pattern(file)
+        anode = header_radiation_mismatch(pattern.metadata)
+        if anode is not None:  # replayed as read, every peak would sit at the wrong angle, silently
+            raise ValueError(
+                f"sample file {file}: its header names {anode} K-alpha, but nothing the reader trusts states the "
+                f"wavelength, so its angles would be replayed as {pattern.metadata['wavelength_A']:g} A "
+                f"(Cu K-alpha1) and every peak would sit at the wrong angle. Convert it once and replay the "
+                f"copy: from patterns import read_pattern, write_xy; "
+                f"write_xy(read_pattern('{file}', anode='{anode}'), '{file.with_suffix('')}-cu.xy')")
         return replay_measured(pattern.with_metadata(source=str(file)), str(file))
     from crystals.cif_library import classify_structure
     from pymatgen.core import Structure

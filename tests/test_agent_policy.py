@@ -171,6 +171,10 @@ def test_risk_maps_to_confidence_and_an_explicit_confidence_wins() -> None:
     assert PolicyConfig.from_dict(explicit.to_dict()) == explicit  # the start document round-trips
     with pytest.raises(ValueError, match="risk"):
         PolicyConfig(risk=1.5)
+    # a risk and a confidence that disagree: neither silently wins (the user's risk would be lost)
+    with pytest.raises(ValueError, match="give risk or confidence, not both: risk 0.1 means confidence 0.9"):
+        PolicyConfig(risk=0.1, confidence=0.5)
+    assert PolicyConfig(risk=0.1, confidence=0.9).risk == pytest.approx(0.1)  # agreeing is fine
 
 
 def test_weak_feature_where_the_evidence_lies_is_refined_at_every_risk() -> None:

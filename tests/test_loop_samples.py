@@ -62,6 +62,24 @@ def test_a_missing_or_unreadable_file_is_a_clear_error(tmp_path: Path) -> None:
         get_sample(str(bad))
     with pytest.raises(ValueError, match="unknown sample"):
         get_sample("no-such-structure")
+    (tmp_path / "scans.xy").mkdir()
+    with pytest.raises(IsADirectoryError, match="is a directory; give one pattern or CIF file in it"):
+        get_sample(str(tmp_path / "scans.xy"))
+
+
+def test_a_file_measured_with_another_radiation_is_refused_until_converted(tmp_path: Path) -> None:
+    # the header names Co but the reader trusts no wavelength: replayed as Cu, every peak would sit at
+    # the wrong angle and the scan would give a confident wrong class without a word
+    from patterns import read_pattern, write_xy
+
+    co = FIELD_CASES / "13-co-radiation.xy"
+    with pytest.raises(ValueError, match=r"header names Co K-alpha.*write_xy\(read_pattern\(.*anode='Co'\)"):
+        get_sample(str(co))
+    converted = write_xy(read_pattern(co, anode="Co"), tmp_path / "13-co-radiation-cu.xy")  # what the message says
+    sample = get_sample(str(converted))
+    reference = get_sample(str(FIELD_CASES / "00-reference.xy"))  # the same measurement, measured with Cu
+    strongest = reference.grid_deg[np.argmax(reference.rate_density)]
+    assert abs(sample.grid_deg[np.argmax(sample.rate_density)] - strongest) < 0.05
 
 
 def test_the_configured_scan_takes_the_sample_from_the_environment_and_the_risk(monkeypatch) -> None:

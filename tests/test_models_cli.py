@@ -51,7 +51,8 @@ def test_classify_cli_prints_class_probability_and_top3(measured_file, tmp_path,
     assert code == 0
     line = out.strip().splitlines()[0]
     assert str(measured_file) in line and "p=" in line and "top3:" in line
-    assert len(list(tmp_path.glob("*.png"))) == 1
+    (png,) = tmp_path.glob("*.png")
+    assert f"\tplot: {png}" in out  # says where the picture went
 
 
 def test_classify_cli_malformed_file_one_line_nonzero_no_traceback(tmp_path):
@@ -67,6 +68,16 @@ def test_classify_cli_malformed_file_one_line_nonzero_no_traceback(tmp_path):
 def test_classify_cli_missing_file(tmp_path, capsys):
     assert main(["classify", str(tmp_path / "absent.xy")]) != 0
     assert "absent.xy" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["scans", "scans.xy"])
+def test_classify_cli_names_a_directory_as_one(tmp_path, capsys, name):
+    # a folder gave "unknown suffix ''" or a raw "[Errno 21]": say what it is and what to give instead
+    folder = tmp_path / name
+    folder.mkdir()
+    assert main(["classify", str(folder)]) == 2
+    err = capsys.readouterr().err
+    assert f"{name}: is a directory; give the pattern files in it" in err and "Errno" not in err
 
 
 def test_train_cli_writes_a_loadable_model(tmp_path, capsys):

@@ -99,11 +99,20 @@ def sample_lines(outcomes: list[ScanOutcome]) -> list[str]:
     fine = next((o for o in outcomes if o.strategy == "uniform" and o.knob == 0.04), None)
     own = next((o for o in outcomes if o.strategy == "uniform_file_step"), None)
     lines = []
-    for o in sorted(outcomes, key=lambda o: (o.strategy, o.knob)):
-        if o.strategy == "agent" and o.knob not in (DEFAULT_RISK, 0.1, 0.3, 0.5):
-            continue  # the curve has every risk; these four tell the story
+    # neighbouring risks that gave the same scan are one line ("risk 0.55-0.8"): every risk is shown
+    ordered = sorted(outcomes, key=lambda o: (o.strategy, o.knob))
+    same_scan = {k: (o.strategy, o.predicted, o.points) for k, o in enumerate(ordered)}
+    for k, o in enumerate(ordered):
+        if o.strategy == "agent" and o.knob != DEFAULT_RISK and k > 0 and same_scan[k - 1] == same_scan[k] \
+                and ordered[k - 1].knob != DEFAULT_RISK:
+            continue  # shown on the first line of its run of risks
+        last = k
+        while (o.strategy == "agent" and o.knob != DEFAULT_RISK and last + 1 < len(ordered)
+               and same_scan[last + 1] == same_scan[k] and ordered[last + 1].knob != DEFAULT_RISK):
+            last += 1
+        risks = f"{o.knob:g}" if last == k else f"{o.knob:g}-{ordered[last].knob:g}"
         default = " (default)" if o.knob == DEFAULT_RISK else ""
-        knob = {"uniform": f"step {o.knob:g} deg", "agent": f"risk {o.knob:g}{default}",
+        knob = {"uniform": f"step {o.knob:g} deg", "agent": f"risk {risks}{default}",
                 "slope_adaptive": f"target_delta {o.knob:g}", "uniform_file_step": f"{o.knob:g} deg"}
         shares = [f"{o.acq_time_s / ref.acq_time_s:.0%} of {what}" for ref, what in
                   ((fine, "uniform 0.04"), (own, "the file's step")) if ref is not None and ref is not o]
@@ -242,7 +251,8 @@ def run(quick: bool = False, out: Path | None = None, *, seed: int = 0, max_samp
         folds = held_out_folds(seed, RESULTS_DIR.parent / ".cache" / "loop")
         sets = {"measured": measured_jobs(folds, seed, quick, max_samples),
                 "unseen_materials": unseen_jobs(shipped, seed, quick, max_samples)}
-    log("bench loop: " + ", ".join(f"{name} {len(jobs)} samples" for name, jobs in sets.items()))
+    log("bench loop: " + (f"the sample {sample}" if sample is not None
+                          else ", ".join(f"{name} {len(jobs)} samples" for name, jobs in sets.items())))
     first = next(iter(sets.values()))
     for job in first[:1 if quick else RUNENGINE_SCANS]:
         scanner.runengine_steps(job)
@@ -271,7 +281,9 @@ def run(quick: bool = False, out: Path | None = None, *, seed: int = 0, max_samp
     result["replay_check"] = _check_replayed_stops(scanner, sets[name][:1 if quick else CHECKED_JOBS], outcomes[name])
     # the check scans ran inside the RunEngine; replaced below by the shipped agent's when it is measured
     result["decision_latency_ms"] = result["decision_latency_fold_models_ms"] = _timing(scanner)["decision_latency_ms"]
-    log(f"  replayed stops confirmed: {result['replay_check']['same_stop_and_label']}/{result['replay_check']['n']}")
+    check = result["replay_check"]
+    log(f"  early stops read off the full-path scans, checked by real early-stopping scans in the RunEngine: "
+        f"{check['same_stop_and_label']} of {check['n']} the same")
     if sample is None:
         measured = sets["measured"]
         from bench.loop_ood import ood_early_stops
@@ -298,5 +310,5 @@ def run(quick: bool = False, out: Path | None = None, *, seed: int = 0, max_samp
     if sample is not None and "uniform 0.04" in reports["sample"]["judged_against"]:  # a file without a label
         panels = {f"{Path(sample).name} (accuracy: gives the uniform 0.04 scan's answer)": panels["sample"]}
     loop_curves.plot(panels, out.with_suffix(".png"))
-    log(f"bench loop: wrote {out} and {out.with_suffix('.png')}")
+    log(f"bench loop: plot {out.with_suffix('.png')}")
     return result

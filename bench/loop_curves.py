@@ -110,9 +110,17 @@ def plot(sets: dict[str, dict[str, list[dict[str, float]]]], path: Path) -> Path
             front = pareto_front(points)  # a step function, carried on to the panel's right edge
             ax.step([p["acq_time_s"] for p in front] + [right], [p["accuracy"] for p in front] + [front[-1]["accuracy"]],
                     where="post", color=colour, lw=1.6, alpha=0.8, label=f"{strategy} (Pareto front)")
+            # settings that landed on the same point get one label ("0.55-0.8"), not a pile of them
+            spots: dict[tuple[float, float], list[float]] = {}
             for p in points:
-                ax.annotate(f"{p['knob']:g}", (p["acq_time_s"], p["accuracy"]), textcoords="offset points",
-                            xytext=(3, 3), fontsize=6, color=colour)
+                spots.setdefault((round(p["acq_time_s"], 1), round(p["accuracy"], 4)), []).append(p["knob"])
+            every = sorted(p["knob"] for p in points)
+            for (time_s, accuracy), knobs in spots.items():
+                knobs = sorted(knobs)
+                run = every[every.index(knobs[0]): every.index(knobs[0]) + len(knobs)] == knobs  # neighbours only
+                text = (f"{knobs[0]:g}" if len(knobs) == 1 else f"{knobs[0]:g}-{knobs[-1]:g}" if run
+                        else ", ".join(f"{k:g}" for k in knobs))
+                ax.annotate(text, (time_s, accuracy), textcoords="offset points", xytext=(3, 3), fontsize=6, color=colour)
         fine = {p["knob"]: p for p in curve.get("uniform", [])}.get(0.04)
         if fine is not None:
             ax.axvline(FINE_TIME_FRACTION * fine["acq_time_s"], color="0.5", ls=":", lw=1, label="15 % of uniform 0.04 time")

@@ -120,7 +120,8 @@ def classify_file(file: Path, classifiers: list, args: argparse.Namespace) -> di
             from models.cam import plot_cam
 
             title = f"{file.name}: {prediction.label} (p = {prediction.confidence:.2f}, model {clf.version})"
-            plot_cam(pattern.two_theta, pattern.intensity, prediction.cam, args.plot / _plot_name(file, clf.task), title=title)
+            result.setdefault("plots", []).append(str(plot_cam(pattern.two_theta, pattern.intensity, prediction.cam,
+                                                                args.plot / _plot_name(file, clf.task), title=title)))
     first = "space_group" if "space_group" in answers else next(iter(answers))
     result.update(answers[first])
     if len(answers) == 2:
@@ -141,6 +142,12 @@ def reading_notes(meta: dict[str, Any]) -> list[str]:
     from patterns import ANODE_WAVELENGTHS_A
 
     notes = []
+    if meta.get("encoding", "utf-8") not in ("utf-8", "ascii"):
+        notes.append(f"text in {meta['encoding'].upper()}: decoded")
+    if meta.get("n_decimal_comma_lines"):
+        notes.append(f"decimal commas on {meta['n_decimal_comma_lines']} lines: read as points")
+    if meta.get("n_fixed_width_lines"):
+        notes.append(f"{meta['n_fixed_width_lines']} lines of glued fixed-width fields: split")
     if meta.get("order") == "descending":
         notes.append("written high to low angle: sorted")
     if meta.get("n_repeated_angles"):
@@ -182,13 +189,15 @@ def _text_lines(result: dict[str, Any]) -> list[str]:
 def _provenance(result: dict[str, Any]) -> str:
     source = {"file": "stated in the file", "user": "declared", "beamline": "the beamline file's [beam]",
               "default": "assumed: Cu K-alpha1 default"}
-    text = f"{result['file']}\twavelength={result['wavelength_A']:.6g} A ({source[result['wavelength_source']]})"
+    text = f"{result['file']}\twavelength={result['wavelength_A']:.7g} A ({source[result['wavelength_source']]})"
     if result["converted_from"]:
         text += f"\tconverted from {result['converted_from']}"
     if result["flags"]:
         text += f"\tflags: {', '.join(result['flags'])}"
     if result.get("reading"):
         text += f"\tread: {'; '.join(result['reading'])}"
+    if result.get("plots"):
+        text += f"\tplot: {', '.join(result['plots'])}"
     return text
 
 

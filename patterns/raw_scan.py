@@ -150,7 +150,7 @@ def to_pattern(
 
 def _conversion_note(unit: str, radiation: str, wavelength_A: float) -> str:
     if unit in ("2th_deg", "2th_rad"):
-        what = f"{_UNIT_WORDS[unit]} for {radiation} ({wavelength_A:.6g} A)"
+        what = f"{_UNIT_WORDS[unit]} for {radiation} ({wavelength_A:.7g} A)"
     else:
         what = _UNIT_WORDS[unit]
     return f"{what}, via d-spacing to 2theta for {MODEL_RADIATION} ({MODEL_WAVELENGTH_A} A)"

@@ -69,6 +69,8 @@ class TextTable:
         Lines split as fixed-width glued fields.
     encoding : str
         The text encoding used.
+    n_decimal_comma_lines : int
+        Data lines whose numbers were written with a decimal comma (``5,02``), read as points.
     """
 
     x: np.ndarray
@@ -79,6 +81,7 @@ class TextTable:
     n_columns: int = 2
     n_fixed_width_lines: int = 0
     encoding: str = "utf-8"
+    n_decimal_comma_lines: int = 0
 
 
 def decode_text(file: Path, raw: bytes) -> tuple[str, str]:
@@ -149,6 +152,16 @@ def split_fields(line: str) -> list[str]:
     return [f.replace(",", ".") for f in fields]
 
 
+def has_decimal_comma(line: str) -> bool:
+    """Whether `split_fields` reads a comma of this line as a decimal mark (same rules)."""
+    line = line.replace('"', " ").replace("'", " ")
+    if ";" in line:
+        return any("," in f for f in line.split(";"))
+    fields = [f.rstrip(",") for f in line.split()]
+    fields = [f for f in fields if f]
+    return len(fields) > 1 and any("," in f for f in fields)
+
+
 def to_float(text: str) -> float | None:
     """`float(text)` or None when it is not a number."""
     try:
@@ -184,6 +197,7 @@ def read_table(file: Path, lines: list[str], first_line_number: int = 1, *, enco
     header: list[str] = []
     rows: list[tuple[int, float, float, int]] = []
     singles: list[tuple[int, str]] = []
+    decimal_commas = 0
     for offset, line in enumerate(lines):
         number = first_line_number + offset
         stripped = line.strip()
@@ -195,6 +209,7 @@ def read_table(file: Path, lines: list[str], first_line_number: int = 1, *, enco
         values = [to_float(f) for f in fields[:2]]
         if len(fields) >= 2 and values[0] is not None and values[1] is not None:
             rows.append((number, values[0], values[1], len(fields)))
+            decimal_commas += has_decimal_comma(stripped)
         elif len(fields) == 1 and values[0] is not None:
             singles.append((number, line))
         elif not rows and not singles:
@@ -220,6 +235,7 @@ def read_table(file: Path, lines: list[str], first_line_number: int = 1, *, enco
         n_columns=n_columns,
         n_fixed_width_lines=len(singles),
         encoding=encoding,
+        n_decimal_comma_lines=decimal_commas,
     )
 
 

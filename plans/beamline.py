@@ -265,7 +265,7 @@ def _check_model_wavelength() -> None:
     wavelength = beam.wavelength_A if beam.anode is None else anode_wavelength(beam.anode)
     if wavelength is not None and abs(wavelength / MODEL_WAVELENGTH_A - 1.0) > 1e-4:
         raise ValueError(
-            f"{path} [beam]: this beamline measures at {wavelength:.6g} A, and the agent reads the motor's 2theta as "
+            f"{path} [beam]: this beamline measures at {wavelength:.7g} A, and the agent reads the motor's 2theta as "
             f"{MODEL_RADIATION} ({MODEL_WAVELENGTH_A} A) angles: adaptive scans at another wavelength are not "
             f"supported yet (bp.scan works; `xrd-agent classify` converts a saved scan)")
 

@@ -84,6 +84,12 @@ def test_a_file_without_a_label_is_judged_against_the_fine_scans_answer() -> Non
     own = judge_unlabelled(rows + [row("uniform_file_step", 0.02, "Pm-3m", 2944.0)])
     assert "  agent risk 0.02 (default): Pm-3m (0.80) in 360 s, 100 points (24% of uniform 0.04, 12% of the file's step), " \
            "the fine scan's answer" in sample_lines(own)
+    # every risk is shown: neighbouring risks that gave the same scan share one line
+    more = judge_unlabelled(rows + [row("agent", 0.55, "Pm-3m", 150.0, early=True), row("agent", 0.6, "Pm-3m", 150.0, early=True),
+                                    row("agent", 0.8, "P-3m1", 90.0, early=True)])
+    agent_lines = [line for line in sample_lines(more) if line.startswith("  agent")]
+    assert [line.split(":")[0] for line in agent_lines] == ["  agent risk 0.02 (default)", "  agent risk 0.5-0.6",
+                                                           "  agent risk 0.8"]
     labelled = judge_unlabelled([_outcome("uniform", 0.04, False, 1000.0)])  # a labelled sample keeps its label
     assert (labelled[0].label, labelled[0].correct, labelled[0].judged_against) == ("a", False, "label")
 

@@ -160,7 +160,9 @@ def test_classify_text_output_says_what_the_reader_did(capsys) -> None:
                 "12-with-sigma.xye": "3 columns: all after the second (e.g. sigma) ignored",
                 "10-counting-times.xrdml": "counts per second (divided by each point's counting time)",
                 "09-attenuator.xrdml": "points multiplied by their attenuation factors",
-                "13-co-radiation.xy": "the header names Co: if it was measured with Co K-alpha1 (1.788965 A), give --anode Co"}
+                "13-co-radiation.xy": "the header names Co: if it was measured with Co K-alpha1 (1.788965 A), give --anode Co",
+                "04-tab-decimal-comma.txt": "decimal commas on 3247 lines: read as points",
+                "05-utf16.xy": "text in UTF-16-LE: decoded"}
     assert main(["classify", *(str(FIELD_CASES / name) for name in expected)]) == 0
     lines = {line.split("\t")[0]: line for line in capsys.readouterr().out.splitlines() if "\twavelength=" in line}
     for name, note in expected.items():

@@ -76,7 +76,7 @@ def test_q_columns_are_converted(tmp_path: Path, column: str, factor: float) -> 
 
 def test_a_declaration_that_contradicts_the_file_is_an_error(tmp_path: Path) -> None:
     path = write(tmp_path, "int.xy", "# Wavelength: 1.540598e-10 m\n" + "".join(f"{a} 5\n" for a in ANGLES))
-    with pytest.raises(ValueError, match=r"int\.xy.*states a wavelength of 1\.5406 A but 1\.78896"):
+    with pytest.raises(ValueError, match=r"int\.xy.*states a wavelength of 1\.540598 A but 1\.788965 A"):
         read_pattern(path, anode="Co")
     with pytest.raises(ValueError, match="unknown anode"):
         read_pattern(path, anode="Xx")
@@ -252,3 +252,16 @@ def test_deep_negatives_are_not_a_background_residue(tmp_path: Path) -> None:
     content = "".join(f"{10 + 0.1 * i:.1f} {100 * np.sin(i):.1f}\n" for i in range(40))
     with pytest.raises(ValueError, match=r"diff\.xy: line 5: negative intensity .*not counts"):
         read_pattern(write(tmp_path, "diff.xy", content))
+
+
+@pytest.mark.parametrize("line, decimal", [
+    ("5,02\t1448", True), ("10,5;1200", True), ("10.5;1200", False), ("10.5,1200", False),  # CSV: a separator
+    ("10, 5", False), ("10.5 1200", False), ('"10,5";"1200"', True), ("5.02 1,448e3", True),
+])
+def test_the_reader_counts_the_lines_it_read_decimal_commas_on(line, decimal) -> None:
+    # `read: decimal commas on N lines` must follow the same rules as the field splitting itself
+    from patterns.text_columns import has_decimal_comma, split_fields
+
+    assert has_decimal_comma(line) is decimal
+    if decimal:
+        assert all("," not in f for f in split_fields(line))

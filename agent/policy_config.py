@@ -89,7 +89,9 @@ class PolicyConfig:
         Calibrated probability the label needs to settle, 0-1: ``1 - risk``. Left at its default
         (``1 - DEFAULT_RISK``) it follows `risk`; set to any other value it wins over the default
         risk (then ``risk = 1 - confidence``), so ``adaptive_scan(confidence=0.9)`` keeps working.
-        A `risk` and a `confidence` that disagree raise `ValueError`.
+        A `risk` other than the default and a `confidence` that disagree raise `ValueError` (the
+        dataclass cannot tell a default typed in from one left alone: `plans.adaptive_scan`, which
+        can, refuses any disagreeing pair).
     min_fraction : float
         Fraction of the range the frontier must have passed before the class may settle, 0-1.
     stable_span : float
@@ -142,8 +144,8 @@ class PolicyConfig:
             if not 0 < self.confidence <= 1:
                 raise ValueError(f"confidence must be in (0, 1], got {self.confidence}")
             if self.risk != DEFAULT_RISK:  # both given and they disagree: neither may silently win
-                raise ValueError(f"give risk or confidence, not both: risk {self.risk:g} means confidence "
-                                 f"{1.0 - self.risk:g}, but confidence {self.confidence:g} was given")
+                raise ValueError(f"give risk or confidence, not both: risk {self.risk:.10g} means confidence "
+                                 f"{1.0 - self.risk:.10g}, but confidence {self.confidence:.10g} was given")
             object.__setattr__(self, "risk", 1.0 - self.confidence)  # an explicit confidence wins over the default risk
         if not (math.isfinite(self.start) and math.isfinite(self.stop)) or self.stop <= self.start:
             raise ValueError(f"scan range must satisfy start < stop, got {self.start}..{self.stop} deg")

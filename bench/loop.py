@@ -94,33 +94,42 @@ def judge_unlabelled(outcomes: list[ScanOutcome]) -> list[ScanOutcome]:
     return outcomes
 
 
+def sample_rows(outcomes: list[ScanOutcome]) -> list[tuple[str, ScanOutcome]]:
+    """One row per setting a user's file was scanned at, named (``"agent risk 0.65-0.8"``), in
+    strategy and knob order; neighbouring risks that gave the same scan share a row, so every risk
+    is shown once and the default risk always on its own."""
+    ordered = sorted(outcomes, key=lambda o: (o.strategy, o.knob))
+    groups: list[list[ScanOutcome]] = []
+    for o in ordered:
+        previous = groups[-1][-1] if groups else None
+        if (previous is not None and o.strategy == "agent" == previous.strategy and DEFAULT_RISK not in (o.knob, previous.knob)
+                and (o.predicted, o.points) == (previous.predicted, previous.points)):
+            groups[-1].append(o)
+        else:
+            groups.append([o])
+    rows = []
+    for group in groups:
+        o = group[0]
+        knobs = f"{o.knob:g}" if len(group) == 1 else f"{o.knob:g}-{group[-1].knob:g}"
+        default = " (default)" if o.knob == DEFAULT_RISK else ""
+        name = {"uniform": f"step {o.knob:g} deg", "agent": f"risk {knobs}{default}",
+                "slope_adaptive": f"target_delta {o.knob:g}", "uniform_file_step": f"{o.knob:g} deg"}
+        rows.append((f"{o.strategy} {name.get(o.strategy, o.knob)}", o))
+    return rows
+
+
 def sample_lines(outcomes: list[ScanOutcome]) -> list[str]:
     """What a user's file gets from each strategy: answer, confidence, time, share of the fine scan's time."""
     fine = next((o for o in outcomes if o.strategy == "uniform" and o.knob == 0.04), None)
     own = next((o for o in outcomes if o.strategy == "uniform_file_step"), None)
     lines = []
-    # neighbouring risks that gave the same scan are one line ("risk 0.55-0.8"): every risk is shown
-    ordered = sorted(outcomes, key=lambda o: (o.strategy, o.knob))
-    same_scan = {k: (o.strategy, o.predicted, o.points) for k, o in enumerate(ordered)}
-    for k, o in enumerate(ordered):
-        if o.strategy == "agent" and o.knob != DEFAULT_RISK and k > 0 and same_scan[k - 1] == same_scan[k] \
-                and ordered[k - 1].knob != DEFAULT_RISK:
-            continue  # shown on the first line of its run of risks
-        last = k
-        while (o.strategy == "agent" and o.knob != DEFAULT_RISK and last + 1 < len(ordered)
-               and same_scan[last + 1] == same_scan[k] and ordered[last + 1].knob != DEFAULT_RISK):
-            last += 1
-        risks = f"{o.knob:g}" if last == k else f"{o.knob:g}-{ordered[last].knob:g}"
-        default = " (default)" if o.knob == DEFAULT_RISK else ""
-        knob = {"uniform": f"step {o.knob:g} deg", "agent": f"risk {risks}{default}",
-                "slope_adaptive": f"target_delta {o.knob:g}", "uniform_file_step": f"{o.knob:g} deg"}
+    for name, o in sample_rows(outcomes):
         shares = [f"{o.acq_time_s / ref.acq_time_s:.0%} of {what}" for ref, what in
                   ((fine, "uniform 0.04"), (own, "the file's step")) if ref is not None and ref is not o]
         share = f" ({', '.join(shares)})" if shares else ""
         stop = ", stopped early" if o.stopped_early else ""
         same = "" if o.judged_against == "label" else (", the fine scan's answer" if o.correct else ", NOT the fine scan's answer")
-        lines.append(f"  {o.strategy} {knob.get(o.strategy, o.knob)}: {o.predicted} ({o.confidence:.2f}) in "
-                     f"{o.acq_time_s:.0f} s, {o.points} points{share}{stop}{same}")
+        lines.append(f"  {name}: {o.predicted} ({o.confidence:.2f}) in {o.acq_time_s:.0f} s, {o.points} points{share}{stop}{same}")
     return lines
 
 
@@ -306,9 +315,13 @@ def run(quick: bool = False, out: Path | None = None, *, seed: int = 0, max_samp
     result["targets"] = _accept(result)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
-    panels = {name: report["curves"] for name, report in reports.items()}
-    if sample is not None and "uniform 0.04" in reports["sample"]["judged_against"]:  # a file without a label
-        panels = {f"{Path(sample).name} (accuracy: gives the uniform 0.04 scan's answer)": panels["sample"]}
-    loop_curves.plot(panels, out.with_suffix(".png"))
+    if sample is None:
+        loop_curves.plot({name: report["curves"] for name, report in reports.items()}, out.with_suffix(".png"))
+    else:  # one file: a bar per setting reads better than curves of a single 0/1 accuracy
+        reference = ("the fine scan's (uniform 0.04) answer" if "uniform 0.04" in reports["sample"]["judged_against"]
+                     else "the file's label")
+        loop_curves.plot_sample(sample_rows(outcomes["sample"]),
+                                f"{Path(sample).name}: every setting's answer and acquisition time\n"
+                                f"(green: {reference}; red: another class)", out.with_suffix(".png"))
     log(f"bench loop: plot {out.with_suffix('.png')}")
     return result

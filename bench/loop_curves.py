@@ -136,3 +136,31 @@ def plot(sets: dict[str, dict[str, list[dict[str, float]]]], path: Path) -> Path
     figure.savefig(path, dpi=110)
     plt.close(figure)
     return path
+
+
+def plot_sample(rows: list[tuple[str, ScanOutcome]], title: str, path: Path) -> Path:
+    """One PNG for one user's file: a bar per setting (`bench.loop.sample_rows`), its length the
+    simulated acquisition time, green where the answer is the reference's (the label, or the uniform
+    0.04 scan's for a file without one), red where not; the answer and points at the bar's end."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, ax = plt.subplots(figsize=(9.5, 0.32 * len(rows) + 1.6))
+    y = list(range(len(rows)))[::-1]  # the first row on top
+    times = [o.acq_time_s for _, o in rows]
+    ax.barh(y, times, color=["tab:green" if o.correct else "tab:red" for _, o in rows], alpha=0.75)
+    for row, (_, o) in zip(y, rows):
+        ax.text(o.acq_time_s, row, f"  {o.predicted} ({o.confidence:.2f}), {o.points} pts{', stopped early' if o.stopped_early else ''}",
+                va="center", fontsize=7)
+    ax.set_yticks(y, [name for name, _ in rows], fontsize=7)
+    ax.set_xlim(0, 1.45 * max(times, default=1.0))  # room for the answers
+    ax.set_xlabel("simulated acquisition time (s)")
+    ax.set_title(title, fontsize=9)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+

@@ -2,8 +2,9 @@
 
 Runs ``adaptive_scan`` on the configured beamline (`plans.beamline`; ``--sample`` / ``--seed``
 override it), prints the BestEffortCallback's LiveTable, stores the run in the tiled catalog
-(unless ``--no-store``) and ends with one summary line: uid, class, confidence, points and
-simulated acquisition time. ``--report PATH`` also writes the report PNG.
+(unless ``--no-store``) and ends with the session's summary line (`plans.run_record.RunRecord.summary_line`:
+scan ID, sample, class, confidence, points, simulated acquisition time, why it stopped, fallbacks)
+and a line with the full uid and exit status. ``--report PATH`` also writes the report PNG.
 
 Ctrl-C (SIGINT) or SIGTERM aborts the scan: there is no session to resume a paused RunEngine
 in, so the run is closed at the next point with a stop document (``exit_status="abort"``), the events
@@ -28,7 +29,8 @@ INTERRUPTED_EXIT = 130
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("scan", help="run one adaptive scan of a simulated sample", description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sample", default=None, help="sample name (see sim_devices.list_samples); default configured")
+    parser.add_argument("--sample", default=None, help="sample: a name (see sim_devices.list_samples), or a measured pattern file (.xy, .xrdml, ...) "
+                             "or a CIF to replay on the simulated beamline; default configured")
     parser.add_argument("--seed", type=int, default=None, help="noise seed; default configured")
     parser.add_argument("--start", type=float, default=5.0, help="first position, degrees")
     parser.add_argument("--stop", type=float, default=60.0, help="last position, degrees")

@@ -91,7 +91,8 @@ def read_pattern(path: PathArg, *, wavelength_A: float | None = None, anode: str
     file = Path(path)
     suffix = file.suffix.lower()
     if file.is_dir():  # a folder (even one named like a pattern file) is never read as one
-        raise IsADirectoryError(f"{file}: is a directory; give the pattern files in it (e.g. {file / '*.xy'})")
+        example = file / f"*{suffix if suffix in SUFFIXES else '.xy'}"  # a folder named scans.xrdml: *.xrdml
+        raise IsADirectoryError(f"{file}: is a directory; give the pattern files in it (e.g. {example})")
     if suffix in BINARY_FORMATS:
         raise ValueError(f"{file}: {BINARY_FORMATS[suffix]}")
     if suffix not in SUFFIXES:

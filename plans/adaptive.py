@@ -74,8 +74,8 @@ def adaptive_scan(
     coarse_step: float = DEFAULT_COARSE_STEP,
     fine_step: float = 0.04,
     dwell: float | None = None,
-    risk: float = DEFAULT_RISK,
-    confidence: float = DEFAULT_CONFIDENCE,
+    risk: float | None = None,
+    confidence: float | None = None,
     early_stop: bool = True,
     timeout: float = DEFAULT_TIMEOUT_S,
     on_agent_failure: str = "fine",
@@ -109,15 +109,15 @@ def adaptive_scan(
         signal is read with every point (``start["adaptive"]["dwell_field"]``) and restored at
         the end of the run, and every reader rescales counts to the run's dwell
         (`patterns.exposure`).
-    risk : float
+    risk : float, optional
         The one knob: the calibrated probability of a wrong answer accepted when the scan stops
-        early (0-1; default 0.02, "stop only when P(wrong) < 2 %"). It sets the confidence the label
+        early (0-1; default `DEFAULT_RISK`, 0.02: "stop only when P(wrong) < 2 %"). It sets the confidence the label
         needs (``1 - risk``); the class must also be stable, in distribution and on a basis
         (`agent.settling`), else the scan runs to `stop`. The reason of every stop is in the
         decision stream.
-    confidence : float
-        The same threshold given directly (``1 - risk``); left at its default it follows `risk`,
-        any other value wins over `risk`.
+    confidence : float, optional
+        The same threshold given directly (``1 - risk``), instead of `risk`. Both given and
+        disagreeing is a `ValueError` (neither silently wins).
     early_stop : bool
         Stop as soon as the class is settled; False always scans to `stop`.
     timeout : float
@@ -154,10 +154,15 @@ def adaptive_scan(
         limits; before anything moves).
     """
     detectors = list(detectors)
-    thresholds = {"risk": float(risk), **(policy or {})}  # policy={"risk": ...} works too
+    if risk is not None and confidence is not None and not math.isclose(float(confidence), 1.0 - float(risk)):
+        raise ValueError(f"give risk or confidence, not both: risk {float(risk):.10g} means confidence "
+                         f"{1.0 - float(risk):.10g}, but confidence {float(confidence):.10g} was given")
+    # only what the user gave reaches the config: its own defaults fill the rest
+    thresholds = {**({"risk": float(risk)} if risk is not None else {}),
+                  **({"confidence": float(confidence)} if confidence is not None and risk is None else {}),
+                  **(policy or {})}  # policy={"risk": ...} works too
     config = PolicyConfig(start=float(start), stop=float(stop), coarse_step=float(coarse_step),
-                          fine_step=float(fine_step), confidence=float(confidence), early_stop=bool(early_stop),
-                          **thresholds)
+                          fine_step=float(fine_step), early_stop=bool(early_stop), **thresholds)
     counts_field, motor_field = _check_setup(detectors, motor, config, timeout, dwell)
     if saturation is not None and not (math.isfinite(saturation) and saturation > 0):
         raise ValueError(f"saturation must be a positive number of counts, got {saturation}")

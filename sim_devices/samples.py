@@ -376,7 +376,7 @@ def sample_from_file(path: str | Path) -> Sample:
         if anode is not None:  # replayed as read, every peak would sit at the wrong angle, silently
             raise ValueError(
                 f"sample file {file}: its header names {anode} K-alpha, but nothing the reader trusts states the "
-                f"wavelength, so its angles would be replayed as {pattern.metadata['wavelength_A']:g} A "
+                f"wavelength, so its angles would be replayed as {pattern.metadata['wavelength_A']:.7g} A "
                 f"(Cu K-alpha1) and every peak would sit at the wrong angle. Convert it once and replay the "
                 f"copy: from patterns import read_pattern, write_xy; "
                 f"write_xy(read_pattern('{file}', anode='{anode}'), '{file.with_suffix('')}-cu.xy')")

@@ -65,7 +65,7 @@ def test_early_stops_give_the_error_rate_the_risk_promises_to_bound() -> None:
     ]
 
 
-def test_a_file_without_a_label_is_judged_against_the_fine_scans_answer() -> None:
+def test_a_file_without_a_label_is_judged_against_the_fine_scans_answer(tmp_path) -> None:
     def row(strategy, knob, predicted, time_s, early=False):
         outcome = ScanOutcome(strategy, knob, "my.xy", None, predicted, 0.8, False, time_s, 100, 0.1, -1)
         outcome.stopped_early = early
@@ -90,6 +90,14 @@ def test_a_file_without_a_label_is_judged_against_the_fine_scans_answer() -> Non
     agent_lines = [line for line in sample_lines(more) if line.startswith("  agent")]
     assert [line.split(":")[0] for line in agent_lines] == ["  agent risk 0.02 (default)", "  agent risk 0.5-0.6",
                                                            "  agent risk 0.8"]
+    # the one-file picture: a bar per named row (curves of a single 0/1 accuracy were unreadable)
+    from bench.loop import sample_rows
+    from bench.loop_curves import plot_sample
+
+    rows_named = sample_rows(more)
+    assert [name for name, _ in rows_named][:3] == ["agent risk 0.02 (default)", "agent risk 0.5-0.6", "agent risk 0.8"]
+    png = plot_sample(rows_named, "my.xy", tmp_path / "my.png")
+    assert png.stat().st_size > 5000
     labelled = judge_unlabelled([_outcome("uniform", 0.04, False, 1000.0)])  # a labelled sample keeps its label
     assert (labelled[0].label, labelled[0].correct, labelled[0].judged_against) == ("a", False, "label")
 

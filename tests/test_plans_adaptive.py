@@ -157,6 +157,10 @@ def test_a_range_outside_the_motor_limits_is_refused_before_any_run(agent: Local
         RE(adaptive_scan([beamline.detector], beamline.motor, start=20.0, stop=10.0, agent=agent))
     with pytest.raises(ValueError):
         RE(adaptive_scan([beamline.detector], beamline.motor, stop=20.0, fine_step=0.4, agent=agent))  # fine > coarse
+    # a risk and a confidence that disagree, whichever equals its default: neither may silently win
+    for risk, confidence in ((0.1, 0.5), (0.02, 0.5), (0.1, 0.98)):
+        with pytest.raises(ValueError, match=f"give risk or confidence, not both: risk {risk:g} means"):
+            RE(adaptive_scan([beamline.detector], beamline.motor, stop=20.0, risk=risk, confidence=confidence, agent=agent))
     assert not collector.records
 
 

@@ -32,6 +32,7 @@ from patterns.header_hints import (
     x_unit_from_name,
 )
 from patterns.pattern import Pattern
+from patterns.radiation import MODEL_WAVELENGTH_A
 from patterns.raw_scan import RawScan, to_pattern
 from patterns.text_columns import decode_text, read_table
 from patterns.vendor_text import read_chi, read_ras, read_uxd
@@ -170,7 +171,9 @@ def write_xy(pattern: Pattern, path: PathArg, *, header: str | None = None) -> P
     path : str or path-like
         Output file; parent folders must exist.
     header : str, optional
-        Comment text written first, each line prefixed with ``# ``.
+        Comment text written first, each line prefixed with ``# ``. Then the wavelength of
+        the angles, Cu K-alpha1, as pyFAI writes it (``# Wavelength: 1.540598e-10 m``), which the
+        readers take as stated by the file.
 
     Returns
     -------
@@ -179,6 +182,10 @@ def write_xy(pattern: Pattern, path: PathArg, *, header: str | None = None) -> P
     """
     file = Path(path)
     lines = [f"# {line}" for line in (header.splitlines() if header else [])]
+    # a Pattern's angles are for the model's Cu K-alpha1: say so in the form the reader trusts (pyFAI's),
+    # so a converted pattern read back is not "assumed Cu" but stated (the original radiation is not
+    # named: a comment naming another tube is what the readers flag as a mismatch)
+    lines.append(f"# Wavelength: {MODEL_WAVELENGTH_A * 1e-10!r} m")
     lines.append("# 2theta_deg intensity")
     # repr() of a float round-trips exactly
     lines.extend(f"{a!r} {b!r}" for a, b in zip(pattern.two_theta.tolist(), pattern.intensity.tolist(), strict=True))

@@ -377,9 +377,9 @@ def sample_from_file(path: str | Path) -> Sample:
             raise ValueError(
                 f"sample file {file}: its header names {anode} K-alpha, but nothing the reader trusts states the "
                 f"wavelength, so its angles would be replayed as {pattern.metadata['wavelength_A']:.7g} A "
-                f"(Cu K-alpha1) and every peak would sit at the wrong angle. Convert it once and replay the "
-                f"copy: from patterns import read_pattern, write_xy; "
-                f"write_xy(read_pattern('{file}', anode='{anode}'), '{file.with_suffix('')}-cu.xy')")
+                f"(Cu K-alpha1) and every peak would sit at the wrong angle. Convert it once (into the current "
+                f"folder) and replay the copy: python -c \"from patterns import read_pattern, write_xy; "
+                f"write_xy(read_pattern('{file}', anode='{anode}'), '{file.stem}-cu.xy')\"")
         return replay_measured(pattern.with_metadata(source=str(file)), str(file))
     from crystals.cif_library import classify_structure
     from pymatgen.core import Structure

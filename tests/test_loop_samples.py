@@ -76,6 +76,7 @@ def test_a_file_measured_with_another_radiation_is_refused_until_converted(tmp_p
     with pytest.raises(ValueError, match=r"header names Co K-alpha.*write_xy\(read_pattern\(.*anode='Co'\)"):
         get_sample(str(co))
     converted = write_xy(read_pattern(co, anode="Co"), tmp_path / "13-co-radiation-cu.xy")  # what the message says
+    assert read_pattern(converted).metadata["wavelength_source"] == "file"  # the copy states Cu: no flag, no refusal
     sample = get_sample(str(converted))
     reference = get_sample(str(FIELD_CASES / "00-reference.xy"))  # the same measurement, measured with Cu
     strongest = reference.grid_deg[np.argmax(reference.rate_density)]

@@ -221,4 +221,5 @@ def test_write_xy_round_trips_exactly(tmp_path: Path) -> None:
     again = read_xy(path)
     np.testing.assert_array_equal(again.two_theta, pattern.two_theta)
     np.testing.assert_array_equal(again.intensity, pattern.intensity)
-    assert path.read_text().startswith("# sample CsPbBr3\n# simulated\n")
+    assert path.read_text().startswith("# sample CsPbBr3\n# simulated\n# Wavelength: 1.540598e-10 m\n")
+    assert again.metadata["wavelength_source"] == "file"  # the axis's radiation is stated, not assumed

@@ -70,6 +70,20 @@ degrees gave 0.686 against 0.709).
 """
 
 
+def check_risk_and_confidence(risk: float, confidence: float) -> None:
+    """Refuse a risk and a confidence given together that disagree (``confidence != 1 - risk``):
+    neither may silently win.
+
+    Raises
+    ------
+    ValueError
+        Naming both (10 digits, so two values never look equal).
+    """
+    if not math.isclose(confidence, 1.0 - risk):
+        raise ValueError(f"give risk or confidence, not both: risk {risk:.10g} means confidence "
+                         f"{1.0 - risk:.10g}, but confidence {confidence:.10g} was given")
+
+
 @dataclass(frozen=True)
 class PolicyConfig:
     """Thresholds of the policy; all recorded in the start document of every adaptive run.
@@ -143,9 +157,8 @@ class PolicyConfig:
         elif not math.isclose(self.confidence, 1.0 - self.risk):
             if not 0 < self.confidence <= 1:
                 raise ValueError(f"confidence must be in (0, 1], got {self.confidence}")
-            if self.risk != DEFAULT_RISK:  # both given and they disagree: neither may silently win
-                raise ValueError(f"give risk or confidence, not both: risk {self.risk:.10g} means confidence "
-                                 f"{1.0 - self.risk:.10g}, but confidence {self.confidence:.10g} was given")
+            if self.risk != DEFAULT_RISK:  # both given (as far as a dataclass can tell): they must agree
+                check_risk_and_confidence(self.risk, self.confidence)
             object.__setattr__(self, "risk", 1.0 - self.confidence)  # an explicit confidence wins over the default risk
         if not (math.isfinite(self.start) and math.isfinite(self.stop)) or self.stop <= self.start:
             raise ValueError(f"scan range must satisfy start < stop, got {self.start}..{self.stop} deg")

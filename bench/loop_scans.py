@@ -187,7 +187,7 @@ class Scanner:
                     timing(position)
                 self._uniform_time[step] = timing.times_s[-1]
             outcomes.append(outcome_of(job, "uniform", step, classify(job.classifier, x[::every], y[::every]),
-                                          self._uniform_time[step], x[::every].size, wall / every))
+                                       self._uniform_time[step], x[::every].size, wall / every))
         return outcomes
 
     def file_step(self, job: Job, step: float) -> ScanOutcome:
@@ -283,8 +283,8 @@ class AgentPath:
             else:
                 n = self.result.trail_points[k]
                 stop = self.result.trail[k]
-                outcome = outcome_of(self.job, "agent", risk, (stop.label, stop.confidence),
-                                                self.times_s[n - 1], n, self.wall_s * n / n_full)
+                outcome = outcome_of(self.job, "agent", risk, (stop.label, stop.confidence), self.times_s[n - 1], n,
+                                     self.wall_s * n / n_full)
                 outcome.stopped_early = True
                 outcomes.append(outcome)
         return outcomes

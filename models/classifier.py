@@ -34,7 +34,7 @@ from models.model_files import (
     read_model_dir,
     write_model_dir,
 )
-from models.prediction import Prediction
+from models.prediction import Prediction, scaled_cam
 from models.preprocess import PREPROCESSING_VERSION, preprocess_torch
 from models.xrdnet import FusedXRDNet, XRDNet
 from patterns.datasets import task_classes
@@ -286,13 +286,12 @@ class Classifier:
             adjusted, novelties, flags = self.memory.adjust(probabilities[None], pooled.float().cpu().numpy())
             probabilities, novelty, novel = adjusted[0], float(novelties[0]), bool(flags[0])
         best = int(probabilities.argmax())
-        cam = top_cam[0].float().cpu().numpy().clip(min=0)
-        peak = cam.max()
+        cam = scaled_cam(top_cam[0].float().cpu().numpy())
         return Prediction(
             probabilities=probabilities,
             label=self.classes[best],
             confidence=float(probabilities[best]),
-            cam=cam / peak if peak > 0 else cam,
+            cam=cam,
             coverage=coverage(mask),
             classes=self.classes,
             measured=mask,

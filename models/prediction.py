@@ -8,6 +8,14 @@ from typing import Any
 import numpy as np
 
 
+def scaled_cam(cam: np.ndarray) -> np.ndarray:
+    """A raw class activation map as `Prediction.cam` holds one: clipped at 0, scaled to a maximum
+    of 1 (left at 0 when nothing is positive)."""
+    cam = np.clip(cam, 0.0, None)
+    peak = cam.max()
+    return cam / peak if peak > 0 else cam
+
+
 @dataclass(frozen=True)
 class Prediction:
     """The classifier's answer for one (possibly partial) scan.
@@ -57,11 +65,7 @@ class Prediction:
     def cam_of(self, class_index: int) -> np.ndarray | None:
         """float [1376] CAM of any class as ``cam`` is of ``label`` (clipped at 0, maximum 1, 0 where
         unmeasured); None without ``class_cams``."""
-        if self.class_cams is None:
-            return None
-        cam = np.clip(self.class_cams[class_index], 0.0, None)
-        peak = cam.max()
-        return cam / peak if peak > 0 else cam
+        return None if self.class_cams is None else scaled_cam(self.class_cams[class_index])
 
     def top(self, k: int = 3) -> list[tuple[str, float]]:
         """The ``k`` most probable classes with their probabilities, best first."""

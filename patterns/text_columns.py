@@ -142,24 +142,24 @@ def split_fields(line: str) -> list[str]:
 
     Quotes around fields (spreadsheet CSV exports: ``"10.5","1200"``) are removed first.
     """
-    line = line.replace('"', " ").replace("'", " ")
-    if ";" in line:
-        return [f.strip().replace(",", ".") for f in line.split(";") if f.strip()]
-    fields = [f.rstrip(",") for f in line.split()]
-    fields = [f for f in fields if f]
-    if len(fields) == 1 and "," in fields[0]:
-        return [f.strip() for f in fields[0].split(",") if f.strip()]
-    return [f.replace(",", ".") for f in fields]
+    return _split(line)[0]
 
 
 def has_decimal_comma(line: str) -> bool:
-    """Whether `split_fields` reads a comma of this line as a decimal mark (same rules)."""
+    """Whether `split_fields` reads a comma of this line as a decimal mark."""
+    return _split(line)[1]
+
+
+def _split(line: str) -> tuple[list[str], bool]:
+    """`split_fields`'s fields and whether a comma in them was a decimal mark (one set of rules for both)."""
     line = line.replace('"', " ").replace("'", " ")
     if ";" in line:
-        return any("," in f for f in line.split(";"))
-    fields = [f.rstrip(",") for f in line.split()]
-    fields = [f for f in fields if f]
-    return len(fields) > 1 and any("," in f for f in fields)
+        fields = [f.strip() for f in line.split(";") if f.strip()]
+    else:
+        fields = [f for f in (f.rstrip(",") for f in line.split()) if f]
+        if len(fields) == 1 and "," in fields[0]:  # one comma-separated field: CSV, the commas separate
+            return [f.strip() for f in fields[0].split(",") if f.strip()], False
+    return [f.replace(",", ".") for f in fields], any("," in f for f in fields)
 
 
 def to_float(text: str) -> float | None:
@@ -205,11 +205,11 @@ def read_table(file: Path, lines: list[str], first_line_number: int = 1, *, enco
             if stripped and not rows and not singles:
                 header.append(stripped.lstrip("#;!* \t"))
             continue
-        fields = split_fields(stripped)
+        fields, decimal_comma = _split(stripped)
         values = [to_float(f) for f in fields[:2]]
         if len(fields) >= 2 and values[0] is not None and values[1] is not None:
             rows.append((number, values[0], values[1], len(fields)))
-            decimal_commas += has_decimal_comma(stripped)
+            decimal_commas += decimal_comma
         elif len(fields) == 1 and values[0] is not None:
             singles.append((number, line))
         elif not rows and not singles:

@@ -38,13 +38,13 @@ import bluesky.preprocessors as bpp
 from bluesky.utils import RunEngineControlException
 
 from agent.policy import DEFAULT_COARSE_STEP, PolicyConfig
+from agent.policy_config import check_risk_and_confidence
 from plans.decision_loop import DecisionLoop, ScanProgress, outcome_reason
 from plans.decision_stream import DECISIONS_STREAM, make_decision_record
 
-__all__ = ["DEFAULT_CONFIDENCE", "DEFAULT_RISK", "DEFAULT_TIMEOUT_S", "DecisionLoop", "RunUid", "ScanProgress", "ScanRangeError", "adaptive_scan"]
+__all__ = ["DEFAULT_RISK", "DEFAULT_TIMEOUT_S", "DecisionLoop", "RunUid", "ScanProgress", "ScanRangeError", "adaptive_scan"]
 
 DEFAULT_RISK = PolicyConfig.risk
-DEFAULT_CONFIDENCE = PolicyConfig.confidence
 DEFAULT_TIMEOUT_S = 1.0
 """How long the plan waits for each decision before it falls back to fine steps, seconds."""
 
@@ -154,9 +154,8 @@ def adaptive_scan(
         limits; before anything moves).
     """
     detectors = list(detectors)
-    if risk is not None and confidence is not None and not math.isclose(float(confidence), 1.0 - float(risk)):
-        raise ValueError(f"give risk or confidence, not both: risk {float(risk):.10g} means confidence "
-                         f"{1.0 - float(risk):.10g}, but confidence {float(confidence):.10g} was given")
+    if risk is not None and confidence is not None:  # here a default typed in counts as given
+        check_risk_and_confidence(float(risk), float(confidence))
     # only what the user gave reaches the config: its own defaults fill the rest
     thresholds = {**({"risk": float(risk)} if risk is not None else {}),
                   **({"confidence": float(confidence)} if confidence is not None and risk is None else {}),
